@@ -3,12 +3,25 @@
 //! ```text
 //!  clients ──EventLog trait / gRPC──▶ LocalEventLog ──bounded queue──▶ writer thread
 //!                                         │                              │ plan, encode, chain
-//!                                         │◀──── head (watch) ───────────┤ one fsync per group
+//!                                         │◀──── durable head (watch) ───┤ one fsync per group
 //!                                         ▼                              ▼
 //!                                    readers, subscriptions ◀──────── Store (sled)
 //! ```
 //! It owns storage, ordering, optimistic concurrency, idempotency and the hash chain. It must
 //! not know any service's events: payloads are opaque bytes.
 
+mod config;
+pub mod grpc;
+mod local;
+mod planner;
+mod read;
 pub mod record;
 pub mod store;
+mod subscribe;
+mod validate;
+mod verify;
+mod writer;
+
+pub use config::EventLogConfig;
+pub use local::LocalEventLog;
+pub use verify::{Verdict, verify};

@@ -57,7 +57,7 @@ pub enum Scan {
 }
 
 /// The storage engine under the log.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn head(&self) -> Result<StoreHead, LogError>;
     /// The stream's last version; `None` when it does not exist.
     fn last_version(&self, stream_id: &StreamId) -> Result<Option<Version>, LogError>;

@@ -1,0 +1,151 @@
+//! [`LocalEventLog`]: the log in this process — the [`EventLog`] implementation that the
+//! embedded `haven up` hands to every service and that the gRPC server exposes.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use haven_eventlog_client::{
+    AllSlice, AppendOutcome, BatchItemOutcome, EventLog, Head, LogError, ReadStream, StreamAppend, StreamSlice,
+    Subscription,
+};
+use haven_kernel::{ExpectedVersion, Position, StreamId};
+use haven_proto::v1::{EventFilter, ProposedEvent};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::EventLogConfig;
+use crate::store::{SledStore, Store, StoreHead};
+use crate::subscribe::{self, SubscribeLimits};
+use crate::writer::{WriteRequest, Writer};
+use crate::{read, validate};
+
+/// The event log, open in this process.
+#[derive(Clone, Debug)]
+pub struct LocalEventLog {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: EventLogConfig,
+    store: Arc<dyn Store>,
+    head: watch::Receiver<StoreHead>,
+    /// Taken on close; `None` once closed.
+    writer: Mutex<Option<Writer>>,
+}
+
+impl LocalEventLog {
+    /// Opens the log stored in `dir` (created when missing) and starts its writer.
+    pub fn open(dir: &Path, config: EventLogConfig) -> Result<Self, LogError> {
+        config.validate().map_err(|(field, reason)| LogError::invalid(format!("eventlog.{field}"), reason))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LogError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, config.cache_bytes)?);
+        Self::with_store(store, config)
+    }
+
+    /// Starts a log on an already open store.
+    pub fn with_store(store: Arc<dyn Store>, config: EventLogConfig) -> Result<Self, LogError> {
+        let (head_tx, head) = watch::channel(store.head()?);
+        let writer = Writer::start(Arc::clone(&store), &config, head_tx);
+        Ok(LocalEventLog { inner: Arc::new(Inner { config, store, head, writer: Mutex::new(Some(writer)) }) })
+    }
+
+    /// Stops accepting writes, waits for queued ones to be written and answered, and stops
+    /// the writer. Reads keep working; appends afterwards get `Unavailable`.
+    pub async fn close(&self) {
+        let writer = self.inner.writer.lock().expect("writer lock").take();
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+    }
+
+    /// The store's size on disk in bytes.
+    pub fn size_on_disk(&self) -> Result<u64, LogError> {
+        self.inner.store.size_on_disk()
+    }
+
+    /// The configuration the log runs with.
+    pub fn config(&self) -> &EventLogConfig {
+        &self.inner.config
+    }
+
+    fn durable_head(&self) -> StoreHead {
+        *self.inner.head.borrow()
+    }
+
+    async fn submit(&self, appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError> {
+        // The writer's queue handle is cloned per call and dropped once the request is queued,
+        // so closing the log (taking the writer) lets the writer thread drain and stop.
+        let queue: Option<mpsc::Sender<WriteRequest>> =
+            self.inner.writer.lock().expect("writer lock").as_ref().map(Writer::queue);
+        let Some(queue) = queue else {
+            return Err(LogError::Unavailable("the event log is shutting down".into()));
+        };
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(WriteRequest { appends, reply })
+            .await
+            .map_err(|_| LogError::Unavailable("the event log is shutting down".into()))?;
+        answer.await.map_err(|_| LogError::Unavailable("the event log writer stopped".into()))?
+    }
+
+    /// Runs a blocking store read off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn Store, StoreHead) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let store = Arc::clone(&self.inner.store);
+        let head = self.durable_head();
+        tokio::task::spawn_blocking(move || read(store.as_ref(), head))
+            .await
+            .map_err(|e| LogError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl EventLog for LocalEventLog {
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<ProposedEvent>,
+    ) -> Result<AppendOutcome, LogError> {
+        validate::check_append(&events, &self.inner.config)?;
+        let append = StreamAppend { stream_id: stream_id.clone(), expected, events };
+        let mut outcomes = self.submit(vec![append]).await?;
+        debug_assert_eq!(outcomes.len(), 1);
+        outcomes.pop().expect("one outcome per stream append").map_err(LogError::from)
+    }
+
+    async fn append_batch(&self, appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError> {
+        validate::check_batch(&appends, &self.inner.config)?;
+        self.submit(appends).await
+    }
+
+    async fn read_stream(&self, read: ReadStream) -> Result<StreamSlice, LogError> {
+        let limit = validate::read_limit(read.limit, &self.inner.config)?;
+        self.blocking(move |store, head| read::read_stream(store, head, &read, limit)).await
+    }
+
+    async fn read_all(&self, from: Position, limit: u32, filter: &EventFilter) -> Result<AllSlice, LogError> {
+        let limit = validate::read_limit(limit, &self.inner.config)?;
+        let filter = filter.clone();
+        self.blocking(move |store, head| read::read_all(store, head, from, limit, &filter)).await
+    }
+
+    async fn subscribe(&self, from: Position, filter: EventFilter) -> Result<Subscription, LogError> {
+        let config = &self.inner.config;
+        let limits = SubscribeLimits {
+            page_events: config.default_read_limit as usize,
+            buffer_batches: config.subscriber_buffer_batches,
+            slow_timeout: config.slow_subscriber_timeout(),
+        };
+        Ok(subscribe::subscribe(Arc::clone(&self.inner.store), self.inner.head.clone(), from, filter, limits))
+    }
+
+    async fn head(&self) -> Result<Head, LogError> {
+        let head = self.durable_head();
+        Ok(Head { next_position: head.next_position, head_hash: head.head_hash })
+    }
+}
