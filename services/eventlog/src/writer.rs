@@ -39,9 +39,16 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on top of the store's durable head, published on `head`.
-    pub fn start(store: Arc<dyn Store>, config: &EventLogConfig, head: watch::Sender<StoreHead>) -> Self {
+    pub fn start(
+        store: Arc<dyn Store>,
+        config: &EventLogConfig,
+        head: watch::Sender<StoreHead>,
+    ) -> Self {
         let (queue, requests) = mpsc::channel(config.write_queue_depth);
-        let limits = GroupLimits { max_events: config.group_commit_max_events, max_bytes: config.group_commit_max_bytes };
+        let limits = GroupLimits {
+            max_events: config.group_commit_max_events,
+            max_bytes: config.group_commit_max_bytes,
+        };
         let thread = std::thread::Builder::new()
             .name("haven-eventlog-writer".into())
             .spawn(move || run(store, requests, head, limits))
@@ -88,7 +95,11 @@ fn run(
         let mut events = 0usize;
         let mut next = Some(first);
         while let Some(request) = next.take() {
-            events += request.appends.iter().map(|a| a.events.len()).sum::<usize>();
+            events += request
+                .appends
+                .iter()
+                .map(|a| a.events.len())
+                .sum::<usize>();
             let result = planner.plan(&request.appends);
             answered.push((request, result));
             if events >= limits.max_events || planner.bytes() >= limits.max_bytes {
@@ -103,12 +114,18 @@ fn run(
                 tracing::error!(%error, "event log write failed; refusing writes until restart");
                 let reason = format!("the event store failed a write ({error}); restart the node");
                 for (request, _) in answered {
-                    let _ = request.reply.send(Err(LogError::Unavailable(reason.clone())));
+                    let _ = request
+                        .reply
+                        .send(Err(LogError::Unavailable(reason.clone())));
                 }
                 failed = Some(reason);
                 continue;
             }
-            tracing::trace!(events = written, requests = answered.len(), "group committed");
+            tracing::trace!(
+                events = written,
+                requests = answered.len(),
+                "group committed"
+            );
             head.send_replace(new_head);
         }
         for (request, result) in answered {
@@ -120,6 +137,11 @@ fn run(
 
 /// The commit time stamped on a group: the log's clock is the only one read here.
 fn now() -> prost_types::Timestamp {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    prost_types::Timestamp { seconds: since_epoch.as_secs() as i64, nanos: since_epoch.subsec_nanos() as i32 }
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: since_epoch.as_secs() as i64,
+        nanos: since_epoch.subsec_nanos() as i32,
+    }
 }

@@ -27,11 +27,15 @@ async fn grpc_client_passes_the_suite() {
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
-                let _ = stopped.await;
-            }),
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = stopped.await;
+                },
+            ),
     );
-    let client = GrpcEventLog::connect_lazy(&format!("http://{addr}"), Duration::from_secs(10)).unwrap();
+    let client =
+        GrpcEventLog::connect_lazy(&format!("http://{addr}"), Duration::from_secs(10)).unwrap();
     conformance::run_all(&client).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
