@@ -1,0 +1,120 @@
+//! `haven up` as a user runs it: a real process on loopback ports.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn start(data_dir: &std::path::Path, grpc: u16, http: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["up", "--data-dir"])
+        .arg(data_dir)
+        .args([
+            "--grpc-addr",
+            &format!("127.0.0.1:{grpc}"),
+            "--http-addr",
+            &format!("127.0.0.1:{http}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_ready(child: &mut Child, http: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "haven up exited before it was ready"
+        );
+        if http_status(http, "/readyz") == Some(200) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("haven up never became ready");
+}
+
+#[test]
+fn up_becomes_ready_and_stops_cleanly_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let mut child = start(dir.path(), grpc, http);
+    wait_ready(&mut child, http);
+    assert_eq!(http_status(http, "/healthz"), Some(200));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "Ctrl-C is a clean exit");
+    let verify = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["log", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(verify.status.success());
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).starts_with("OK: "),
+        "the stopped log verifies"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let grpc = taken.local_addr().unwrap().port();
+    let output = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["up", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--grpc-addr",
+            &format!("127.0.0.1:{grpc}"),
+            "--http-addr",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--grpc-addr") && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_bad_flag_is_refused_naming_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["up", "--grpc-addr", "not-an-address"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--grpc-addr"), "{stderr}");
+}
