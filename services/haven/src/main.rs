@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod config;
 mod up;
 mod verify;
 
@@ -14,6 +16,9 @@ mod verify;
 #[derive(Debug, Parser)]
 #[command(name = "haven", version, about, long_about = None)]
 struct Cli {
+    /// A TOML config file. Precedence: defaults < this file < HAVEN_* variables < flags.
+    #[arg(long, global = true, env = "HAVEN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run everything in one process: the event log, gRPC on one port, the HTTP gateway.
     Up(UpArgs),
+    /// Print the effective configuration (defaults < file < HAVEN_* < flags) as JSON.
+    Config(UpArgs),
     /// Event log tools.
     Log {
         #[command(subcommand)]
@@ -29,17 +36,32 @@ enum Command {
     },
 }
 
+/// Flags of the commands that run Haven; each overrides the config file and HAVEN_*.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
-    /// Where the event log keeps its data.
-    #[arg(long, default_value = "./haven-data")]
-    pub data_dir: PathBuf,
-    /// Address for every gRPC service (with gRPC health and reflection).
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub grpc_addr: SocketAddr,
-    /// Address for the HTTP gateway (/healthz, /readyz).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http_addr: SocketAddr,
+    /// Where the event log keeps its data [default: ./haven-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address for every gRPC service, with gRPC health and reflection [default: 127.0.0.1:7070].
+    #[arg(long, value_name = "ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+    /// Address for the HTTP gateway [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Log filter, e.g. `info` or `haven_eventlog=debug,info` [default: info].
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+impl UpArgs {
+    fn overrides(&self) -> config::FlagOverrides {
+        config::FlagOverrides {
+            data_dir: self.data_dir.clone(),
+            grpc_addr: self.grpc_addr,
+            http_addr: self.http_addr,
+            log: self.log.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,25 +76,25 @@ enum LogCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("haven: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match cli.command {
-        Command::Up(args) => runtime.block_on(up::run(args)),
+    let load = |args: &UpArgs| config::HavenConfig::load(cli.config.as_deref(), &args.overrides());
+    let result = match &cli.command {
+        Command::Up(args) => load(args).and_then(|config| {
+            init_tracing(&config.log);
+            runtime()?.block_on(up::run(config))
+        }),
+        Command::Config(args) => load(args).map(|config| {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config).expect("the config serialises")
+            );
+            ExitCode::SUCCESS
+        }),
         Command::Log {
             command: LogCommand::Verify { data_dir },
-        } => verify::run(&data_dir),
+        } => {
+            init_tracing("info");
+            verify::run(data_dir)
+        }
     };
     match result {
         Ok(code) => code,
@@ -81,4 +103,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn init_tracing(filter: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let targets: tracing_subscriber::filter::Targets = filter.parse().unwrap_or_default();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_writer(std::io::stderr),
+        )
+        .with(targets)
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

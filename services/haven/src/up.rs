@@ -13,12 +13,12 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use haven_eventlog::LocalEventLog;
 use haven_eventlog::grpc::EventLogService;
-use haven_eventlog::{EventLogConfig, LocalEventLog};
 use haven_eventlog_client::EventLog;
 use tokio::sync::watch;
 
-use crate::UpArgs;
+use crate::config::HavenConfig;
 
 async fn bind(addr: std::net::SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -26,10 +26,10 @@ async fn bind(addr: std::net::SocketAddr, flag: &str) -> anyhow::Result<tokio::n
     })
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: HavenConfig) -> anyhow::Result<ExitCode> {
     let grpc_listener = bind(args.grpc_addr, "--grpc-addr").await?;
     let http_listener = bind(args.http_addr, "--http-addr").await?;
-    let log = LocalEventLog::open(&args.data_dir.join("eventlog"), EventLogConfig::default())
+    let log = LocalEventLog::open(&args.data_dir.join("eventlog"), args.eventlog.clone())
         .with_context(|| format!("opening the event log in {}", args.data_dir.display()))?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -82,14 +82,28 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop.send(true);
-    let (grpc_result, http_result) = tokio::join!(grpc_task, http_task);
+    // In-flight requests get the grace period; long-lived streams (subscriptions) are cut at
+    // its end, so a stop never hangs on a client that does not hang up.
+    let grace = std::time::Duration::from_millis(args.shutdown_grace_ms);
+    let servers = async { tokio::join!(grpc_task, http_task) };
+    match tokio::time::timeout(grace, servers).await {
+        Ok((grpc_result, http_result)) => {
+            grpc_result
+                .context("gRPC server task")?
+                .context("gRPC server")?;
+            http_result
+                .context("HTTP server task")?
+                .context("HTTP server")?;
+        }
+        Err(_elapsed) => {
+            tracing::warn!(
+                grace_ms = args.shutdown_grace_ms,
+                "connections still open after the grace period; closing them"
+            )
+        }
+    }
+    // Every acknowledged append is already fsynced; this drains what is queued and stops the writer.
     log.close().await;
-    grpc_result
-        .context("gRPC server task")?
-        .context("gRPC server")?;
-    http_result
-        .context("HTTP server task")?
-        .context("HTTP server")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,96 @@
+//! The one configuration of a `haven` process: defaults < config file < `HAVEN_*` environment
+//! variables < command-line flags. Unknown keys are refused wherever they come from, and a bad
+//! value stops the start with a message naming the key and where it came from.
+//!
+//! Environment variables nest with `__`: `HAVEN_EVENTLOG__CACHE_BYTES=67108864` sets
+//! `eventlog.cache_bytes`. `HAVEN_CONFIG` names the config file (same as `--config`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use haven_eventlog::EventLogConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything a `haven` process can be configured with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HavenConfig {
+    /// Where the event log and every other component keep their data.
+    pub data_dir: PathBuf,
+    /// Address of the one gRPC port serving every service, health and reflection.
+    pub grpc_addr: SocketAddr,
+    /// Address of the HTTP gateway (`/healthz`, `/readyz`, `/metrics`).
+    pub http_addr: SocketAddr,
+    /// Log filter: a level (`info`) or per-crate directives (`haven_eventlog=debug,info`).
+    pub log: String,
+    /// How long in-flight requests may take to finish after a shutdown signal, in ms.
+    pub shutdown_grace_ms: u64,
+    /// The event log's limits and tuning.
+    pub eventlog: EventLogConfig,
+}
+
+impl Default for HavenConfig {
+    fn default() -> Self {
+        HavenConfig {
+            data_dir: PathBuf::from("./haven-data"),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log: "info".into(),
+            shutdown_grace_ms: 1_500,
+            eventlog: EventLogConfig::default(),
+        }
+    }
+}
+
+/// Values given as flags; `None` leaves the lower layers' value.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+}
+
+impl HavenConfig {
+    /// Loads the layers in order of precedence and checks the result.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(HavenConfig::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                anyhow::bail!(
+                    "config file {} does not exist or is not a file",
+                    file.display()
+                );
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: HavenConfig = figment
+            .merge(Env::prefixed("HAVEN_").ignore(&["CONFIG"]).split("__"))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+        config.eventlog.validate().map_err(|(field, reason)| {
+            anyhow::anyhow!("invalid configuration: eventlog.{field} {reason}")
+        })?;
+        if config.shutdown_grace_ms == 0 {
+            anyhow::bail!("invalid configuration: shutdown_grace_ms must be greater than 0");
+        }
+        config
+            .log
+            .parse::<tracing_subscriber::filter::Targets>()
+            .with_context(|| {
+                format!(
+                    "invalid configuration: log filter {:?} is not a level or directive list",
+                    config.log
+                )
+            })?;
+        Ok(config)
+    }
+}

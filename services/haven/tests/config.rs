@@ -1,0 +1,125 @@
+//! Configuration precedence and refusals, through the real binary: defaults < file <
+//! HAVEN_* < flags; unknown keys and bad values are refused naming them.
+
+use std::process::{Command, Output};
+
+fn haven(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_haven"));
+    command.args(args);
+    // A developer's own HAVEN_* variables must not leak into the test.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HAVEN_")) {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().copied());
+    command.output().unwrap()
+}
+
+fn effective(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let output = haven(args, env);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn refusal(args: &[&str], env: &[(&str, &str)]) -> String {
+    let output = haven(args, env);
+    assert_eq!(output.status.code(), Some(1));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn each_layer_overrides_the_one_below() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("haven.toml");
+    std::fs::write(
+        &file,
+        "grpc_addr = \"127.0.0.1:1001\"\nhttp_addr = \"127.0.0.1:2001\"\nlog = \"warn\"\n[eventlog]\ncache_bytes = 1000\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+
+    let defaults = effective(&["config"], &[]);
+    assert_eq!(defaults["grpc_addr"], "127.0.0.1:7070");
+    assert_eq!(defaults["http_addr"], "127.0.0.1:8080");
+    assert_eq!(defaults["data_dir"], "./haven-data");
+
+    let from_file = effective(&["config", "--config", file], &[]);
+    assert_eq!(from_file["grpc_addr"], "127.0.0.1:1001");
+    assert_eq!(from_file["eventlog"]["cache_bytes"], 1000);
+    assert_eq!(
+        from_file["data_dir"], "./haven-data",
+        "unset keys keep their defaults"
+    );
+
+    let env = [
+        ("HAVEN_GRPC_ADDR", "127.0.0.1:1002"),
+        ("HAVEN_EVENTLOG__CACHE_BYTES", "2000"),
+    ];
+    let from_env = effective(&["config", "--config", file], &env);
+    assert_eq!(
+        from_env["grpc_addr"], "127.0.0.1:1002",
+        "environment beats the file"
+    );
+    assert_eq!(
+        from_env["http_addr"], "127.0.0.1:2001",
+        "the file still sets what env does not"
+    );
+    assert_eq!(
+        from_env["eventlog"]["cache_bytes"], 2000,
+        "nested keys with __"
+    );
+
+    let from_flags = effective(
+        &[
+            "config",
+            "--config",
+            file,
+            "--grpc-addr",
+            "127.0.0.1:1003",
+            "--log",
+            "debug",
+        ],
+        &env,
+    );
+    assert_eq!(
+        from_flags["grpc_addr"], "127.0.0.1:1003",
+        "flags beat the environment"
+    );
+    assert_eq!(from_flags["log"], "debug");
+
+    let file_from_env = effective(&["config"], &[("HAVEN_CONFIG", file)]);
+    assert_eq!(
+        file_from_env["grpc_addr"], "127.0.0.1:1001",
+        "HAVEN_CONFIG names the file"
+    );
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.toml");
+    std::fs::write(&file, "grpc_adr = \"127.0.0.1:1\"\n").unwrap();
+    let message = refusal(&["up", "--config", file.to_str().unwrap()], &[]);
+    assert!(message.contains("grpc_adr"), "{message}");
+
+    let message = refusal(&["config"], &[("HAVEN_GRPC_PORT", "1")]);
+    assert!(
+        message.contains("GRPC_PORT") || message.contains("grpc_port"),
+        "{message}"
+    );
+
+    let message = refusal(&["config"], &[("HAVEN_EVENTLOG__CACHE_BYTES", "lots")]);
+    assert!(message.contains("CACHE_BYTES"), "{message}");
+
+    let message = refusal(&["config"], &[("HAVEN_EVENTLOG__CACHE_BYTES", "0")]);
+    assert!(message.contains("eventlog.cache_bytes"), "{message}");
+
+    let message = refusal(&["config", "--log", "not a=filter=at all"], &[]);
+    assert!(message.contains("log filter"), "{message}");
+
+    let message = refusal(&["config", "--config", "/nonexistent/haven.toml"], &[]);
+    assert!(message.contains("/nonexistent/haven.toml"), "{message}");
+}
