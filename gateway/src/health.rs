@@ -48,10 +48,18 @@ pub async fn readyz(State(state): State<GatewayState>) -> impl IntoResponse {
         .readiness
         .report()
         .into_iter()
-        .map(|c| ComponentBody { name: c.name, ready: c.ready, reason: c.reason })
+        .map(|c| ComponentBody {
+            name: c.name,
+            ready: c.ready,
+            reason: c.reason,
+        })
         .collect();
     let ready = !components.is_empty() && components.iter().all(|c| c.ready);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(ReadinessBody { ready, components }))
 }
 
@@ -59,7 +67,10 @@ pub async fn readyz(State(state): State<GatewayState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, description = "Prometheus text format", body = String)))]
 pub async fn metrics(State(state): State<GatewayState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
 }

@@ -28,7 +28,10 @@ pub struct GatewayState {
 /// The OpenAPI document of everything the gateway serves.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Haven gateway", description = "Haven's HTTP API: health, readiness, metrics and the JSON API for people."),
+    info(
+        title = "Haven gateway",
+        description = "Haven's HTTP API: health, readiness, metrics and the JSON API for people."
+    ),
     paths(health::healthz, health::readyz, health::metrics, openapi_json),
     components(schemas(ReadinessBody, ComponentBody))
 )]

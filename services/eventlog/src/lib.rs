@@ -13,6 +13,7 @@
 mod config;
 pub mod grpc;
 mod local;
+mod metrics;
 mod planner;
 mod read;
 pub mod record;

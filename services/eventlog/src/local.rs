@@ -14,6 +14,7 @@ use haven_proto::v1::{EventFilter, ProposedEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::EventLogConfig;
+use crate::metrics::LogMetrics;
 use crate::store::{SledStore, Store, StoreHead};
 use crate::subscribe::{self, SubscribeLimits};
 use crate::writer::{WriteRequest, Writer};
@@ -30,6 +31,7 @@ struct Inner {
     config: EventLogConfig,
     store: Arc<dyn Store>,
     head: watch::Receiver<StoreHead>,
+    metrics: LogMetrics,
     /// Taken on close; `None` once closed.
     writer: Mutex<Option<Writer>>,
 }
@@ -49,12 +51,17 @@ impl LocalEventLog {
     /// Starts a log on an already open store.
     pub fn with_store(store: Arc<dyn Store>, config: EventLogConfig) -> Result<Self, LogError> {
         let (head_tx, head) = watch::channel(store.head()?);
-        let writer = Writer::start(Arc::clone(&store), &config, head_tx);
+        let metrics = LogMetrics::default();
+        metrics
+            .head_position
+            .set(head.borrow().next_position.0 as i64);
+        let writer = Writer::start(Arc::clone(&store), &config, head_tx, metrics.clone());
         Ok(LocalEventLog {
             inner: Arc::new(Inner {
                 config,
                 store,
                 head,
+                metrics,
                 writer: Mutex::new(Some(writer)),
             }),
         })
@@ -67,6 +74,11 @@ impl LocalEventLog {
         if let Some(writer) = writer {
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }
+    }
+
+    /// Registers the log's metrics (`haven_eventlog_…`) with the process registry.
+    pub fn register_metrics(&self, metrics: &haven_runtime::Metrics) {
+        self.inner.metrics.register(metrics);
     }
 
     /// The store's size on disk in bytes.

@@ -20,6 +20,7 @@ use haven_eventlog_client::{BatchItemOutcome, LogError, StreamAppend};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::EventLogConfig;
+use crate::metrics::LogMetrics;
 use crate::planner::Planner;
 use crate::store::{Store, StoreHead};
 
@@ -43,6 +44,7 @@ impl Writer {
         store: Arc<dyn Store>,
         config: &EventLogConfig,
         head: watch::Sender<StoreHead>,
+        metrics: LogMetrics,
     ) -> Self {
         let (queue, requests) = mpsc::channel(config.write_queue_depth);
         let limits = GroupLimits {
@@ -51,7 +53,7 @@ impl Writer {
         };
         let thread = std::thread::Builder::new()
             .name("haven-eventlog-writer".into())
-            .spawn(move || run(store, requests, head, limits))
+            .spawn(move || run(store, requests, head, limits, metrics))
             .expect("the OS can start one thread");
         Writer { queue, thread }
     }
@@ -82,6 +84,7 @@ fn run(
     mut requests: mpsc::Receiver<WriteRequest>,
     head: watch::Sender<StoreHead>,
     limits: GroupLimits,
+    metrics: LogMetrics,
 ) {
     let mut failed: Option<String> = None;
     while let Some(first) = requests.blocking_recv() {
@@ -110,7 +113,13 @@ fn run(
         let (set, new_head) = planner.finish();
         if let Some(set) = set {
             let written = set.records.len();
-            if let Err(error) = store.write(set) {
+            let started = std::time::Instant::now();
+            let result = store.write(set);
+            metrics
+                .write_seconds
+                .observe(started.elapsed().as_secs_f64());
+            if let Err(error) = result {
+                metrics.failed_writes.inc();
                 tracing::error!(%error, "event log write failed; refusing writes until restart");
                 let reason = format!("the event store failed a write ({error}); restart the node");
                 for (request, _) in answered {
@@ -127,6 +136,10 @@ fn run(
                 "group committed"
             );
             head.send_replace(new_head);
+            metrics.events_appended.inc_by(written as u64);
+            metrics.group_commits.inc();
+            metrics.group_events.observe(written as f64);
+            metrics.head_position.set(new_head.next_position.0 as i64);
         }
         for (request, result) in answered {
             // A caller that gave up (timeout, cancelled) no longer listens; its write stands.

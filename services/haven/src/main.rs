@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod config;
+mod tail;
 mod up;
 mod verify;
 
@@ -51,6 +52,9 @@ pub struct UpArgs {
     /// Log filter, e.g. `info` or `haven_eventlog=debug,info` [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Seed a demo trust with invented schools (once; later starts find it already there).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 impl UpArgs {
@@ -72,6 +76,18 @@ enum LogCommand {
         #[arg(long, default_value = "./haven-data")]
         data_dir: PathBuf,
     },
+    /// Print events of a running node, one line each (no payloads).
+    Tail {
+        /// The node's gRPC address.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        grpc_addr: SocketAddr,
+        /// First global position to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most events to print.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,7 +96,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Up(args) => load(args).and_then(|config| {
             init_tracing(&config.log);
-            runtime()?.block_on(up::run(config))
+            runtime()?.block_on(up::run(config, args.demo))
         }),
         Command::Config(args) => load(args).map(|config| {
             println!(
@@ -95,6 +111,14 @@ fn main() -> ExitCode {
             init_tracing("info");
             verify::run(data_dir)
         }
+        Command::Log {
+            command:
+                LogCommand::Tail {
+                    grpc_addr,
+                    from,
+                    limit,
+                },
+        } => runtime().and_then(|runtime| runtime.block_on(tail::run(*grpc_addr, *from, *limit))),
     };
     match result {
         Ok(code) => code,

@@ -118,3 +118,76 @@ fn a_bad_flag_is_refused_naming_it() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--grpc-addr"), "{stderr}");
 }
+
+fn stop(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "Ctrl-C is a clean exit"
+    );
+}
+
+fn verified_events(dir: &std::path::Path) -> u64 {
+    let verify = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["log", "verify", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(verify.status.success(), "{stdout}");
+    stdout
+        .strip_prefix("OK: ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    for _round in 0..2 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(["up", "--demo", "--data-dir"])
+            .arg(dir.path())
+            .args([
+                "--grpc-addr",
+                &format!("127.0.0.1:{grpc}"),
+                "--http-addr",
+                &format!("127.0.0.1:{http}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_ready(&mut child, http);
+        let tail = Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(["log", "tail", "--grpc-addr", &format!("127.0.0.1:{grpc}")])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&tail.stdout).into_owned();
+        assert!(tail.status.success(), "{listing}");
+        assert_eq!(
+            listing.matches("identity.SchoolRegistered").count(),
+            5,
+            "{listing}"
+        );
+        assert_eq!(
+            listing.matches("identity.TrustEstablished").count(),
+            1,
+            "{listing}"
+        );
+        stop(&mut child);
+        assert_eq!(
+            verified_events(dir.path()),
+            6,
+            "the trust and five schools, written once"
+        );
+    }
+}

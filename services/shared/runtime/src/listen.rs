@@ -6,7 +6,9 @@ use tokio::net::TcpListener;
 
 /// The port could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} ({setting}): {source}; is another haven running? choose another address with {setting}")]
+#[error(
+    "cannot listen on {addr} ({setting}): {source}; is another haven running? choose another address with {setting}"
+)]
 pub struct ListenError {
     pub addr: SocketAddr,
     /// The flag or config key that chose the address, e.g. `--grpc-addr`.
@@ -17,7 +19,11 @@ pub struct ListenError {
 
 /// Listens on `addr`, chosen by `setting`.
 pub async fn listen(addr: SocketAddr, setting: &'static str) -> Result<TcpListener, ListenError> {
-    TcpListener::bind(addr).await.map_err(|source| ListenError { addr, setting, source })
+    TcpListener::bind(addr).await.map_err(|source| ListenError {
+        addr,
+        setting,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -26,9 +32,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_taken_port_names_the_setting() {
-        let taken = listen("127.0.0.1:0".parse().unwrap(), "--grpc-addr").await.unwrap();
-        let error = listen(taken.local_addr().unwrap(), "--grpc-addr").await.unwrap_err();
+        let taken = listen("127.0.0.1:0".parse().unwrap(), "--grpc-addr")
+            .await
+            .unwrap();
+        let error = listen(taken.local_addr().unwrap(), "--grpc-addr")
+            .await
+            .unwrap_err();
         let message = error.to_string();
-        assert!(message.contains("--grpc-addr") && message.contains("in use"), "{message}");
+        assert!(
+            message.contains("--grpc-addr") && message.contains("in use"),
+            "{message}"
+        );
     }
 }

@@ -29,8 +29,14 @@ pub struct ReadinessHandle {
 impl Readiness {
     /// Registers a component, not ready until it says so.
     pub fn register(&self, name: &str, reason: &str) -> ReadinessHandle {
-        self.components.lock().expect("readiness lock").insert(name.to_owned(), (false, reason.to_owned()));
-        ReadinessHandle { name: name.to_owned(), components: Arc::clone(&self.components) }
+        self.components
+            .lock()
+            .expect("readiness lock")
+            .insert(name.to_owned(), (false, reason.to_owned()));
+        ReadinessHandle {
+            name: name.to_owned(),
+            components: Arc::clone(&self.components),
+        }
     }
 
     /// Every component, by name.
@@ -38,7 +44,11 @@ impl Readiness {
         let components = self.components.lock().expect("readiness lock");
         components
             .iter()
-            .map(|(name, (ready, reason))| ComponentReadiness { name: name.clone(), ready: *ready, reason: reason.clone() })
+            .map(|(name, (ready, reason))| ComponentReadiness {
+                name: name.clone(),
+                ready: *ready,
+                reason: reason.clone(),
+            })
             .collect()
     }
 
@@ -59,7 +69,10 @@ impl ReadinessHandle {
     }
 
     fn set(&self, ready: bool, reason: &str) {
-        self.components.lock().expect("readiness lock").insert(self.name.clone(), (ready, reason.to_owned()));
+        self.components
+            .lock()
+            .expect("readiness lock")
+            .insert(self.name.clone(), (ready, reason.to_owned()));
     }
 }
 
@@ -80,6 +93,13 @@ mod tests {
         identity.set_not_ready("fell behind");
         assert!(!readiness.is_ready());
         let report = readiness.report();
-        assert_eq!(report[1], ComponentReadiness { name: "identity".into(), ready: false, reason: "fell behind".into() });
+        assert_eq!(
+            report[1],
+            ComponentReadiness {
+                name: "identity".into(),
+                ready: false,
+                reason: "fell behind".into()
+            }
+        );
     }
 }

@@ -1,0 +1,225 @@
+//! The shell around identity's aggregates: load a stream, fold it, decide, append with the
+//! version that was read, and retry from the top when another writer got there first.
+
+use std::sync::Arc;
+
+use haven_eventlog_client::{EventLog, LogError, ReadStream};
+use haven_kernel::{Decider, ExpectedVersion, SchoolId, StreamId, Version, fold};
+use haven_proto::v1 as pb;
+
+use crate::Error;
+use crate::domain::{School, SchoolCommand, SchoolDecider, Trust, TrustCommand, TrustDecider};
+use crate::events;
+
+/// How many times a command is re-decided when the stream moved under it.
+const MAX_ATTEMPTS: u32 = 5;
+/// Events read per page when loading a stream.
+const LOAD_PAGE: u32 = 1_000;
+
+/// Where new event ids come from.
+#[derive(Clone, Debug)]
+pub enum EventIds {
+    /// A fresh UUIDv7 per event (every ordinary request).
+    Fresh,
+    /// UUIDv5 ids derived from a key: the same command always gets the same ids, so replaying
+    /// it (the demo seed on every start) can never write twice.
+    Derived { key: String },
+}
+
+impl EventIds {
+    fn id(&self, index: usize) -> Vec<u8> {
+        match self {
+            EventIds::Fresh => uuid::Uuid::now_v7().as_bytes().to_vec(),
+            EventIds::Derived { key } => uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                format!("haven:{key}:{index}").as_bytes(),
+            )
+            .as_bytes()
+            .to_vec(),
+        }
+    }
+}
+
+/// Who asks, when, and how events are identified: everything a command's events carry
+/// besides their payload.
+#[derive(Clone, Debug)]
+pub struct CommandContext {
+    pub actor: pb::Actor,
+    pub occurred_at: prost_types::Timestamp,
+    pub event_ids: EventIds,
+}
+
+/// Identity's application service.
+#[derive(Clone)]
+pub struct IdentityApp {
+    log: Arc<dyn EventLog>,
+}
+
+impl std::fmt::Debug for IdentityApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityApp").finish_non_exhaustive()
+    }
+}
+
+fn stream(category: &str, id: &str, field: &str) -> Result<StreamId, Error> {
+    StreamId::new(category, id).map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+impl IdentityApp {
+    pub fn new(log: Arc<dyn EventLog>) -> Self {
+        IdentityApp { log }
+    }
+
+    pub async fn establish_trust(
+        &self,
+        context: &CommandContext,
+        command: TrustCommand,
+    ) -> Result<Trust, Error> {
+        let TrustCommand::Establish { trust_id, .. } = &command;
+        let stream_id = stream("trust", trust_id, "trust_id")?;
+        let (state, _) = self
+            .execute::<TrustDecider>(
+                &stream_id,
+                &command,
+                context,
+                None,
+                events::decode_trust,
+                events::encode_trust,
+            )
+            .await?;
+        state.ok_or_else(|| Error::NotFound(format!("trust {trust_id}")))
+    }
+
+    pub async fn register_school(
+        &self,
+        context: &CommandContext,
+        command: SchoolCommand,
+    ) -> Result<(School, Version), Error> {
+        let SchoolCommand::Register { school_id, .. } = &command else {
+            return Err(Error::invalid("command", "is not a registration"));
+        };
+        let school_id = school_id.clone();
+        self.school_command(&school_id, context, command).await
+    }
+
+    pub async fn change_pupil_numbers(
+        &self,
+        context: &CommandContext,
+        school_id: &SchoolId,
+        pupil_count: u32,
+    ) -> Result<(School, Version), Error> {
+        self.school_command(
+            school_id,
+            context,
+            SchoolCommand::ChangePupilNumbers { pupil_count },
+        )
+        .await
+    }
+
+    /// A school as its stream says now, with the stream's version.
+    pub async fn school(&self, school_id: &SchoolId) -> Result<Option<(School, Version)>, Error> {
+        let stream_id = stream("school", school_id.as_str(), "school_id")?;
+        let (history, version) = self.load(&stream_id, events::decode_school).await?;
+        Ok(fold::<SchoolDecider>(&history).zip(version))
+    }
+
+    async fn school_command(
+        &self,
+        school_id: &SchoolId,
+        context: &CommandContext,
+        command: SchoolCommand,
+    ) -> Result<(School, Version), Error> {
+        let stream_id = stream("school", school_id.as_str(), "school_id")?;
+        let (state, version) = self
+            .execute::<SchoolDecider>(
+                &stream_id,
+                &command,
+                context,
+                Some(school_id),
+                events::decode_school,
+                events::encode_school,
+            )
+            .await?;
+        let school = state.ok_or_else(|| Error::NotFound(format!("school {school_id}")))?;
+        Ok((school, version.unwrap_or(Version(0))))
+    }
+
+    /// Every event of a stream, decoded, and its last version.
+    async fn load<E>(
+        &self,
+        stream_id: &StreamId,
+        decode: fn(&pb::EventEnvelope) -> Result<E, Error>,
+    ) -> Result<(Vec<E>, Option<Version>), Error> {
+        let mut history = Vec::new();
+        let mut from = Version(0);
+        loop {
+            let slice = self
+                .log
+                .read_stream(ReadStream::forwards(stream_id.clone(), from, LOAD_PAGE))
+                .await?;
+            for envelope in &slice.events {
+                history.push(decode(envelope)?);
+            }
+            if slice.end_of_stream || slice.events.is_empty() {
+                return Ok((history, slice.last_version));
+            }
+            from = Version(slice.events.last().map_or(0, |e| e.version) + 1);
+        }
+    }
+
+    /// Load → fold → decide → append at the version read; on a concurrent write, again.
+    async fn execute<D>(
+        &self,
+        stream_id: &StreamId,
+        command: &D::Command,
+        context: &CommandContext,
+        school_id: Option<&SchoolId>,
+        decode: fn(&pb::EventEnvelope) -> Result<D::Event, Error>,
+        encode: fn(&D::Event) -> (&'static str, Vec<u8>),
+    ) -> Result<(D::State, Option<Version>), Error>
+    where
+        D: Decider,
+        Error: From<D::Error>,
+    {
+        for _attempt in 0..MAX_ATTEMPTS {
+            let (history, version) = self.load(stream_id, decode).await?;
+            let state = fold::<D>(&history);
+            let new_events = D::decide(&state, command)?;
+            if new_events.is_empty() {
+                return Ok((state, version));
+            }
+            let proposed = new_events
+                .iter()
+                .enumerate()
+                .map(|(index, event)| {
+                    let (event_type, payload) = encode(event);
+                    pb::ProposedEvent {
+                        event_id: context.event_ids.id(index),
+                        event_type: event_type.to_owned(),
+                        schema_version: 1,
+                        school_id: school_id.map(ToString::to_string).unwrap_or_default(),
+                        occurred_at: Some(context.occurred_at),
+                        actor: Some(context.actor.clone()),
+                        correlation_id: vec![],
+                        causation_id: vec![],
+                        trace_context: None,
+                        payload,
+                    }
+                })
+                .collect();
+            let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+            match self.log.append(stream_id, expected, proposed).await {
+                Ok(outcome) => {
+                    let state = new_events.iter().fold(state, D::evolve);
+                    return Ok((state, Some(outcome.last_version)));
+                }
+                Err(LogError::WrongExpectedVersion(_)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(Error::Contended {
+            stream: stream_id.to_string(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+}

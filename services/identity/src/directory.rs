@@ -1,0 +1,111 @@
+//! The school directory: a read model of every school, fed by a subscription to the log and
+//! rebuilt from position 0 on every start (it is small). Ready once it has caught up.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use haven_eventlog_client::EventLog;
+use haven_kernel::{Position, SchoolId, Version};
+use haven_proto::v1::EventFilter;
+use haven_runtime::{ReadinessHandle, Shutdown};
+
+use crate::domain::{School, SchoolDecider};
+use crate::events;
+
+/// Every school, by id, with the version of its stream.
+#[derive(Clone, Debug, Default)]
+pub struct SchoolDirectory {
+    schools: Arc<RwLock<BTreeMap<SchoolId, (School, Version)>>>,
+}
+
+impl SchoolDirectory {
+    pub fn list(&self) -> Vec<(School, Version)> {
+        self.schools
+            .read()
+            .expect("directory lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, school_id: &SchoolId) -> Option<(School, Version)> {
+        self.schools
+            .read()
+            .expect("directory lock")
+            .get(school_id)
+            .cloned()
+    }
+
+    /// Follows the log until `shutdown`, resubscribing from its checkpoint when a subscription
+    /// ends (a restart of the log, a slow-subscriber cut).
+    pub async fn follow(
+        self,
+        log: Arc<dyn EventLog>,
+        readiness: ReadinessHandle,
+        shutdown: Shutdown,
+    ) {
+        let filter = EventFilter {
+            stream_categories: vec!["school".into()],
+            ..Default::default()
+        };
+        let mut checkpoint = Position(0);
+        while !shutdown.is_triggered() {
+            let mut subscription = match log.subscribe(checkpoint, filter.clone()).await {
+                Ok(subscription) => subscription,
+                Err(error) => {
+                    readiness.set_not_ready("cannot subscribe to the event log");
+                    tracing::warn!(%error, "school directory cannot subscribe; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = shutdown.triggered() => return,
+                    }
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    next = subscription.next() => next,
+                    () = shutdown.triggered() => return,
+                };
+                match next {
+                    Some(Ok(batch)) => {
+                        for envelope in &batch.events {
+                            self.apply(envelope);
+                        }
+                        checkpoint = batch.checkpoint;
+                        if batch.caught_up {
+                            readiness.set_ready();
+                        }
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, position = checkpoint.0, "school directory subscription ended; resuming");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    fn apply(&self, envelope: &haven_proto::v1::EventEnvelope) {
+        let event = match events::decode_school(envelope) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(%error, "school directory skipped an unreadable event");
+                return;
+            }
+        };
+        let school_id = match &event {
+            crate::domain::SchoolEvent::Registered { school_id, .. }
+            | crate::domain::SchoolEvent::PupilNumbersChanged { school_id, .. } => {
+                school_id.clone()
+            }
+        };
+        let mut schools = self.schools.write().expect("directory lock");
+        let current = schools.remove(&school_id).map(|(school, _)| school);
+        if let Some(school) = <SchoolDecider as haven_kernel::Decider>::evolve(current, &event) {
+            schools.insert(school_id, (school, Version(envelope.version)));
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Identity's pure domain: aggregates as deciders, no I/O, no clock, no random ids.
+
+pub mod school;
+pub mod trust;
+
+pub use school::{School, SchoolCommand, SchoolDecider, SchoolError, SchoolEvent, SchoolPhase};
+pub use trust::{Trust, TrustCommand, TrustDecider, TrustError, TrustEvent};
+
+/// Longest school or trust name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 120;
+
+/// A name is 1..=120 characters, trimmed, with no control characters.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        return Err("must not be empty");
+    }
+    if name.trim() != name {
+        return Err("must not start or end with spaces");
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err("is longer than 120 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    Ok(())
+}

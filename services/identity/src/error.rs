@@ -1,0 +1,56 @@
+//! `identity::Error`: domain refusals and infrastructure failures, each with the shared code.
+
+use haven_eventlog_client::LogError;
+use haven_kernel::ErrorCode;
+
+use crate::domain::{SchoolError, TrustError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input; nothing changed.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    School(#[from] SchoolError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// Concurrent writers kept moving the stream; the caller may retry.
+    #[error("{stream} kept changing; gave up after {attempts} attempts")]
+    Contended { stream: String, attempts: u32 },
+    /// A stored identity event could not be read back.
+    #[error("event at position {position} is not a readable {event_type}: {reason}")]
+    UnreadableEvent {
+        position: u64,
+        event_type: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl Error {
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The shared code deciding the gRPC and HTTP status.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::School(SchoolError::AlreadyRegistered)
+            | Error::Trust(TrustError::AlreadyEstablished) => ErrorCode::AlreadyExists,
+            Error::School(SchoolError::NotRegistered) => ErrorCode::NotFound,
+            Error::School(SchoolError::InvalidName(_) | SchoolError::PupilCountOutOfRange(_))
+            | Error::Trust(TrustError::InvalidName(_)) => ErrorCode::InvalidArgument,
+            Error::Contended { .. } => ErrorCode::Conflict,
+            Error::UnreadableEvent { .. } => ErrorCode::DataLoss,
+            Error::Log(error) => error.code(),
+        }
+    }
+}
