@@ -26,6 +26,8 @@ pub struct HavenConfig {
     pub http_addr: SocketAddr,
     /// Log filter: a level (`info`) or per-crate directives (`haven_eventlog=debug,info`).
     pub log: String,
+    /// Where services run with `haven serve <service>` reach the event log.
+    pub eventlog_url: String,
     /// How long in-flight requests may take to finish after a shutdown signal, in ms.
     pub shutdown_grace_ms: u64,
     /// The event log's limits and tuning.
@@ -39,6 +41,7 @@ impl Default for HavenConfig {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7070)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             log: "info".into(),
+            eventlog_url: "http://127.0.0.1:7070".into(),
             shutdown_grace_ms: 1_500,
             eventlog: EventLogConfig::default(),
         }
@@ -56,6 +59,8 @@ pub struct FlagOverrides {
     pub http_addr: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eventlog_url: Option<String>,
 }
 
 impl HavenConfig {

@@ -28,6 +28,14 @@ struct Cli {
 enum Command {
     /// Run everything in one process: the event log, gRPC on one port, the HTTP gateway.
     Up(UpArgs),
+    /// Run one service on its own (distributed deployment).
+    Serve {
+        /// The service to run.
+        #[arg(value_enum)]
+        service: ServiceName,
+        #[command(flatten)]
+        args: UpArgs,
+    },
     /// Print the effective configuration (defaults < file < HAVEN_* < flags) as JSON.
     Config(UpArgs),
     /// Event log tools.
@@ -52,6 +60,9 @@ pub struct UpArgs {
     /// Log filter, e.g. `info` or `haven_eventlog=debug,info` [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Where a service run with `serve` reaches the event log [default: http://127.0.0.1:7070].
+    #[arg(long, value_name = "URL")]
+    pub eventlog_url: Option<String>,
     /// Seed a demo trust with invented schools (once; later starts find it already there).
     #[arg(long)]
     pub demo: bool,
@@ -64,8 +75,19 @@ impl UpArgs {
             grpc_addr: self.grpc_addr,
             http_addr: self.http_addr,
             log: self.log.clone(),
+            eventlog_url: self.eventlog_url.clone(),
         }
     }
+}
+
+/// The services `haven serve` can run. The others (incidents, ingest, custody, reporting)
+/// join as they are built.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ServiceName {
+    /// One event-log node.
+    Eventlog,
+    /// Identity, against the log at --eventlog-url.
+    Identity,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,7 +118,15 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Up(args) => load(args).and_then(|config| {
             init_tracing(&config.log);
-            runtime()?.block_on(up::run(config, args.demo))
+            runtime()?.block_on(up::run(config, up::Part::Everything, args.demo))
+        }),
+        Command::Serve { service, args } => load(args).and_then(|config| {
+            init_tracing(&config.log);
+            let part = match service {
+                ServiceName::Eventlog => up::Part::EventLog,
+                ServiceName::Identity => up::Part::Identity,
+            };
+            runtime()?.block_on(up::run(config, part, args.demo))
         }),
         Command::Config(args) => load(args).map(|config| {
             println!(

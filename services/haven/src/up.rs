@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use haven_eventlog::LocalEventLog;
 use haven_eventlog::grpc::EventLogService;
-use haven_eventlog_client::EventLog;
+use haven_eventlog_client::{EventLog, GrpcEventLog};
 use haven_gateway::GatewayState;
 use haven_identity::{IdentityApp, IdentityService, SchoolDirectory, demo};
 use haven_proto::v1::event_log_server::EventLogServer;
@@ -23,46 +23,91 @@ use haven_runtime::{Metrics, Readiness, Shutdown, listen, wait_for_stop_signal};
 
 use crate::config::HavenConfig;
 
-pub async fn run(config: HavenConfig, seed_demo: bool) -> anyhow::Result<ExitCode> {
+/// Which parts this process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// `haven up`: everything, with the log embedded.
+    Everything,
+    /// `haven serve eventlog`: one log node.
+    EventLog,
+    /// `haven serve identity`: identity against a remote log (`eventlog_url`).
+    Identity,
+}
+
+pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Result<ExitCode> {
     let grpc_listener = listen(config.grpc_addr, "--grpc-addr / grpc_addr").await?;
     let http_listener = listen(config.http_addr, "--http-addr / http_addr").await?;
     let readiness = Readiness::default();
     let metrics = Metrics::default();
     let shutdown = Shutdown::default();
     let log_ready = readiness.register("eventlog", "opening");
-    let identity_ready = readiness.register("identity", "school directory catching up");
     let gateway_ready = readiness.register("gateway", "starting");
+    let runs_log = part != Part::Identity;
+    let runs_identity = part != Part::EventLog;
 
-    let log = LocalEventLog::open(&config.data_dir.join("eventlog"), config.eventlog.clone())
-        .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;
-    log.register_metrics(&metrics);
-    log_ready.set_ready();
-    let shared_log: Arc<dyn EventLog> = Arc::new(log.clone());
-    let identity = IdentityApp::new(Arc::clone(&shared_log));
-    if seed_demo {
-        let report = demo::seed(&identity)
-            .await
-            .context("seeding the demo trust")?;
-        tracing::info!(
-            written = report.written,
-            already_present = report.already_present,
-            "demo trust seeded"
-        );
+    // The log: embedded here, or reached over gRPC.
+    let (local_log, shared_log): (Option<LocalEventLog>, Arc<dyn EventLog>) = if runs_log {
+        let log = LocalEventLog::open(&config.data_dir.join("eventlog"), config.eventlog.clone())
+            .with_context(|| {
+            format!("opening the event log in {}", config.data_dir.display())
+        })?;
+        log.register_metrics(&metrics);
+        log_ready.set_ready();
+        (Some(log.clone()), Arc::new(log))
+    } else {
+        let remote =
+            GrpcEventLog::connect_lazy(&config.eventlog_url, std::time::Duration::from_secs(10))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "invalid configuration: eventlog_url {:?}: {e}",
+                        config.eventlog_url
+                    )
+                })?;
+        log_ready.set_not_ready("connecting to the event log");
+        tokio::spawn(watch_remote_log(
+            remote.clone(),
+            log_ready,
+            shutdown.clone(),
+        ));
+        (None, Arc::new(remote))
+    };
+
+    let mut identity_service = None;
+    let mut directory_task = None;
+    if runs_identity {
+        let identity_ready = readiness.register("identity", "school directory catching up");
+        let identity = IdentityApp::new(Arc::clone(&shared_log));
+        if seed_demo {
+            let report = demo::seed(&identity)
+                .await
+                .context("seeding the demo trust")?;
+            tracing::info!(
+                written = report.written,
+                already_present = report.already_present,
+                "demo trust seeded"
+            );
+        }
+        let directory = SchoolDirectory::default();
+        directory_task = Some(tokio::spawn(directory.clone().follow(
+            Arc::clone(&shared_log),
+            identity_ready,
+            shutdown.clone(),
+        )));
+        identity_service = Some(IdentityService::new(identity, directory).into_server());
     }
-    let directory = SchoolDirectory::default();
-    let directory_task = tokio::spawn(directory.clone().follow(
-        Arc::clone(&shared_log),
-        identity_ready,
-        shutdown.clone(),
-    ));
+    let log_service = runs_log.then(|| EventLogService::new(Arc::clone(&shared_log)).into_server());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<EventLogServer<EventLogService>>()
-        .await;
-    health_reporter
-        .set_serving::<IdentityServer<IdentityService>>()
-        .await;
+    if runs_log {
+        health_reporter
+            .set_serving::<EventLogServer<EventLogService>>()
+            .await;
+    }
+    if runs_identity {
+        health_reporter
+            .set_serving::<IdentityServer<IdentityService>>()
+            .await;
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(haven_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -70,8 +115,8 @@ pub async fn run(config: HavenConfig, seed_demo: bool) -> anyhow::Result<ExitCod
     let grpc = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(EventLogService::new(Arc::clone(&shared_log)).into_server())
-        .add_service(IdentityService::new(identity, directory).into_server())
+        .add_optional_service(log_service)
+        .add_optional_service(identity_service)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             shutdown.triggered(),
@@ -84,7 +129,7 @@ pub async fn run(config: HavenConfig, seed_demo: bool) -> anyhow::Result<ExitCod
     let grpc_task = tokio::spawn(grpc);
     let http_task = tokio::spawn(async move { http.await });
     gateway_ready.set_ready();
-    print_welcome(&config, seed_demo);
+    print_welcome(&config, part, seed_demo);
 
     wait_for_stop_signal().await;
     tracing::info!("stopping");
@@ -92,9 +137,14 @@ pub async fn run(config: HavenConfig, seed_demo: bool) -> anyhow::Result<ExitCod
     // In-flight requests get the grace period; long-lived streams (subscriptions) are cut at
     // its end, so a stop never hangs on a client that does not hang up.
     let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
-    let servers = async { tokio::join!(grpc_task, http_task, directory_task) };
+    let servers = async {
+        if let Some(task) = directory_task {
+            let _ = task.await;
+        }
+        tokio::join!(grpc_task, http_task)
+    };
     match tokio::time::timeout(grace, servers).await {
-        Ok((grpc_result, http_result, _directory)) => {
+        Ok((grpc_result, http_result)) => {
             grpc_result
                 .context("gRPC server task")?
                 .context("gRPC server")?;
@@ -110,16 +160,45 @@ pub async fn run(config: HavenConfig, seed_demo: bool) -> anyhow::Result<ExitCod
         }
     }
     // Every acknowledged append is already fsynced; this drains what is queued and stops the writer.
-    log.close().await;
+    if let Some(log) = local_log {
+        log.close().await;
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_welcome(config: &HavenConfig, seed_demo: bool) {
+/// Keeps `eventlog` readiness true to whether the remote log answers.
+async fn watch_remote_log(
+    log: GrpcEventLog,
+    readiness: haven_runtime::ReadinessHandle,
+    shutdown: Shutdown,
+) {
+    while !shutdown.is_triggered() {
+        match log.head().await {
+            Ok(_) => readiness.set_ready(),
+            Err(_) => readiness.set_not_ready("the event log does not answer"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            () = shutdown.triggered() => return,
+        }
+    }
+}
+
+fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool) {
     let http = config.http_addr;
     let grpc = config.grpc_addr;
     let data = config.data_dir.display();
-    println!("haven is up. Data in {data}. Ctrl-C stops it.");
+    match part {
+        Part::Everything => println!("haven is up. Data in {data}. Ctrl-C stops it."),
+        Part::EventLog => {
+            println!("haven event log node is serving. Data in {data}. Ctrl-C stops it.")
+        }
+        Part::Identity => println!(
+            "haven identity is serving against the log at {}. Ctrl-C stops it.",
+            config.eventlog_url
+        ),
+    }
     println!("  readiness     curl http://{http}/readyz");
     println!("  metrics       curl http://{http}/metrics");
     println!("  HTTP API      curl http://{http}/openapi.json");
@@ -132,5 +211,9 @@ fn print_welcome(config: &HavenConfig, seed_demo: bool) {
             "                list them: grpcurl -plaintext {grpc} haven.v1.Identity/ListSchools"
         );
     }
-    println!("  after a stop  haven log verify --data-dir {data}   (recomputes the hash chain)");
+    if part != Part::Identity {
+        println!(
+            "  after a stop  haven log verify --data-dir {data}   (recomputes the hash chain)"
+        );
+    }
 }

@@ -191,3 +191,50 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         );
     }
 }
+
+#[test]
+fn identity_served_alone_uses_a_log_node_served_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log_grpc, log_http, id_grpc, id_http) =
+        (free_port(), free_port(), free_port(), free_port());
+    let mut log_node = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["serve", "eventlog", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--grpc-addr",
+            &format!("127.0.0.1:{log_grpc}"),
+            "--http-addr",
+            &format!("127.0.0.1:{log_http}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut log_node, log_http);
+    let mut identity = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args([
+            "serve",
+            "identity",
+            "--demo",
+            "--eventlog-url",
+            &format!("http://127.0.0.1:{log_grpc}"),
+        ])
+        .args([
+            "--grpc-addr",
+            &format!("127.0.0.1:{id_grpc}"),
+            "--http-addr",
+            &format!("127.0.0.1:{id_http}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut identity, id_http);
+    stop(&mut identity);
+    stop(&mut log_node);
+    assert_eq!(
+        verified_events(dir.path()),
+        6,
+        "identity wrote the demo trust through the remote log"
+    );
+}
