@@ -48,29 +48,15 @@ pub async fn readyz(State(state): State<GatewayState>) -> impl IntoResponse {
         .readiness
         .report()
         .into_iter()
-        .map(|c| ComponentBody {
-            name: c.name,
-            ready: c.ready,
-            reason: c.reason,
-        })
+        .map(|c| ComponentBody { name: c.name, ready: c.ready, reason: c.reason })
         .collect();
     let ready = !components.is_empty() && components.iter().all(|c| c.ready);
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(ReadinessBody { ready, components }))
 }
 
 /// Prometheus text exposition of every metric of the process.
 #[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, description = "Prometheus text format", body = String)))]
 pub async fn metrics(State(state): State<GatewayState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
 }

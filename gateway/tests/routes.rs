@@ -8,10 +8,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 async fn get(state: &GatewayState, path: &str) -> (StatusCode, String) {
-    let response = router(state.clone())
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let response = router(state.clone()).oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8(body.to_vec()).unwrap())
@@ -19,10 +16,7 @@ async fn get(state: &GatewayState, path: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn readyz_follows_every_component() {
-    let state = GatewayState {
-        readiness: Readiness::default(),
-        metrics: Metrics::default(),
-    };
+    let state = GatewayState { readiness: Readiness::default(), metrics: Metrics::default() };
     let log = state.readiness.register("eventlog", "opening");
     let (status, body) = get(&state, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -35,10 +29,7 @@ async fn readyz_follows_every_component() {
 
 #[tokio::test]
 async fn openapi_describes_every_route() {
-    let state = GatewayState {
-        readiness: Readiness::default(),
-        metrics: Metrics::default(),
-    };
+    let state = GatewayState { readiness: Readiness::default(), metrics: Metrics::default() };
     let (status, body) = get(&state, "/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let document: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -46,9 +37,5 @@ async fn openapi_describes_every_route() {
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
         assert!(document["paths"].get(path).is_some(), "{path} is described");
     }
-    assert!(
-        document["components"]["schemas"]
-            .get("ReadinessBody")
-            .is_some()
-    );
+    assert!(document["components"]["schemas"].get("ReadinessBody").is_some());
 }

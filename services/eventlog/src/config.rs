@@ -65,30 +65,18 @@ impl EventLogConfig {
             ("max_appends_per_batch", self.max_appends_per_batch as u64),
             ("max_read_limit", u64::from(self.max_read_limit)),
             ("default_read_limit", u64::from(self.default_read_limit)),
-            (
-                "group_commit_max_events",
-                self.group_commit_max_events as u64,
-            ),
+            ("group_commit_max_events", self.group_commit_max_events as u64),
             ("group_commit_max_bytes", self.group_commit_max_bytes as u64),
             ("write_queue_depth", self.write_queue_depth as u64),
-            (
-                "subscriber_buffer_batches",
-                self.subscriber_buffer_batches as u64,
-            ),
-            (
-                "slow_subscriber_timeout_ms",
-                self.slow_subscriber_timeout_ms,
-            ),
+            ("subscriber_buffer_batches", self.subscriber_buffer_batches as u64),
+            ("slow_subscriber_timeout_ms", self.slow_subscriber_timeout_ms),
             ("cache_bytes", self.cache_bytes),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err((name.to_string(), "must be greater than 0".into()));
         }
         if self.default_read_limit > self.max_read_limit {
-            return Err((
-                "default_read_limit".into(),
-                "must not exceed max_read_limit".into(),
-            ));
+            return Err(("default_read_limit".into(), "must not exceed max_read_limit".into()));
         }
         Ok(())
     }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use haven_eventlog_client::{
-    AllSlice, AppendOutcome, BatchItemOutcome, EventLog, Head, LogError, ReadStream, StreamAppend,
-    StreamSlice, Subscription,
+    AllSlice, AppendOutcome, BatchItemOutcome, EventLog, Head, LogError, ReadStream, StreamAppend, StreamSlice,
+    Subscription,
 };
 use haven_kernel::{ExpectedVersion, Position, StreamId};
 use haven_proto::v1::{EventFilter, ProposedEvent};
@@ -39,9 +39,7 @@ struct Inner {
 impl LocalEventLog {
     /// Opens the log stored in `dir` (created when missing) and starts its writer.
     pub fn open(dir: &Path, config: EventLogConfig) -> Result<Self, LogError> {
-        config
-            .validate()
-            .map_err(|(field, reason)| LogError::invalid(format!("eventlog.{field}"), reason))?;
+        config.validate().map_err(|(field, reason)| LogError::invalid(format!("eventlog.{field}"), reason))?;
         std::fs::create_dir_all(dir)
             .map_err(|e| LogError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, config.cache_bytes)?);
@@ -52,19 +50,9 @@ impl LocalEventLog {
     pub fn with_store(store: Arc<dyn Store>, config: EventLogConfig) -> Result<Self, LogError> {
         let (head_tx, head) = watch::channel(store.head()?);
         let metrics = LogMetrics::default();
-        metrics
-            .head_position
-            .set(head.borrow().next_position.0 as i64);
+        metrics.head_position.set(head.borrow().next_position.0 as i64);
         let writer = Writer::start(Arc::clone(&store), &config, head_tx, metrics.clone());
-        Ok(LocalEventLog {
-            inner: Arc::new(Inner {
-                config,
-                store,
-                head,
-                metrics,
-                writer: Mutex::new(Some(writer)),
-            }),
-        })
+        Ok(LocalEventLog { inner: Arc::new(Inner { config, store, head, metrics, writer: Mutex::new(Some(writer)) }) })
     }
 
     /// Stops accepting writes, waits for queued ones to be written and answered, and stops
@@ -98,26 +86,17 @@ impl LocalEventLog {
     async fn submit(&self, appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError> {
         // The writer's queue handle is cloned per call and dropped once the request is queued,
         // so closing the log (taking the writer) lets the writer thread drain and stop.
-        let queue: Option<mpsc::Sender<WriteRequest>> = self
-            .inner
-            .writer
-            .lock()
-            .expect("writer lock")
-            .as_ref()
-            .map(Writer::queue);
+        let queue: Option<mpsc::Sender<WriteRequest>> =
+            self.inner.writer.lock().expect("writer lock").as_ref().map(Writer::queue);
         let Some(queue) = queue else {
-            return Err(LogError::Unavailable(
-                "the event log is shutting down".into(),
-            ));
+            return Err(LogError::Unavailable("the event log is shutting down".into()));
         };
         let (reply, answer) = oneshot::channel();
         queue
             .send(WriteRequest { appends, reply })
             .await
             .map_err(|_| LogError::Unavailable("the event log is shutting down".into()))?;
-        answer
-            .await
-            .map_err(|_| LogError::Unavailable("the event log writer stopped".into()))?
+        answer.await.map_err(|_| LogError::Unavailable("the event log writer stopped".into()))?
     }
 
     /// Runs a blocking store read off the async threads.
@@ -142,70 +121,40 @@ impl EventLog for LocalEventLog {
         events: Vec<ProposedEvent>,
     ) -> Result<AppendOutcome, LogError> {
         validate::check_append(&events, &self.inner.config)?;
-        let append = StreamAppend {
-            stream_id: stream_id.clone(),
-            expected,
-            events,
-        };
+        let append = StreamAppend { stream_id: stream_id.clone(), expected, events };
         let mut outcomes = self.submit(vec![append]).await?;
         debug_assert_eq!(outcomes.len(), 1);
-        outcomes
-            .pop()
-            .expect("one outcome per stream append")
-            .map_err(LogError::from)
+        outcomes.pop().expect("one outcome per stream append").map_err(LogError::from)
     }
 
-    async fn append_batch(
-        &self,
-        appends: Vec<StreamAppend>,
-    ) -> Result<Vec<BatchItemOutcome>, LogError> {
+    async fn append_batch(&self, appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError> {
         validate::check_batch(&appends, &self.inner.config)?;
         self.submit(appends).await
     }
 
     async fn read_stream(&self, read: ReadStream) -> Result<StreamSlice, LogError> {
         let limit = validate::read_limit(read.limit, &self.inner.config)?;
-        self.blocking(move |store, head| read::read_stream(store, head, &read, limit))
-            .await
+        self.blocking(move |store, head| read::read_stream(store, head, &read, limit)).await
     }
 
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: u32,
-        filter: &EventFilter,
-    ) -> Result<AllSlice, LogError> {
+    async fn read_all(&self, from: Position, limit: u32, filter: &EventFilter) -> Result<AllSlice, LogError> {
         let limit = validate::read_limit(limit, &self.inner.config)?;
         let filter = filter.clone();
-        self.blocking(move |store, head| read::read_all(store, head, from, limit, &filter))
-            .await
+        self.blocking(move |store, head| read::read_all(store, head, from, limit, &filter)).await
     }
 
-    async fn subscribe(
-        &self,
-        from: Position,
-        filter: EventFilter,
-    ) -> Result<Subscription, LogError> {
+    async fn subscribe(&self, from: Position, filter: EventFilter) -> Result<Subscription, LogError> {
         let config = &self.inner.config;
         let limits = SubscribeLimits {
             page_events: config.default_read_limit as usize,
             buffer_batches: config.subscriber_buffer_batches,
             slow_timeout: config.slow_subscriber_timeout(),
         };
-        Ok(subscribe::subscribe(
-            Arc::clone(&self.inner.store),
-            self.inner.head.clone(),
-            from,
-            filter,
-            limits,
-        ))
+        Ok(subscribe::subscribe(Arc::clone(&self.inner.store), self.inner.head.clone(), from, filter, limits))
     }
 
     async fn head(&self) -> Result<Head, LogError> {
         let head = self.durable_head();
-        Ok(Head {
-            next_position: head.next_position,
-            head_hash: head.head_hash,
-        })
+        Ok(Head { next_position: head.next_position, head_hash: head.head_hash })
     }
 }

@@ -33,35 +33,15 @@ impl Default for LogMetrics {
 impl LogMetrics {
     /// Registers every metric under `haven_eventlog_…`.
     pub fn register(&self, metrics: &haven_runtime::Metrics) {
-        metrics.register(
-            "eventlog_events_appended",
-            "Events durably appended",
-            self.events_appended.clone(),
-        );
-        metrics.register(
-            "eventlog_group_commits",
-            "Durable writes (one fsync each)",
-            self.group_commits.clone(),
-        );
-        metrics.register(
-            "eventlog_failed_writes",
-            "Durable writes that failed",
-            self.failed_writes.clone(),
-        );
-        metrics.register(
-            "eventlog_head_position",
-            "Next global position to be written",
-            self.head_position.clone(),
-        );
+        metrics.register("eventlog_events_appended", "Events durably appended", self.events_appended.clone());
+        metrics.register("eventlog_group_commits", "Durable writes (one fsync each)", self.group_commits.clone());
+        metrics.register("eventlog_failed_writes", "Durable writes that failed", self.failed_writes.clone());
+        metrics.register("eventlog_head_position", "Next global position to be written", self.head_position.clone());
         metrics.register(
             "eventlog_write_seconds",
             "Time per durable write, batch and fsync",
             self.write_seconds.clone(),
         );
-        metrics.register(
-            "eventlog_group_events",
-            "Events per group commit",
-            self.group_events.clone(),
-        );
+        metrics.register("eventlog_group_events", "Events per group commit", self.group_events.clone());
     }
 }

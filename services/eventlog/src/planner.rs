@@ -13,9 +13,7 @@
 
 use std::collections::HashMap;
 
-use haven_eventlog_client::{
-    AppendOutcome, BatchItemOutcome, LogError, StreamAppend, WrongExpectedVersion,
-};
+use haven_eventlog_client::{AppendOutcome, BatchItemOutcome, LogError, StreamAppend, WrongExpectedVersion};
 use haven_kernel::{EventId, Position, StreamId, Version};
 use haven_proto::v1::{EventEnvelope, ProposedEvent};
 
@@ -113,11 +111,8 @@ impl<'s> Planner<'s> {
         if self.records.is_empty() {
             return (None, self.head);
         }
-        let set = WriteSet {
-            records: self.records,
-            stream_heads: self.stream_heads.into_iter().collect(),
-            head: self.head,
-        };
+        let set =
+            WriteSet { records: self.records, stream_heads: self.stream_heads.into_iter().collect(), head: self.head };
         (Some(set), self.head)
     }
 
@@ -140,11 +135,10 @@ impl<'s> Planner<'s> {
         let Some(position) = self.store.find_event(event_id)? else {
             return Ok(None);
         };
-        let envelope = self.store.get(position)?.ok_or_else(|| {
-            LogError::Internal(format!(
-                "event id index points at missing position {position}"
-            ))
-        })?;
+        let envelope = self
+            .store
+            .get(position)?
+            .ok_or_else(|| LogError::Internal(format!("event id index points at missing position {position}")))?;
         Ok(Some(Existing {
             position,
             stream_id: envelope.stream_id.clone(),
@@ -153,11 +147,7 @@ impl<'s> Planner<'s> {
         }))
     }
 
-    fn decide(
-        &self,
-        append: &StreamAppend,
-        current: Option<Version>,
-    ) -> Result<Decision, LogError> {
+    fn decide(&self, append: &StreamAppend, current: Option<Version>) -> Result<Decision, LogError> {
         let mut found = Vec::with_capacity(append.events.len());
         for event in &append.events {
             let event_id = EventId::from_slice(&event.event_id).expect("validated before planning");
@@ -178,27 +168,17 @@ impl<'s> Planner<'s> {
         // same content, same stream, consecutive, nothing added. Anything else is refused.
         let mut previous: Option<&Existing> = None;
         for ((event_id, existing), proposed) in found.iter().zip(&append.events) {
-            let conflict = || LogError::EventIdConflict {
-                event_id: event_id.to_string(),
-            };
+            let conflict = || LogError::EventIdConflict { event_id: event_id.to_string() };
             let Some(existing) = existing else {
                 // Part of the call is new: report the first id that was already there.
-                let known = found
-                    .iter()
-                    .find_map(|(id, e)| e.as_ref().map(|_| id))
-                    .expect("some id is known");
-                return Err(LogError::EventIdConflict {
-                    event_id: known.to_string(),
-                });
+                let known = found.iter().find_map(|(id, e)| e.as_ref().map(|_| id)).expect("some id is known");
+                return Err(LogError::EventIdConflict { event_id: known.to_string() });
             };
-            if existing.stream_id != append.stream_id.as_str()
-                || !same_content(&existing.envelope, proposed)
-            {
+            if existing.stream_id != append.stream_id.as_str() || !same_content(&existing.envelope, proposed) {
                 return Err(conflict());
             }
             if let Some(prev) = previous
-                && (existing.version.0 != prev.version.0 + 1
-                    || existing.position.0 <= prev.position.0)
+                && (existing.version.0 != prev.version.0 + 1 || existing.position.0 <= prev.position.0)
             {
                 return Err(conflict());
             }
@@ -220,42 +200,18 @@ impl<'s> Planner<'s> {
         let mut version = first_version;
         for proposed in &append.events {
             let position = self.head.next_position;
-            let envelope = envelope_of(
-                proposed,
-                &append.stream_id,
-                version,
-                position,
-                &self.recorded_at,
-            );
+            let envelope = envelope_of(proposed, &append.stream_id, version, position, &self.recorded_at);
             let (value, hash) = record::encode(&envelope, &self.head.head_hash);
-            let event_id =
-                EventId::from_slice(&proposed.event_id).expect("validated before planning");
+            let event_id = EventId::from_slice(&proposed.event_id).expect("validated before planning");
             self.bytes += value.len();
-            self.records.push(NewRecord {
-                position,
-                stream_id: append.stream_id.clone(),
-                version,
-                event_id,
-                value,
-            });
-            self.pending.insert(
-                event_id,
-                PendingEvent {
-                    position,
-                    stream_id: append.stream_id.clone(),
-                    version,
-                    envelope,
-                },
-            );
-            self.head = StoreHead {
-                next_position: Position(position.0 + 1),
-                head_hash: hash,
-            };
+            self.records.push(NewRecord { position, stream_id: append.stream_id.clone(), version, event_id, value });
+            self.pending
+                .insert(event_id, PendingEvent { position, stream_id: append.stream_id.clone(), version, envelope });
+            self.head = StoreHead { next_position: Position(position.0 + 1), head_hash: hash };
             version = Version(version.0 + 1);
         }
         let last_version = Version(version.0 - 1);
-        self.stream_heads
-            .insert(append.stream_id.clone(), last_version);
+        self.stream_heads.insert(append.stream_id.clone(), last_version);
         AppendOutcome {
             first_version,
             last_version,

@@ -14,26 +14,15 @@ pub const MAX_EXAMINED_PER_READ: usize = 100_000;
 
 /// Whether an event passes a filter. Empty lists match everything.
 pub fn matches(filter: &EventFilter, envelope: &EventEnvelope) -> bool {
-    let category = envelope
-        .stream_id
-        .split_once('-')
-        .map_or(envelope.stream_id.as_str(), |(c, _)| c);
+    let category = envelope.stream_id.split_once('-').map_or(envelope.stream_id.as_str(), |(c, _)| c);
     (filter.event_type_prefixes.is_empty()
-        || filter
-            .event_type_prefixes
-            .iter()
-            .any(|prefix| envelope.event_type.starts_with(prefix.as_str())))
-        && (filter.stream_categories.is_empty()
-            || filter.stream_categories.iter().any(|c| c == category))
+        || filter.event_type_prefixes.iter().any(|prefix| envelope.event_type.starts_with(prefix.as_str())))
+        && (filter.stream_categories.is_empty() || filter.stream_categories.iter().any(|c| c == category))
         && (filter.school_ids.is_empty() || filter.school_ids.contains(&envelope.school_id))
 }
 
 /// The stream's last durable version.
-fn visible_last_version(
-    store: &dyn Store,
-    stream_id: &StreamId,
-    head: StoreHead,
-) -> Result<Option<Version>, LogError> {
+fn visible_last_version(store: &dyn Store, stream_id: &StreamId, head: StoreHead) -> Result<Option<Version>, LogError> {
     let Some(last) = store.last_version(stream_id)? else {
         return Ok(None);
     };
@@ -61,11 +50,7 @@ pub fn read_stream(
     limit: usize,
 ) -> Result<StreamSlice, LogError> {
     let Some(last_version) = visible_last_version(store, &read.stream_id, head)? else {
-        return Ok(StreamSlice {
-            events: Vec::new(),
-            last_version: None,
-            end_of_stream: true,
-        });
+        return Ok(StreamSlice { events: Vec::new(), last_version: None, end_of_stream: true });
     };
     let from = match (read.backwards, read.from_end) {
         (true, true) => last_version,
@@ -73,21 +58,14 @@ pub fn read_stream(
         (false, _) => read.from_version,
     };
     if !read.backwards && from > last_version {
-        return Ok(StreamSlice {
-            events: Vec::new(),
-            last_version: Some(last_version),
-            end_of_stream: true,
-        });
+        return Ok(StreamSlice { events: Vec::new(), last_version: Some(last_version), end_of_stream: true });
     }
     let positions = store.stream_positions(&read.stream_id, from, read.backwards, limit)?;
     let mut events = Vec::with_capacity(positions.len());
     for position in positions {
         let envelope = store.get(position)?.ok_or_else(|| LogError::Corrupt {
             position,
-            reason: format!(
-                "the index of stream {} points at a missing event",
-                read.stream_id
-            ),
+            reason: format!("the index of stream {} points at a missing event", read.stream_id),
         })?;
         events.push(envelope);
     }
@@ -96,11 +74,7 @@ pub fn read_stream(
         (true, Some(last)) => last.version == 0,
         (false, Some(last)) => last.version >= last_version.0,
     };
-    Ok(StreamSlice {
-        events,
-        last_version: Some(last_version),
-        end_of_stream,
-    })
+    Ok(StreamSlice { events, last_version: Some(last_version), end_of_stream })
 }
 
 /// Reads up to `limit` matching events of `$all` from `from`, stopping at the durable head.
@@ -117,17 +91,11 @@ pub fn read_all(
     let mut failure = None;
     if from < head.next_position {
         store.scan(from, &mut |position, value| {
-            if position >= head.next_position
-                || events.len() >= limit
-                || examined >= MAX_EXAMINED_PER_READ
-            {
+            if position >= head.next_position || events.len() >= limit || examined >= MAX_EXAMINED_PER_READ {
                 return Scan::Stop;
             }
             if position != next_position {
-                failure = Some(LogError::Corrupt {
-                    position: next_position,
-                    reason: "missing from $all".into(),
-                });
+                failure = Some(LogError::Corrupt { position: next_position, reason: "missing from $all".into() });
                 return Scan::Stop;
             }
             examined += 1;
@@ -149,19 +117,9 @@ pub fn read_all(
     if let Some(error) = failure {
         return Err(error);
     }
-    if next_position < head.next_position
-        && events.len() < limit
-        && examined < MAX_EXAMINED_PER_READ
-    {
-        return Err(LogError::Corrupt {
-            position: next_position,
-            reason: "missing from $all".into(),
-        });
+    if next_position < head.next_position && events.len() < limit && examined < MAX_EXAMINED_PER_READ {
+        return Err(LogError::Corrupt { position: next_position, reason: "missing from $all".into() });
     }
     let next_position = next_position.max(from);
-    Ok(AllSlice {
-        events,
-        next_position,
-        end_of_log: next_position >= head.next_position,
-    })
+    Ok(AllSlice { events, next_position, end_of_log: next_position >= head.next_position })
 }

@@ -30,10 +30,7 @@ pub fn chain_hash(prev: &[u8; 32], body: &[u8]) -> [u8; 32] {
 /// Encodes an envelope (whose `hash` must be empty) chained to `prev`; returns the stored
 /// value and the event's hash.
 pub fn encode(envelope: &EventEnvelope, prev: &[u8; 32]) -> (Vec<u8>, [u8; 32]) {
-    debug_assert!(
-        envelope.hash.is_empty(),
-        "the hash is computed here, never supplied"
-    );
+    debug_assert!(envelope.hash.is_empty(), "the hash is computed here, never supplied");
     let body_len = envelope.encoded_len();
     let mut value = Vec::with_capacity(HEADER_BYTES + body_len);
     value.extend_from_slice(&[0; 4]);
@@ -55,10 +52,7 @@ pub struct RawRecord<'a> {
 
 /// Checks a stored value's checksum and splits it. Never returns bad data.
 pub fn check(position: Position, value: &[u8]) -> Result<RawRecord<'_>, LogError> {
-    let corrupt = |reason: &str| LogError::Corrupt {
-        position,
-        reason: reason.to_owned(),
-    };
+    let corrupt = |reason: &str| LogError::Corrupt { position, reason: reason.to_owned() };
     if value.len() < HEADER_BYTES {
         return Err(corrupt("record shorter than its header"));
     }
@@ -67,24 +61,16 @@ pub fn check(position: Position, value: &[u8]) -> Result<RawRecord<'_>, LogError
         return Err(corrupt("checksum mismatch"));
     }
     let hash: [u8; 32] = value[4..HEADER_BYTES].try_into().expect("32 bytes");
-    Ok(RawRecord {
-        hash,
-        body: &value[HEADER_BYTES..],
-    })
+    Ok(RawRecord { hash, body: &value[HEADER_BYTES..] })
 }
 
 /// Checks and decodes a stored value into the envelope served to readers (hash filled in).
 pub fn decode(position: Position, value: &[u8]) -> Result<EventEnvelope, LogError> {
     let raw = check(position, value)?;
-    let mut envelope = EventEnvelope::decode(raw.body).map_err(|e| LogError::Corrupt {
-        position,
-        reason: format!("undecodable envelope: {e}"),
-    })?;
+    let mut envelope = EventEnvelope::decode(raw.body)
+        .map_err(|e| LogError::Corrupt { position, reason: format!("undecodable envelope: {e}") })?;
     if envelope.position != position.0 {
-        return Err(LogError::Corrupt {
-            position,
-            reason: format!("record claims position {}", envelope.position),
-        });
+        return Err(LogError::Corrupt { position, reason: format!("record claims position {}", envelope.position) });
     }
     envelope.hash = raw.hash.to_vec();
     Ok(envelope)
@@ -112,10 +98,7 @@ mod tests {
         let decoded = decode(Position(0), &value).unwrap();
         assert_eq!(decoded.hash, hash.to_vec());
         assert_eq!(decoded.payload, b"payload");
-        assert_eq!(
-            hash,
-            chain_hash(&GENESIS_HASH, check(Position(0), &value).unwrap().body)
-        );
+        assert_eq!(hash, chain_hash(&GENESIS_HASH, check(Position(0), &value).unwrap().body));
         let (_, next) = encode(&envelope(1), &hash);
         let (_, other_prev) = encode(&envelope(1), &GENESIS_HASH);
         assert_ne!(next, other_prev, "the hash depends on the previous one");
@@ -128,19 +111,10 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = value.clone();
                 bad[byte] ^= 1 << bit;
-                assert!(
-                    decode(Position(3), &bad).is_err(),
-                    "flip of bit {bit} in byte {byte} went unnoticed"
-                );
+                assert!(decode(Position(3), &bad).is_err(), "flip of bit {bit} in byte {byte} went unnoticed");
             }
         }
-        assert!(matches!(
-            decode(Position(3), &value[..10]),
-            Err(LogError::Corrupt { .. })
-        ));
-        assert!(
-            matches!(decode(Position(4), &value), Err(LogError::Corrupt { .. })),
-            "wrong position"
-        );
+        assert!(matches!(decode(Position(3), &value[..10]), Err(LogError::Corrupt { .. })));
+        assert!(matches!(decode(Position(4), &value), Err(LogError::Corrupt { .. })), "wrong position");
     }
 }

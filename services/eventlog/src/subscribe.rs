@@ -42,8 +42,7 @@ pub fn subscribe(
     tokio::spawn(feed(store, head, from, filter, limits, batches, end));
     // The error that ends a subscription travels beside the channel, so a full channel can
     // still be ended with a reason.
-    let ending =
-        futures_util::stream::once(ended).filter_map(|end| async move { end.ok().map(Err) });
+    let ending = futures_util::stream::once(ended).filter_map(|end| async move { end.ok().map(Err) });
     Box::pin(ReceiverStream::new(received).map(Ok).chain(ending))
 }
 
@@ -68,13 +67,7 @@ async fn feed(
                 let store = Arc::clone(&store);
                 let filter = filter.clone();
                 tokio::task::spawn_blocking(move || {
-                    read::read_all(
-                        store.as_ref(),
-                        durable,
-                        checkpoint,
-                        limits.page_events,
-                        &filter,
-                    )
+                    read::read_all(store.as_ref(), durable, checkpoint, limits.page_events, &filter)
                 })
                 .await
             };
@@ -85,9 +78,7 @@ async fn feed(
                     return;
                 }
                 Err(join_error) => {
-                    let _ = end.send(LogError::Internal(format!(
-                        "subscription reader failed: {join_error}"
-                    )));
+                    let _ = end.send(LogError::Internal(format!("subscription reader failed: {join_error}")));
                     return;
                 }
             };
@@ -98,11 +89,7 @@ async fn feed(
                 continue;
             }
             caught_up_sent |= caught_up;
-            let batch = SubscriptionBatch {
-                events: page.events,
-                checkpoint,
-                caught_up,
-            };
+            let batch = SubscriptionBatch { events: page.events, checkpoint, caught_up };
             match tokio::time::timeout(limits.slow_timeout, batches.send(batch)).await {
                 Ok(Ok(())) => {
                     delivered = checkpoint;

@@ -35,10 +35,7 @@ pub fn verify(store: &dyn Store) -> Result<Verdict, LogError> {
             }
         };
         if record::chain_hash(&previous_hash, raw.body) != raw.hash {
-            broken = Some((
-                position,
-                "hash does not chain to the previous event".to_owned(),
-            ));
+            broken = Some((position, "hash does not chain to the previous event".to_owned()));
             return Scan::Stop;
         }
         if let Err(error) = record::decode(position, value) {
@@ -55,10 +52,7 @@ pub fn verify(store: &dyn Store) -> Result<Verdict, LogError> {
     if expected_position != head.next_position {
         return Ok(Verdict::Broken {
             position: expected_position,
-            reason: format!(
-                "the head says {} events, {} were found",
-                head.next_position, expected_position
-            ),
+            reason: format!("the head says {} events, {} were found", head.next_position, expected_position),
         });
     }
     if previous_hash != head.head_hash {
@@ -67,8 +61,5 @@ pub fn verify(store: &dyn Store) -> Result<Verdict, LogError> {
             reason: "the head hash does not match the last event".into(),
         });
     }
-    Ok(Verdict::Intact {
-        events: expected_position.0,
-        head_hash: previous_hash,
-    })
+    Ok(Verdict::Intact { events: expected_position.0, head_hash: previous_hash })
 }

@@ -47,10 +47,8 @@ impl Writer {
         metrics: LogMetrics,
     ) -> Self {
         let (queue, requests) = mpsc::channel(config.write_queue_depth);
-        let limits = GroupLimits {
-            max_events: config.group_commit_max_events,
-            max_bytes: config.group_commit_max_bytes,
-        };
+        let limits =
+            GroupLimits { max_events: config.group_commit_max_events, max_bytes: config.group_commit_max_bytes };
         let thread = std::thread::Builder::new()
             .name("haven-eventlog-writer".into())
             .spawn(move || run(store, requests, head, limits, metrics))
@@ -98,11 +96,7 @@ fn run(
         let mut events = 0usize;
         let mut next = Some(first);
         while let Some(request) = next.take() {
-            events += request
-                .appends
-                .iter()
-                .map(|a| a.events.len())
-                .sum::<usize>();
+            events += request.appends.iter().map(|a| a.events.len()).sum::<usize>();
             let result = planner.plan(&request.appends);
             answered.push((request, result));
             if events >= limits.max_events || planner.bytes() >= limits.max_bytes {
@@ -115,26 +109,18 @@ fn run(
             let written = set.records.len();
             let started = std::time::Instant::now();
             let result = store.write(set);
-            metrics
-                .write_seconds
-                .observe(started.elapsed().as_secs_f64());
+            metrics.write_seconds.observe(started.elapsed().as_secs_f64());
             if let Err(error) = result {
                 metrics.failed_writes.inc();
                 tracing::error!(%error, "event log write failed; refusing writes until restart");
                 let reason = format!("the event store failed a write ({error}); restart the node");
                 for (request, _) in answered {
-                    let _ = request
-                        .reply
-                        .send(Err(LogError::Unavailable(reason.clone())));
+                    let _ = request.reply.send(Err(LogError::Unavailable(reason.clone())));
                 }
                 failed = Some(reason);
                 continue;
             }
-            tracing::trace!(
-                events = written,
-                requests = answered.len(),
-                "group committed"
-            );
+            tracing::trace!(events = written, requests = answered.len(), "group committed");
             head.send_replace(new_head);
             metrics.events_appended.inc_by(written as u64);
             metrics.group_commits.inc();
@@ -150,11 +136,6 @@ fn run(
 
 /// The commit time stamped on a group: the log's clock is the only one read here.
 fn now() -> prost_types::Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    prost_types::Timestamp {
-        seconds: since_epoch.as_secs() as i64,
-        nanos: since_epoch.subsec_nanos() as i32,
-    }
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp { seconds: since_epoch.as_secs() as i64, nanos: since_epoch.subsec_nanos() as i32 }
 }

@@ -24,18 +24,13 @@ async fn grpc_client_passes_the_suite() {
     let addr = listener.local_addr().unwrap();
     let service = EventLogService::new(Arc::new(log.clone()) as Arc<dyn EventLog>).into_server();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async {
-                    let _ = stopped.await;
-                },
-            ),
-    );
-    let client =
-        GrpcEventLog::connect_lazy(&format!("http://{addr}"), Duration::from_secs(10)).unwrap();
+    let server = tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = GrpcEventLog::connect_lazy(&format!("http://{addr}"), Duration::from_secs(10)).unwrap();
     conformance::run_all(&client).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();

@@ -69,10 +69,7 @@ impl HavenConfig {
         let mut figment = Figment::from(Serialized::defaults(HavenConfig::default()));
         if let Some(file) = file {
             if !file.is_file() {
-                anyhow::bail!(
-                    "config file {} does not exist or is not a file",
-                    file.display()
-                );
+                anyhow::bail!("config file {} does not exist or is not a file", file.display());
             }
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -81,21 +78,16 @@ impl HavenConfig {
             .merge(Serialized::defaults(flags))
             .extract()
             .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
-        config.eventlog.validate().map_err(|(field, reason)| {
-            anyhow::anyhow!("invalid configuration: eventlog.{field} {reason}")
-        })?;
+        config
+            .eventlog
+            .validate()
+            .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: eventlog.{field} {reason}"))?;
         if config.shutdown_grace_ms == 0 {
             anyhow::bail!("invalid configuration: shutdown_grace_ms must be greater than 0");
         }
-        config
-            .log
-            .parse::<tracing_subscriber::filter::Targets>()
-            .with_context(|| {
-                format!(
-                    "invalid configuration: log filter {:?} is not a level or directive list",
-                    config.log
-                )
-            })?;
+        config.log.parse::<tracing_subscriber::filter::Targets>().with_context(|| {
+            format!("invalid configuration: log filter {:?} is not a level or directive list", config.log)
+        })?;
         Ok(config)
     }
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod config;
 mod tail;
 mod up;
@@ -38,6 +39,11 @@ enum Command {
     },
     /// Print the effective configuration (defaults < file < HAVEN_* < flags) as JSON.
     Config(UpArgs),
+    /// Load generators and measurements (every append fsynced before its ack).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Event log tools.
     Log {
         #[command(subcommand)]
@@ -91,6 +97,14 @@ enum ServiceName {
 }
 
 #[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Concurrent appends: events/s and latency percentiles; RSS and disk use when embedded.
+    Append(bench::AppendArgs),
+    /// ReadAll and catch-up subscription throughput.
+    Read(bench::ReadArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum LogCommand {
     /// Recompute the hash chain over every stored event; report the first break or OK.
     Verify {
@@ -118,7 +132,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Up(args) => load(args).and_then(|config| {
             init_tracing(&config.log);
-            runtime()?.block_on(up::run(config, up::Part::Everything, args.demo))
+            run_async(up::run(config, up::Part::Everything, args.demo))
         }),
         Command::Serve { service, args } => load(args).and_then(|config| {
             init_tracing(&config.log);
@@ -126,29 +140,26 @@ fn main() -> ExitCode {
                 ServiceName::Eventlog => up::Part::EventLog,
                 ServiceName::Identity => up::Part::Identity,
             };
-            runtime()?.block_on(up::run(config, part, args.demo))
+            run_async(up::run(config, part, args.demo))
         }),
         Command::Config(args) => load(args).map(|config| {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&config).expect("the config serialises")
-            );
+            println!("{}", serde_json::to_string_pretty(&config).expect("the config serialises"));
             ExitCode::SUCCESS
         }),
-        Command::Log {
-            command: LogCommand::Verify { data_dir },
-        } => {
+        Command::Bench { command } => {
+            init_tracing("warn");
+            runtime().and_then(|runtime| match command {
+                BenchCommand::Append(args) => runtime.block_on(bench::append(args.clone())),
+                BenchCommand::Read(args) => runtime.block_on(bench::read(args.clone())),
+            })
+        }
+        Command::Log { command: LogCommand::Verify { data_dir } } => {
             init_tracing("info");
             verify::run(data_dir)
         }
-        Command::Log {
-            command:
-                LogCommand::Tail {
-                    grpc_addr,
-                    from,
-                    limit,
-                },
-        } => runtime().and_then(|runtime| runtime.block_on(tail::run(*grpc_addr, *from, *limit))),
+        Command::Log { command: LogCommand::Tail { grpc_addr, from, limit } } => {
+            runtime().and_then(|runtime| runtime.block_on(tail::run(*grpc_addr, *from, *limit)))
+        }
     };
     match result {
         Ok(code) => code,
@@ -164,18 +175,20 @@ fn init_tracing(filter: &str) {
     use tracing_subscriber::util::SubscriberInitExt;
     let targets: tracing_subscriber::filter::Targets = filter.parse().unwrap_or_default();
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_writer(std::io::stderr),
-        )
+        .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr))
         .with(targets)
         .init();
 }
 
+/// Runs a command to completion, then stops the runtime without waiting on idle or
+/// long-running background tasks (they were told to stop; their data is already durable).
+fn run_async(command: impl Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+    let runtime = runtime()?;
+    let result = runtime.block_on(command);
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }

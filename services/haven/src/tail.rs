@@ -8,25 +8,14 @@ use haven_eventlog_client::{EventLog, GrpcEventLog};
 use haven_kernel::Position;
 use haven_proto::v1::EventFilter;
 
-pub async fn run(
-    grpc_addr: std::net::SocketAddr,
-    from: u64,
-    limit: u32,
-) -> anyhow::Result<ExitCode> {
+pub async fn run(grpc_addr: std::net::SocketAddr, from: u64, limit: u32) -> anyhow::Result<ExitCode> {
     let log = GrpcEventLog::connect_lazy(&format!("http://{grpc_addr}"), Duration::from_secs(10))?;
     let mut position = Position(from);
     let mut printed = 0u32;
-    println!(
-        "{:>10}  {:<32} {:<40} {:<20} recorded_at",
-        "position", "stream", "type", "school"
-    );
+    println!("{:>10}  {:<32} {:<40} {:<20} recorded_at", "position", "stream", "type", "school");
     while printed < limit {
         let page = log
-            .read_all(
-                position,
-                (limit - printed).min(1_000),
-                &EventFilter::default(),
-            )
+            .read_all(position, (limit - printed).min(1_000), &EventFilter::default())
             .await
             .map_err(|e| anyhow::anyhow!("reading the log at {grpc_addr}: {e}"))?;
         for event in &page.events {

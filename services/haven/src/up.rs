@@ -48,27 +48,15 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Re
     // The log: embedded here, or reached over gRPC.
     let (local_log, shared_log): (Option<LocalEventLog>, Arc<dyn EventLog>) = if runs_log {
         let log = LocalEventLog::open(&config.data_dir.join("eventlog"), config.eventlog.clone())
-            .with_context(|| {
-            format!("opening the event log in {}", config.data_dir.display())
-        })?;
+            .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;
         log.register_metrics(&metrics);
         log_ready.set_ready();
         (Some(log.clone()), Arc::new(log))
     } else {
-        let remote =
-            GrpcEventLog::connect_lazy(&config.eventlog_url, std::time::Duration::from_secs(10))
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "invalid configuration: eventlog_url {:?}: {e}",
-                        config.eventlog_url
-                    )
-                })?;
+        let remote = GrpcEventLog::connect_lazy(&config.eventlog_url, std::time::Duration::from_secs(10))
+            .map_err(|e| anyhow::anyhow!("invalid configuration: eventlog_url {:?}: {e}", config.eventlog_url))?;
         log_ready.set_not_ready("connecting to the event log");
-        tokio::spawn(watch_remote_log(
-            remote.clone(),
-            log_ready,
-            shutdown.clone(),
-        ));
+        tokio::spawn(watch_remote_log(remote.clone(), log_ready, shutdown.clone()));
         (None, Arc::new(remote))
     };
 
@@ -78,35 +66,22 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Re
         let identity_ready = readiness.register("identity", "school directory catching up");
         let identity = IdentityApp::new(Arc::clone(&shared_log));
         if seed_demo {
-            let report = demo::seed(&identity)
-                .await
-                .context("seeding the demo trust")?;
-            tracing::info!(
-                written = report.written,
-                already_present = report.already_present,
-                "demo trust seeded"
-            );
+            let report = demo::seed(&identity).await.context("seeding the demo trust")?;
+            tracing::info!(written = report.written, already_present = report.already_present, "demo trust seeded");
         }
         let directory = SchoolDirectory::default();
-        directory_task = Some(tokio::spawn(directory.clone().follow(
-            Arc::clone(&shared_log),
-            identity_ready,
-            shutdown.clone(),
-        )));
+        directory_task =
+            Some(tokio::spawn(directory.clone().follow(Arc::clone(&shared_log), identity_ready, shutdown.clone())));
         identity_service = Some(IdentityService::new(identity, directory).into_server());
     }
     let log_service = runs_log.then(|| EventLogService::new(Arc::clone(&shared_log)).into_server());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     if runs_log {
-        health_reporter
-            .set_serving::<EventLogServer<EventLogService>>()
-            .await;
+        health_reporter.set_serving::<EventLogServer<EventLogService>>().await;
     }
     if runs_identity {
-        health_reporter
-            .set_serving::<IdentityServer<IdentityService>>()
-            .await;
+        health_reporter.set_serving::<IdentityServer<IdentityService>>().await;
     }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(haven_proto::v1::FILE_DESCRIPTOR_SET)
@@ -121,10 +96,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Re
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             shutdown.triggered(),
         );
-    let http = haven_gateway::router(GatewayState {
-        readiness: readiness.clone(),
-        metrics,
-    });
+    let http = haven_gateway::router(GatewayState { readiness: readiness.clone(), metrics });
     let http = axum::serve(http_listener, http).with_graceful_shutdown(shutdown.triggered());
     let grpc_task = tokio::spawn(grpc);
     let http_task = tokio::spawn(async move { http.await });
@@ -145,12 +117,8 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Re
     };
     match tokio::time::timeout(grace, servers).await {
         Ok((grpc_result, http_result)) => {
-            grpc_result
-                .context("gRPC server task")?
-                .context("gRPC server")?;
-            http_result
-                .context("HTTP server task")?
-                .context("HTTP server")?;
+            grpc_result.context("gRPC server task")?.context("gRPC server")?;
+            http_result.context("HTTP server task")?.context("HTTP server")?;
         }
         Err(_elapsed) => {
             tracing::warn!(
@@ -168,11 +136,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Re
 }
 
 /// Keeps `eventlog` readiness true to whether the remote log answers.
-async fn watch_remote_log(
-    log: GrpcEventLog,
-    readiness: haven_runtime::ReadinessHandle,
-    shutdown: Shutdown,
-) {
+async fn watch_remote_log(log: GrpcEventLog, readiness: haven_runtime::ReadinessHandle, shutdown: Shutdown) {
     while !shutdown.is_triggered() {
         match log.head().await {
             Ok(_) => readiness.set_ready(),
@@ -194,26 +158,19 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool) {
         Part::EventLog => {
             println!("haven event log node is serving. Data in {data}. Ctrl-C stops it.")
         }
-        Part::Identity => println!(
-            "haven identity is serving against the log at {}. Ctrl-C stops it.",
-            config.eventlog_url
-        ),
+        Part::Identity => {
+            println!("haven identity is serving against the log at {}. Ctrl-C stops it.", config.eventlog_url)
+        }
     }
     println!("  readiness     curl http://{http}/readyz");
     println!("  metrics       curl http://{http}/metrics");
     println!("  HTTP API      curl http://{http}/openapi.json");
-    println!(
-        "  gRPC          {grpc}: haven.v1.EventLog, haven.v1.Identity, grpc.health.v1, reflection"
-    );
+    println!("  gRPC          {grpc}: haven.v1.EventLog, haven.v1.Identity, grpc.health.v1, reflection");
     if seed_demo {
         println!("  demo trust    5 invented schools with pupil numbers, written as events;");
-        println!(
-            "                list them: grpcurl -plaintext {grpc} haven.v1.Identity/ListSchools"
-        );
+        println!("                list them: grpcurl -plaintext {grpc} haven.v1.Identity/ListSchools");
     }
     if part != Part::Identity {
-        println!(
-            "  after a stop  haven log verify --data-dir {data}   (recomputes the hash chain)"
-        );
+        println!("  after a stop  haven log verify --data-dir {data}   (recomputes the hash chain)");
     }
 }

@@ -16,11 +16,7 @@ fn haven(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn effective(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let output = haven(args, env);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -49,52 +45,20 @@ fn each_layer_overrides_the_one_below() {
     let from_file = effective(&["config", "--config", file], &[]);
     assert_eq!(from_file["grpc_addr"], "127.0.0.1:1001");
     assert_eq!(from_file["eventlog"]["cache_bytes"], 1000);
-    assert_eq!(
-        from_file["data_dir"], "./haven-data",
-        "unset keys keep their defaults"
-    );
+    assert_eq!(from_file["data_dir"], "./haven-data", "unset keys keep their defaults");
 
-    let env = [
-        ("HAVEN_GRPC_ADDR", "127.0.0.1:1002"),
-        ("HAVEN_EVENTLOG__CACHE_BYTES", "2000"),
-    ];
+    let env = [("HAVEN_GRPC_ADDR", "127.0.0.1:1002"), ("HAVEN_EVENTLOG__CACHE_BYTES", "2000")];
     let from_env = effective(&["config", "--config", file], &env);
-    assert_eq!(
-        from_env["grpc_addr"], "127.0.0.1:1002",
-        "environment beats the file"
-    );
-    assert_eq!(
-        from_env["http_addr"], "127.0.0.1:2001",
-        "the file still sets what env does not"
-    );
-    assert_eq!(
-        from_env["eventlog"]["cache_bytes"], 2000,
-        "nested keys with __"
-    );
+    assert_eq!(from_env["grpc_addr"], "127.0.0.1:1002", "environment beats the file");
+    assert_eq!(from_env["http_addr"], "127.0.0.1:2001", "the file still sets what env does not");
+    assert_eq!(from_env["eventlog"]["cache_bytes"], 2000, "nested keys with __");
 
-    let from_flags = effective(
-        &[
-            "config",
-            "--config",
-            file,
-            "--grpc-addr",
-            "127.0.0.1:1003",
-            "--log",
-            "debug",
-        ],
-        &env,
-    );
-    assert_eq!(
-        from_flags["grpc_addr"], "127.0.0.1:1003",
-        "flags beat the environment"
-    );
+    let from_flags = effective(&["config", "--config", file, "--grpc-addr", "127.0.0.1:1003", "--log", "debug"], &env);
+    assert_eq!(from_flags["grpc_addr"], "127.0.0.1:1003", "flags beat the environment");
     assert_eq!(from_flags["log"], "debug");
 
     let file_from_env = effective(&["config"], &[("HAVEN_CONFIG", file)]);
-    assert_eq!(
-        file_from_env["grpc_addr"], "127.0.0.1:1001",
-        "HAVEN_CONFIG names the file"
-    );
+    assert_eq!(file_from_env["grpc_addr"], "127.0.0.1:1001", "HAVEN_CONFIG names the file");
 }
 
 #[test]
@@ -106,10 +70,7 @@ fn unknown_keys_and_bad_values_are_refused_by_name() {
     assert!(message.contains("grpc_adr"), "{message}");
 
     let message = refusal(&["config"], &[("HAVEN_GRPC_PORT", "1")]);
-    assert!(
-        message.contains("GRPC_PORT") || message.contains("grpc_port"),
-        "{message}"
-    );
+    assert!(message.contains("GRPC_PORT") || message.contains("grpc_port"), "{message}");
 
     let message = refusal(&["config"], &[("HAVEN_EVENTLOG__CACHE_BYTES", "lots")]);
     assert!(message.contains("CACHE_BYTES"), "{message}");

@@ -6,21 +6,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     response.split_whitespace().nth(1)?.parse().ok()
@@ -30,12 +22,7 @@ fn start(data_dir: &std::path::Path, grpc: u16, http: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_haven"))
         .args(["up", "--data-dir"])
         .arg(data_dir)
-        .args([
-            "--grpc-addr",
-            &format!("127.0.0.1:{grpc}"),
-            "--http-addr",
-            &format!("127.0.0.1:{http}"),
-        ])
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -45,10 +32,7 @@ fn start(data_dir: &std::path::Path, grpc: u16, http: u16) -> Child {
 fn wait_ready(child: &mut Child, http: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "haven up exited before it was ready"
-        );
+        assert!(child.try_wait().unwrap().is_none(), "haven up exited before it was ready");
         if http_status(http, "/readyz") == Some(200) {
             return;
         }
@@ -64,10 +48,7 @@ fn up_becomes_ready_and_stops_cleanly_on_sigint() {
     let mut child = start(dir.path(), grpc, http);
     wait_ready(&mut child, http);
     assert_eq!(http_status(http, "/healthz"), Some(200));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "Ctrl-C is a clean exit");
@@ -77,10 +58,7 @@ fn up_becomes_ready_and_stops_cleanly_on_sigint() {
         .output()
         .unwrap();
     assert!(verify.status.success());
-    assert!(
-        String::from_utf8_lossy(&verify.stdout).starts_with("OK: "),
-        "the stopped log verifies"
-    );
+    assert!(String::from_utf8_lossy(&verify.stdout).starts_with("OK: "), "the stopped log verifies");
 }
 
 #[test]
@@ -91,61 +69,36 @@ fn a_port_in_use_is_a_clear_error_not_a_panic() {
     let output = Command::new(env!("CARGO_BIN_EXE_haven"))
         .args(["up", "--data-dir"])
         .arg(dir.path())
-        .args([
-            "--grpc-addr",
-            &format!("127.0.0.1:{grpc}"),
-            "--http-addr",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{}", free_port())])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("--grpc-addr") && stderr.contains("in use"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--grpc-addr") && stderr.contains("in use"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn a_bad_flag_is_refused_naming_it() {
-    let output = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["up", "--grpc-addr", "not-an-address"])
-        .output()
-        .unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_haven")).args(["up", "--grpc-addr", "not-an-address"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--grpc-addr"), "{stderr}");
 }
 
 fn stop(child: &mut Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    assert_eq!(
-        child.wait().unwrap().code(),
-        Some(0),
-        "Ctrl-C is a clean exit"
-    );
+    assert_eq!(child.wait().unwrap().code(), Some(0), "Ctrl-C is a clean exit");
 }
 
 fn verified_events(dir: &std::path::Path) -> u64 {
-    let verify = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["log", "verify", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let verify =
+        Command::new(env!("CARGO_BIN_EXE_haven")).args(["log", "verify", "--data-dir"]).arg(dir).output().unwrap();
     let stdout = String::from_utf8_lossy(&verify.stdout).into_owned();
     assert!(verify.status.success(), "{stdout}");
-    stdout
-        .strip_prefix("OK: ")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap()
-        .parse()
-        .unwrap()
+    stdout.strip_prefix("OK: ").and_then(|rest| rest.split(' ').next()).unwrap().parse().unwrap()
 }
 
 #[test]
@@ -156,12 +109,7 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
             .args(["up", "--demo", "--data-dir"])
             .arg(dir.path())
-            .args([
-                "--grpc-addr",
-                &format!("127.0.0.1:{grpc}"),
-                "--http-addr",
-                &format!("127.0.0.1:{http}"),
-            ])
+            .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -173,58 +121,29 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
             .unwrap();
         let listing = String::from_utf8_lossy(&tail.stdout).into_owned();
         assert!(tail.status.success(), "{listing}");
-        assert_eq!(
-            listing.matches("identity.SchoolRegistered").count(),
-            5,
-            "{listing}"
-        );
-        assert_eq!(
-            listing.matches("identity.TrustEstablished").count(),
-            1,
-            "{listing}"
-        );
+        assert_eq!(listing.matches("identity.SchoolRegistered").count(), 5, "{listing}");
+        assert_eq!(listing.matches("identity.TrustEstablished").count(), 1, "{listing}");
         stop(&mut child);
-        assert_eq!(
-            verified_events(dir.path()),
-            6,
-            "the trust and five schools, written once"
-        );
+        assert_eq!(verified_events(dir.path()), 6, "the trust and five schools, written once");
     }
 }
 
 #[test]
 fn identity_served_alone_uses_a_log_node_served_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (log_grpc, log_http, id_grpc, id_http) =
-        (free_port(), free_port(), free_port(), free_port());
+    let (log_grpc, log_http, id_grpc, id_http) = (free_port(), free_port(), free_port(), free_port());
     let mut log_node = Command::new(env!("CARGO_BIN_EXE_haven"))
         .args(["serve", "eventlog", "--data-dir"])
         .arg(dir.path())
-        .args([
-            "--grpc-addr",
-            &format!("127.0.0.1:{log_grpc}"),
-            "--http-addr",
-            &format!("127.0.0.1:{log_http}"),
-        ])
+        .args(["--grpc-addr", &format!("127.0.0.1:{log_grpc}"), "--http-addr", &format!("127.0.0.1:{log_http}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     wait_ready(&mut log_node, log_http);
     let mut identity = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args([
-            "serve",
-            "identity",
-            "--demo",
-            "--eventlog-url",
-            &format!("http://127.0.0.1:{log_grpc}"),
-        ])
-        .args([
-            "--grpc-addr",
-            &format!("127.0.0.1:{id_grpc}"),
-            "--http-addr",
-            &format!("127.0.0.1:{id_http}"),
-        ])
+        .args(["serve", "identity", "--demo", "--eventlog-url", &format!("http://127.0.0.1:{log_grpc}")])
+        .args(["--grpc-addr", &format!("127.0.0.1:{id_grpc}"), "--http-addr", &format!("127.0.0.1:{id_http}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -232,9 +151,5 @@ fn identity_served_alone_uses_a_log_node_served_alone() {
     wait_ready(&mut identity, id_http);
     stop(&mut identity);
     stop(&mut log_node);
-    assert_eq!(
-        verified_events(dir.path()),
-        6,
-        "identity wrote the demo trust through the remote log"
-    );
+    assert_eq!(verified_events(dir.path()), 6, "identity wrote the demo trust through the remote log");
 }

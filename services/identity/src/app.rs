@@ -30,12 +30,11 @@ impl EventIds {
     fn id(&self, index: usize) -> Vec<u8> {
         match self {
             EventIds::Fresh => uuid::Uuid::now_v7().as_bytes().to_vec(),
-            EventIds::Derived { key } => uuid::Uuid::new_v5(
-                &uuid::Uuid::NAMESPACE_OID,
-                format!("haven:{key}:{index}").as_bytes(),
-            )
-            .as_bytes()
-            .to_vec(),
+            EventIds::Derived { key } => {
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("haven:{key}:{index}").as_bytes())
+                    .as_bytes()
+                    .to_vec()
+            }
         }
     }
 }
@@ -70,22 +69,11 @@ impl IdentityApp {
         IdentityApp { log }
     }
 
-    pub async fn establish_trust(
-        &self,
-        context: &CommandContext,
-        command: TrustCommand,
-    ) -> Result<Trust, Error> {
+    pub async fn establish_trust(&self, context: &CommandContext, command: TrustCommand) -> Result<Trust, Error> {
         let TrustCommand::Establish { trust_id, .. } = &command;
         let stream_id = stream("trust", trust_id, "trust_id")?;
         let (state, _) = self
-            .execute::<TrustDecider>(
-                &stream_id,
-                &command,
-                context,
-                None,
-                events::decode_trust,
-                events::encode_trust,
-            )
+            .execute::<TrustDecider>(&stream_id, &command, context, None, events::decode_trust, events::encode_trust)
             .await?;
         state.ok_or_else(|| Error::NotFound(format!("trust {trust_id}")))
     }
@@ -108,12 +96,7 @@ impl IdentityApp {
         school_id: &SchoolId,
         pupil_count: u32,
     ) -> Result<(School, Version), Error> {
-        self.school_command(
-            school_id,
-            context,
-            SchoolCommand::ChangePupilNumbers { pupil_count },
-        )
-        .await
+        self.school_command(school_id, context, SchoolCommand::ChangePupilNumbers { pupil_count }).await
     }
 
     /// A school as its stream says now, with the stream's version.
@@ -153,10 +136,7 @@ impl IdentityApp {
         let mut history = Vec::new();
         let mut from = Version(0);
         loop {
-            let slice = self
-                .log
-                .read_stream(ReadStream::forwards(stream_id.clone(), from, LOAD_PAGE))
-                .await?;
+            let slice = self.log.read_stream(ReadStream::forwards(stream_id.clone(), from, LOAD_PAGE)).await?;
             for envelope in &slice.events {
                 history.push(decode(envelope)?);
             }
@@ -217,9 +197,6 @@ impl IdentityApp {
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(Error::Contended {
-            stream: stream_id.to_string(),
-            attempts: MAX_ATTEMPTS,
-        })
+        Err(Error::Contended { stream: stream_id.to_string(), attempts: MAX_ATTEMPTS })
     }
 }

@@ -17,36 +17,11 @@ const DEMO_TRUST_NAME: &str = "Brightwater Learning Trust (demo)";
 
 /// (id, name, phase, pupils) of each invented school.
 pub const DEMO_SCHOOLS: [(&str, &str, SchoolPhase, u32); 5] = [
-    (
-        "kestrel-primary",
-        "Kestrel Lane Primary Academy",
-        SchoolPhase::Primary,
-        412,
-    ),
-    (
-        "marram-primary",
-        "Marram Fields Primary Academy",
-        SchoolPhase::Primary,
-        236,
-    ),
-    (
-        "heronsgate-academy",
-        "Heronsgate Academy",
-        SchoolPhase::Secondary,
-        1_184,
-    ),
-    (
-        "saltmarsh-high",
-        "Saltmarsh High School",
-        SchoolPhase::Secondary,
-        947,
-    ),
-    (
-        "willowbrook-school",
-        "Willowbrook School",
-        SchoolPhase::Special,
-        128,
-    ),
+    ("kestrel-primary", "Kestrel Lane Primary Academy", SchoolPhase::Primary, 412),
+    ("marram-primary", "Marram Fields Primary Academy", SchoolPhase::Primary, 236),
+    ("heronsgate-academy", "Heronsgate Academy", SchoolPhase::Secondary, 1_184),
+    ("saltmarsh-high", "Saltmarsh High School", SchoolPhase::Secondary, 947),
+    ("willowbrook-school", "Willowbrook School", SchoolPhase::Special, 128),
 ];
 
 /// What a seed run did.
@@ -66,23 +41,15 @@ fn context(key: &str) -> CommandContext {
             roles: vec!["demo-seed".into()],
         },
         // A fixed time: the demo's facts are the same on every start, so retries match exactly.
-        occurred_at: prost_types::Timestamp {
-            seconds: 1_788_220_800,
-            nanos: 0,
-        }, // 2026-09-01T00:00:00Z
-        event_ids: EventIds::Derived {
-            key: format!("demo:{key}"),
-        },
+        occurred_at: prost_types::Timestamp { seconds: 1_788_220_800, nanos: 0 }, // 2026-09-01T00:00:00Z
+        event_ids: EventIds::Derived { key: format!("demo:{key}") },
     }
 }
 
 /// Seeds the demo trust and its schools; safe to run on every start.
 pub async fn seed(app: &IdentityApp) -> Result<SeedReport, Error> {
     let mut report = SeedReport::default();
-    let trust = TrustCommand::Establish {
-        trust_id: DEMO_TRUST_ID.into(),
-        name: DEMO_TRUST_NAME.into(),
-    };
+    let trust = TrustCommand::Establish { trust_id: DEMO_TRUST_ID.into(), name: DEMO_TRUST_NAME.into() };
     match app.establish_trust(&context("trust"), trust).await {
         Ok(_) => report.written += 1,
         Err(Error::Trust(TrustError::AlreadyEstablished)) => report.already_present += 1,
@@ -97,10 +64,7 @@ pub async fn seed(app: &IdentityApp) -> Result<SeedReport, Error> {
             phase,
             pupil_count: pupils,
         };
-        match app
-            .register_school(&context(&format!("school:{id}")), command)
-            .await
-        {
+        match app.register_school(&context(&format!("school:{id}")), command).await {
             Ok(_) => report.written += 1,
             Err(Error::School(SchoolError::AlreadyRegistered)) => report.already_present += 1,
             Err(other) => return Err(other),

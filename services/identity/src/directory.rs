@@ -22,34 +22,17 @@ pub struct SchoolDirectory {
 
 impl SchoolDirectory {
     pub fn list(&self) -> Vec<(School, Version)> {
-        self.schools
-            .read()
-            .expect("directory lock")
-            .values()
-            .cloned()
-            .collect()
+        self.schools.read().expect("directory lock").values().cloned().collect()
     }
 
     pub fn get(&self, school_id: &SchoolId) -> Option<(School, Version)> {
-        self.schools
-            .read()
-            .expect("directory lock")
-            .get(school_id)
-            .cloned()
+        self.schools.read().expect("directory lock").get(school_id).cloned()
     }
 
     /// Follows the log until `shutdown`, resubscribing from its checkpoint when a subscription
     /// ends (a restart of the log, a slow-subscriber cut).
-    pub async fn follow(
-        self,
-        log: Arc<dyn EventLog>,
-        readiness: ReadinessHandle,
-        shutdown: Shutdown,
-    ) {
-        let filter = EventFilter {
-            stream_categories: vec!["school".into()],
-            ..Default::default()
-        };
+    pub async fn follow(self, log: Arc<dyn EventLog>, readiness: ReadinessHandle, shutdown: Shutdown) {
+        let filter = EventFilter { stream_categories: vec!["school".into()], ..Default::default() };
         let mut checkpoint = Position(0);
         while !shutdown.is_triggered() {
             let mut subscription = match log.subscribe(checkpoint, filter.clone()).await {
@@ -98,9 +81,7 @@ impl SchoolDirectory {
         };
         let school_id = match &event {
             crate::domain::SchoolEvent::Registered { school_id, .. }
-            | crate::domain::SchoolEvent::PupilNumbersChanged { school_id, .. } => {
-                school_id.clone()
-            }
+            | crate::domain::SchoolEvent::PupilNumbersChanged { school_id, .. } => school_id.clone(),
         };
         let mut schools = self.schools.write().expect("directory lock");
         let current = schools.remove(&school_id).map(|(school, _)| school);

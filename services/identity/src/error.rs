@@ -21,21 +21,14 @@ pub enum Error {
     Contended { stream: String, attempts: u32 },
     /// A stored identity event could not be read back.
     #[error("event at position {position} is not a readable {event_type}: {reason}")]
-    UnreadableEvent {
-        position: u64,
-        event_type: String,
-        reason: String,
-    },
+    UnreadableEvent { position: u64, event_type: String, reason: String },
     #[error(transparent)]
     Log(#[from] LogError),
 }
 
 impl Error {
     pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            field: field.to_owned(),
-            reason: reason.into(),
-        }
+        Error::InvalidArgument { field: field.to_owned(), reason: reason.into() }
     }
 
     /// The shared code deciding the gRPC and HTTP status.
@@ -43,8 +36,9 @@ impl Error {
         match self {
             Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
             Error::NotFound(_) => ErrorCode::NotFound,
-            Error::School(SchoolError::AlreadyRegistered)
-            | Error::Trust(TrustError::AlreadyEstablished) => ErrorCode::AlreadyExists,
+            Error::School(SchoolError::AlreadyRegistered) | Error::Trust(TrustError::AlreadyEstablished) => {
+                ErrorCode::AlreadyExists
+            }
             Error::School(SchoolError::NotRegistered) => ErrorCode::NotFound,
             Error::School(SchoolError::InvalidName(_) | SchoolError::PupilCountOutOfRange(_))
             | Error::Trust(TrustError::InvalidName(_)) => ErrorCode::InvalidArgument,

@@ -37,13 +37,7 @@ pub fn phase_from_proto(raw: i32) -> Option<SchoolPhase> {
 /// (event type, payload) of a school event.
 pub fn encode_school(event: &SchoolEvent) -> (&'static str, Vec<u8>) {
     match event {
-        SchoolEvent::Registered {
-            school_id,
-            trust_id,
-            name,
-            phase,
-            pupil_count,
-        } => (
+        SchoolEvent::Registered { school_id, trust_id, name, phase, pupil_count } => (
             SCHOOL_REGISTERED,
             pb::SchoolRegistered {
                 school_id: school_id.to_string(),
@@ -54,16 +48,10 @@ pub fn encode_school(event: &SchoolEvent) -> (&'static str, Vec<u8>) {
             }
             .encode_to_vec(),
         ),
-        SchoolEvent::PupilNumbersChanged {
-            school_id,
-            pupil_count,
-        } => (
+        SchoolEvent::PupilNumbersChanged { school_id, pupil_count } => (
             SCHOOL_PUPIL_NUMBERS_CHANGED,
-            pb::SchoolPupilNumbersChanged {
-                school_id: school_id.to_string(),
-                pupil_count: *pupil_count,
-            }
-            .encode_to_vec(),
+            pb::SchoolPupilNumbersChanged { school_id: school_id.to_string(), pupil_count: *pupil_count }
+                .encode_to_vec(),
         ),
     }
 }
@@ -75,18 +63,16 @@ pub fn decode_school(envelope: &pb::EventEnvelope) -> Result<SchoolEvent, Error>
         event_type: envelope.event_type.clone(),
         reason,
     };
-    let school_id =
-        |raw: &str| SchoolId::parse(raw).map_err(|e| unreadable(format!("school_id {e}")));
+    let school_id = |raw: &str| SchoolId::parse(raw).map_err(|e| unreadable(format!("school_id {e}")));
     match envelope.event_type.as_str() {
         SCHOOL_REGISTERED => {
-            let event = pb::SchoolRegistered::decode(envelope.payload.as_slice())
-                .map_err(|e| unreadable(e.to_string()))?;
+            let event =
+                pb::SchoolRegistered::decode(envelope.payload.as_slice()).map_err(|e| unreadable(e.to_string()))?;
             Ok(SchoolEvent::Registered {
                 school_id: school_id(&event.school_id)?,
                 trust_id: event.trust_id,
                 name: event.name,
-                phase: phase_from_proto(event.phase)
-                    .ok_or_else(|| unreadable(format!("phase {}", event.phase)))?,
+                phase: phase_from_proto(event.phase).ok_or_else(|| unreadable(format!("phase {}", event.phase)))?,
                 pupil_count: event.pupil_count,
             })
         }
@@ -104,14 +90,9 @@ pub fn decode_school(envelope: &pb::EventEnvelope) -> Result<SchoolEvent, Error>
 
 pub fn encode_trust(event: &TrustEvent) -> (&'static str, Vec<u8>) {
     match event {
-        TrustEvent::Established { trust_id, name } => (
-            TRUST_ESTABLISHED,
-            pb::TrustEstablished {
-                trust_id: trust_id.clone(),
-                name: name.clone(),
-            }
-            .encode_to_vec(),
-        ),
+        TrustEvent::Established { trust_id, name } => {
+            (TRUST_ESTABLISHED, pb::TrustEstablished { trust_id: trust_id.clone(), name: name.clone() }.encode_to_vec())
+        }
     }
 }
 
@@ -123,12 +104,9 @@ pub fn decode_trust(envelope: &pb::EventEnvelope) -> Result<TrustEvent, Error> {
     };
     match envelope.event_type.as_str() {
         TRUST_ESTABLISHED => {
-            let event = pb::TrustEstablished::decode(envelope.payload.as_slice())
-                .map_err(|e| unreadable(e.to_string()))?;
-            Ok(TrustEvent::Established {
-                trust_id: event.trust_id,
-                name: event.name,
-            })
+            let event =
+                pb::TrustEstablished::decode(envelope.payload.as_slice()).map_err(|e| unreadable(e.to_string()))?;
+            Ok(TrustEvent::Established { trust_id: event.trust_id, name: event.name })
         }
         other => Err(unreadable(format!("{other} is not a trust event"))),
     }

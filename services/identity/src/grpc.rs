@@ -78,29 +78,22 @@ impl Identity for IdentityService {
         request: Request<pb::GetSchoolRequest>,
     ) -> Result<Response<pb::GetSchoolResponse>, Status> {
         let raw = request.into_inner().school_id;
-        let school_id = SchoolId::parse(&raw)
-            .map_err(|e| status(Error::invalid("school_id", e.to_string())))?;
+        let school_id = SchoolId::parse(&raw).map_err(|e| status(Error::invalid("school_id", e.to_string())))?;
         let (school, version) = self
             .app
             .school(&school_id)
             .await
             .map_err(status)?
             .ok_or_else(|| status(Error::NotFound(format!("school {raw}"))))?;
-        Ok(Response::new(pb::GetSchoolResponse {
-            school: Some(school_to_proto(&school, version.0)),
-        }))
+        Ok(Response::new(pb::GetSchoolResponse { school: Some(school_to_proto(&school, version.0)) }))
     }
 
     async fn list_schools(
         &self,
         _request: Request<pb::ListSchoolsRequest>,
     ) -> Result<Response<pb::ListSchoolsResponse>, Status> {
-        let schools = self
-            .directory
-            .list()
-            .iter()
-            .map(|(school, version)| school_to_proto(school, version.0))
-            .collect();
+        let schools =
+            self.directory.list().iter().map(|(school, version)| school_to_proto(school, version.0)).collect();
         Ok(Response::new(pb::ListSchoolsResponse { schools }))
     }
 }

@@ -20,10 +20,7 @@ async fn seeding_is_idempotent_across_restarts() {
         assert_eq!(report.written, 1 + DEMO_SCHOOLS.len());
         assert_eq!(report.already_present, 0);
         let again = demo::seed(&app).await.unwrap();
-        assert_eq!(
-            again.written, 0,
-            "a second run in the same process writes nothing"
-        );
+        assert_eq!(again.written, 0, "a second run in the same process writes nothing");
         let head = log.head().await.unwrap();
         log.close().await;
         head
@@ -33,24 +30,10 @@ async fn seeding_is_idempotent_across_restarts() {
     let log = LocalEventLog::open(dir.path(), EventLogConfig::default()).unwrap();
     let app = IdentityApp::new(Arc::new(log.clone()));
     let report = demo::seed(&app).await.unwrap();
-    assert_eq!(
-        report,
-        demo::SeedReport {
-            written: 0,
-            already_present: 1 + DEMO_SCHOOLS.len()
-        }
-    );
-    assert_eq!(
-        log.head().await.unwrap(),
-        first_head,
-        "a restart seeds nothing new"
-    );
+    assert_eq!(report, demo::SeedReport { written: 0, already_present: 1 + DEMO_SCHOOLS.len() });
+    assert_eq!(log.head().await.unwrap(), first_head, "a restart seeds nothing new");
 
-    let (school, version) = app
-        .school(&SchoolId::parse("heronsgate-academy").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let (school, version) = app.school(&SchoolId::parse("heronsgate-academy").unwrap()).await.unwrap().unwrap();
     assert_eq!((school.pupil_count, version.0), (1_184, 0));
     log.close().await;
 }
@@ -70,42 +53,23 @@ async fn the_directory_catches_up_and_then_says_ready() {
     let follower = tokio::spawn(directory.clone().follow(shared, handle, shutdown.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !readiness.is_ready() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the directory never caught up"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "the directory never caught up");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(directory.list().len(), DEMO_SCHOOLS.len());
 
     let context = haven_identity::CommandContext {
-        actor: haven_proto::v1::Actor {
-            principal_id: "haven".into(),
-            kind: 3,
-            roles: vec![],
-        },
-        occurred_at: prost_types::Timestamp {
-            seconds: 0,
-            nanos: 0,
-        },
+        actor: haven_proto::v1::Actor { principal_id: "haven".into(), kind: 3, roles: vec![] },
+        occurred_at: prost_types::Timestamp { seconds: 0, nanos: 0 },
         event_ids: haven_identity::EventIds::Fresh,
     };
     let kestrel = SchoolId::parse("kestrel-primary").unwrap();
-    app.change_pupil_numbers(&context, &kestrel, 420)
-        .await
-        .unwrap();
+    app.change_pupil_numbers(&context, &kestrel, 420).await.unwrap();
     while directory.get(&kestrel).unwrap().0.pupil_count != 420 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the change never reached the directory"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "the change never reached the directory");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(
-        directory.get(&kestrel).unwrap().1.0,
-        1,
-        "the directory knows the stream version"
-    );
+    assert_eq!(directory.get(&kestrel).unwrap().1.0, 1, "the directory knows the stream version");
     shutdown.trigger();
     follower.await.unwrap();
     log.close().await;

@@ -6,9 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
-use haven_eventlog_client::status::{
-    expected_from_proto, outcome_to_proto, to_status, wrong_version_to_proto,
-};
+use haven_eventlog_client::status::{expected_from_proto, outcome_to_proto, to_status, wrong_version_to_proto};
 use haven_eventlog_client::{EventLog, LogError, ReadStream, StreamAppend};
 use haven_kernel::{Position, StreamId, Version};
 use haven_proto::v1 as pb;
@@ -61,19 +59,10 @@ fn stream_append(request: pb::AppendRequest, prefix: &str) -> Result<StreamAppen
 
 #[tonic::async_trait]
 impl EventLogRpc for EventLogService {
-    async fn append(
-        &self,
-        request: Request<pb::AppendRequest>,
-    ) -> Result<Response<pb::AppendResponse>, Status> {
+    async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         let append = stream_append(request.into_inner(), "").map_err(status)?;
-        let outcome = self
-            .log
-            .append(&append.stream_id, append.expected, append.events)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::AppendResponse {
-            result: Some(outcome_to_proto(&outcome)),
-        }))
+        let outcome = self.log.append(&append.stream_id, append.expected, append.events).await.map_err(status)?;
+        Ok(Response::new(pb::AppendResponse { result: Some(outcome_to_proto(&outcome)) }))
     }
 
     async fn append_batch(
@@ -94,9 +83,7 @@ impl EventLogRpc for EventLogService {
             .map(|outcome| pb::AppendBatchItem {
                 outcome: Some(match outcome {
                     Ok(result) => pb::append_batch_item::Outcome::Result(outcome_to_proto(result)),
-                    Err(wrong) => pb::append_batch_item::Outcome::WrongExpectedVersion(
-                        wrong_version_to_proto(wrong),
-                    ),
+                    Err(wrong) => pb::append_batch_item::Outcome::WrongExpectedVersion(wrong_version_to_proto(wrong)),
                 }),
             })
             .collect();
@@ -134,17 +121,10 @@ impl EventLogRpc for EventLogService {
         }))
     }
 
-    async fn read_all(
-        &self,
-        request: Request<pb::ReadAllRequest>,
-    ) -> Result<Response<pb::ReadAllResponse>, Status> {
+    async fn read_all(&self, request: Request<pb::ReadAllRequest>) -> Result<Response<pb::ReadAllResponse>, Status> {
         let request = request.into_inner();
         let filter = request.filter.unwrap_or_default();
-        let slice = self
-            .log
-            .read_all(Position(request.from_position), request.limit, &filter)
-            .await
-            .map_err(status)?;
+        let slice = self.log.read_all(Position(request.from_position), request.limit, &filter).await.map_err(status)?;
         Ok(Response::new(pb::ReadAllResponse {
             events: slice.events,
             next_position: slice.next_position.0,
@@ -152,8 +132,7 @@ impl EventLogRpc for EventLogService {
         }))
     }
 
-    type SubscribeStream =
-        Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+    type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
 
     async fn subscribe(
         &self,
@@ -162,10 +141,7 @@ impl EventLogRpc for EventLogService {
         let request = request.into_inner();
         let subscription = self
             .log
-            .subscribe(
-                Position(request.from_position),
-                request.filter.unwrap_or_default(),
-            )
+            .subscribe(Position(request.from_position), request.filter.unwrap_or_default())
             .await
             .map_err(status)?;
         let responses = subscription.map(|item| {
@@ -179,10 +155,7 @@ impl EventLogRpc for EventLogService {
         Ok(Response::new(Box::pin(responses)))
     }
 
-    async fn get_head(
-        &self,
-        _request: Request<pb::GetHeadRequest>,
-    ) -> Result<Response<pb::GetHeadResponse>, Status> {
+    async fn get_head(&self, _request: Request<pb::GetHeadRequest>) -> Result<Response<pb::GetHeadResponse>, Status> {
         let head = self.log.head().await.map_err(status)?;
         Ok(Response::new(pb::GetHeadResponse {
             next_position: head.next_position.0,

@@ -27,10 +27,7 @@ pub struct StoreHead {
 }
 
 impl StoreHead {
-    pub const EMPTY: StoreHead = StoreHead {
-        next_position: Position(0),
-        head_hash: GENESIS_HASH,
-    };
+    pub const EMPTY: StoreHead = StoreHead { next_position: Position(0), head_hash: GENESIS_HASH };
 }
 
 /// One new event, encoded.
@@ -77,11 +74,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<Position>, LogError>;
     /// Visits stored values in position order from `from`, raw (checksum not yet checked).
-    fn scan(
-        &self,
-        from: Position,
-        visit: &mut dyn FnMut(Position, &[u8]) -> Scan,
-    ) -> Result<(), LogError>;
+    fn scan(&self, from: Position, visit: &mut dyn FnMut(Position, &[u8]) -> Scan) -> Result<(), LogError>;
     /// Writes a set atomically (all or nothing) and durably (fsynced) before returning.
     fn write(&self, set: WriteSet) -> Result<(), LogError>;
     /// Bytes the engine occupies on disk.

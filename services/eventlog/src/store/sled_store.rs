@@ -82,12 +82,7 @@ impl SledStore {
             // We fsync once per group commit ourselves; no background flusher is needed.
             .flush_every_ms(None)
             .open()
-            .map_err(|e| {
-                LogError::Unavailable(format!(
-                    "cannot open the event store in {}: {e}",
-                    dir.display()
-                ))
-            })?;
+            .map_err(|e| LogError::Unavailable(format!("cannot open the event store in {}: {e}", dir.display())))?;
         Ok(SledStore { db })
     }
 }
@@ -98,33 +93,21 @@ impl Store for SledStore {
             return Ok(StoreHead::EMPTY);
         };
         if value.len() != 40 {
-            return Err(LogError::Internal(
-                "storage: head record is not 40 bytes".into(),
-            ));
+            return Err(LogError::Internal("storage: head record is not 40 bytes".into()));
         }
         let next_position = Position(read_u64(&value, "head position")?);
         let head_hash: [u8; 32] = value[8..40].try_into().expect("checked length");
-        Ok(StoreHead {
-            next_position,
-            head_hash,
-        })
+        Ok(StoreHead { next_position, head_hash })
     }
 
     fn last_version(&self, stream_id: &StreamId) -> Result<Option<Version>, LogError> {
-        let value = self
-            .db
-            .get(stream_head_key(stream_id))
-            .map_err(storage_error)?;
-        value
-            .map(|v| read_u64(&v, "stream head").map(Version))
-            .transpose()
+        let value = self.db.get(stream_head_key(stream_id)).map_err(storage_error)?;
+        value.map(|v| read_u64(&v, "stream head").map(Version)).transpose()
     }
 
     fn find_event(&self, event_id: &EventId) -> Result<Option<Position>, LogError> {
         let value = self.db.get(event_id_key(event_id)).map_err(storage_error)?;
-        value
-            .map(|v| read_u64(&v, "event id index").map(Position))
-            .transpose()
+        value.map(|v| read_u64(&v, "event id index").map(Position)).transpose()
     }
 
     fn get(&self, position: Position) -> Result<Option<EventEnvelope>, LogError> {
@@ -148,29 +131,18 @@ impl Store for SledStore {
         let positions: Result<Vec<Position>, LogError> = if backwards {
             iter.rev()
                 .take(limit)
-                .map(|entry| {
-                    read_u64(&entry.map_err(storage_error)?.1, "stream index").map(Position)
-                })
+                .map(|entry| read_u64(&entry.map_err(storage_error)?.1, "stream index").map(Position))
                 .collect()
         } else {
             iter.take(limit)
-                .map(|entry| {
-                    read_u64(&entry.map_err(storage_error)?.1, "stream index").map(Position)
-                })
+                .map(|entry| read_u64(&entry.map_err(storage_error)?.1, "stream index").map(Position))
                 .collect()
         };
         positions
     }
 
-    fn scan(
-        &self,
-        from: Position,
-        visit: &mut dyn FnMut(Position, &[u8]) -> Scan,
-    ) -> Result<(), LogError> {
-        for entry in self
-            .db
-            .range(event_key(from)..=event_key(Position(u64::MAX)))
-        {
+    fn scan(&self, from: Position, visit: &mut dyn FnMut(Position, &[u8]) -> Scan) -> Result<(), LogError> {
+        for entry in self.db.range(event_key(from)..=event_key(Position(u64::MAX))) {
             let (key, value) = entry.map_err(storage_error)?;
             let position = Position(read_u64(&key[1..], "event key")?);
             if visit(position, &value) == Scan::Stop {

@@ -27,31 +27,14 @@ pub struct School {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SchoolCommand {
-    Register {
-        school_id: SchoolId,
-        trust_id: String,
-        name: String,
-        phase: SchoolPhase,
-        pupil_count: u32,
-    },
-    ChangePupilNumbers {
-        pupil_count: u32,
-    },
+    Register { school_id: SchoolId, trust_id: String, name: String, phase: SchoolPhase, pupil_count: u32 },
+    ChangePupilNumbers { pupil_count: u32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SchoolEvent {
-    Registered {
-        school_id: SchoolId,
-        trust_id: String,
-        name: String,
-        phase: SchoolPhase,
-        pupil_count: u32,
-    },
-    PupilNumbersChanged {
-        school_id: SchoolId,
-        pupil_count: u32,
-    },
+    Registered { school_id: SchoolId, trust_id: String, name: String, phase: SchoolPhase, pupil_count: u32 },
+    PupilNumbersChanged { school_id: SchoolId, pupil_count: u32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -87,22 +70,10 @@ impl Decider for SchoolDecider {
         None
     }
 
-    fn decide(
-        state: &Self::State,
-        command: &Self::Command,
-    ) -> Result<Vec<Self::Event>, Self::Error> {
+    fn decide(state: &Self::State, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
         match (state, command) {
             (Some(_), SchoolCommand::Register { .. }) => Err(SchoolError::AlreadyRegistered),
-            (
-                None,
-                SchoolCommand::Register {
-                    school_id,
-                    trust_id,
-                    name,
-                    phase,
-                    pupil_count,
-                },
-            ) => {
+            (None, SchoolCommand::Register { school_id, trust_id, name, phase, pupil_count }) => {
                 super::check_name(name).map_err(SchoolError::InvalidName)?;
                 check_pupils(*pupil_count)?;
                 Ok(vec![SchoolEvent::Registered {
@@ -129,26 +100,16 @@ impl Decider for SchoolDecider {
 
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State {
         match (state, event) {
-            (
-                _,
-                SchoolEvent::Registered {
-                    school_id,
-                    trust_id,
-                    name,
-                    phase,
-                    pupil_count,
-                },
-            ) => Some(School {
+            (_, SchoolEvent::Registered { school_id, trust_id, name, phase, pupil_count }) => Some(School {
                 school_id: school_id.clone(),
                 trust_id: trust_id.clone(),
                 name: name.clone(),
                 phase: *phase,
                 pupil_count: *pupil_count,
             }),
-            (Some(school), SchoolEvent::PupilNumbersChanged { pupil_count, .. }) => Some(School {
-                pupil_count: *pupil_count,
-                ..school
-            }),
+            (Some(school), SchoolEvent::PupilNumbersChanged { pupil_count, .. }) => {
+                Some(School { pupil_count: *pupil_count, ..school })
+            }
             (None, SchoolEvent::PupilNumbersChanged { .. }) => {
                 debug_assert!(false, "a pupil-number change before registration");
                 None
@@ -192,18 +153,12 @@ mod tests {
     #[test]
     fn a_school_registers_once() {
         let history = SchoolDecider::decide(&None, &register(420)).unwrap();
-        assert_eq!(
-            SchoolDecider::decide(&given(&history), &register(420)),
-            Err(SchoolError::AlreadyRegistered)
-        );
+        assert_eq!(SchoolDecider::decide(&given(&history), &register(420)), Err(SchoolError::AlreadyRegistered));
     }
 
     #[test]
     fn pupil_numbers_must_be_plausible() {
-        assert_eq!(
-            SchoolDecider::decide(&None, &register(0)),
-            Err(SchoolError::PupilCountOutOfRange(0))
-        );
+        assert_eq!(SchoolDecider::decide(&None, &register(0)), Err(SchoolError::PupilCountOutOfRange(0)));
         assert_eq!(
             SchoolDecider::decide(&None, &register(MAX_PUPILS + 1)),
             Err(SchoolError::PupilCountOutOfRange(MAX_PUPILS + 1))
@@ -213,27 +168,13 @@ mod tests {
     #[test]
     fn changing_pupil_numbers_needs_a_school_and_a_change() {
         let change = SchoolCommand::ChangePupilNumbers { pupil_count: 430 };
-        assert_eq!(
-            SchoolDecider::decide(&None, &change),
-            Err(SchoolError::NotRegistered)
-        );
+        assert_eq!(SchoolDecider::decide(&None, &change), Err(SchoolError::NotRegistered));
         let history = SchoolDecider::decide(&None, &register(420)).unwrap();
         let changed = SchoolDecider::decide(&given(&history), &change).unwrap();
-        assert_eq!(
-            changed,
-            vec![SchoolEvent::PupilNumbersChanged {
-                school_id: oak(),
-                pupil_count: 430
-            }]
-        );
+        assert_eq!(changed, vec![SchoolEvent::PupilNumbersChanged { school_id: oak(), pupil_count: 430 }]);
         let all: Vec<_> = history.into_iter().chain(changed).collect();
         assert_eq!(given(&all).unwrap().pupil_count, 430);
-        assert!(
-            SchoolDecider::decide(&given(&all), &change)
-                .unwrap()
-                .is_empty(),
-            "no change, no event"
-        );
+        assert!(SchoolDecider::decide(&given(&all), &change).unwrap().is_empty(), "no change, no event");
     }
 
     #[test]
@@ -242,9 +183,6 @@ mod tests {
         if let SchoolCommand::Register { name, .. } = &mut command {
             *name = " padded".into();
         }
-        assert!(matches!(
-            SchoolDecider::decide(&None, &command),
-            Err(SchoolError::InvalidName(_))
-        ));
+        assert!(matches!(SchoolDecider::decide(&None, &command), Err(SchoolError::InvalidName(_))));
     }
 }

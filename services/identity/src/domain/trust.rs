@@ -41,30 +41,23 @@ impl Decider for TrustDecider {
         None
     }
 
-    fn decide(
-        state: &Self::State,
-        command: &Self::Command,
-    ) -> Result<Vec<Self::Event>, Self::Error> {
+    fn decide(state: &Self::State, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
         match command {
             TrustCommand::Establish { trust_id, name } => {
                 if state.is_some() {
                     return Err(TrustError::AlreadyEstablished);
                 }
                 super::check_name(name).map_err(TrustError::InvalidName)?;
-                Ok(vec![TrustEvent::Established {
-                    trust_id: trust_id.clone(),
-                    name: name.clone(),
-                }])
+                Ok(vec![TrustEvent::Established { trust_id: trust_id.clone(), name: name.clone() }])
             }
         }
     }
 
     fn evolve(_state: Self::State, event: &Self::Event) -> Self::State {
         match event {
-            TrustEvent::Established { trust_id, name } => Some(Trust {
-                trust_id: trust_id.clone(),
-                name: name.clone(),
-            }),
+            TrustEvent::Established { trust_id, name } => {
+                Some(Trust { trust_id: trust_id.clone(), name: name.clone() })
+            }
         }
     }
 }

@@ -46,24 +46,12 @@ pub struct ReadStream {
 impl ReadStream {
     /// The whole stream forwards, one page of up to `limit` events from `from_version`.
     pub fn forwards(stream_id: StreamId, from_version: Version, limit: u32) -> Self {
-        ReadStream {
-            stream_id,
-            from_version,
-            from_end: false,
-            backwards: false,
-            limit,
-        }
+        ReadStream { stream_id, from_version, from_end: false, backwards: false, limit }
     }
 
     /// The last `limit` events, newest first.
     pub fn last(stream_id: StreamId, limit: u32) -> Self {
-        ReadStream {
-            stream_id,
-            from_version: Version(0),
-            from_end: true,
-            backwards: true,
-            limit,
-        }
+        ReadStream { stream_id, from_version: Version(0), from_end: true, backwards: true, limit }
     }
 }
 
@@ -122,28 +110,16 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Appends to many streams in one durable write; each stream has its own outcome.
     /// Bad input anywhere refuses the whole call and writes nothing.
-    async fn append_batch(
-        &self,
-        appends: Vec<StreamAppend>,
-    ) -> Result<Vec<BatchItemOutcome>, LogError>;
+    async fn append_batch(&self, appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError>;
 
     /// Reads a page of one stream.
     async fn read_stream(&self, read: ReadStream) -> Result<StreamSlice, LogError>;
 
     /// Reads a page of `$all` from `from`, keeping events that match `filter`.
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: u32,
-        filter: &EventFilter,
-    ) -> Result<AllSlice, LogError>;
+    async fn read_all(&self, from: Position, limit: u32, filter: &EventFilter) -> Result<AllSlice, LogError>;
 
     /// Subscribes to `$all` from `from`: history, then live, no gap, no duplicate.
-    async fn subscribe(
-        &self,
-        from: Position,
-        filter: EventFilter,
-    ) -> Result<Subscription, LogError>;
+    async fn subscribe(&self, from: Position, filter: EventFilter) -> Result<Subscription, LogError>;
 
     /// The head of the log.
     async fn head(&self) -> Result<Head, LogError>;

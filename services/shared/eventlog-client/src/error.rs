@@ -38,10 +38,7 @@ pub enum LogError {
 
 impl LogError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        LogError::InvalidArgument {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        LogError::InvalidArgument { field: field.into(), reason: reason.into() }
     }
 
     /// The shared code deciding the gRPC and HTTP status.

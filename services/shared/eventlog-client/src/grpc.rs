@@ -11,8 +11,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::status::{expected_to_proto, from_status, outcome_from_proto, wrong_version_from_proto};
 use crate::{
-    AllSlice, AppendOutcome, BatchItemOutcome, EventLog, Head, LogError, ReadStream, StreamAppend,
-    StreamSlice, Subscription, SubscriptionBatch,
+    AllSlice, AppendOutcome, BatchItemOutcome, EventLog, Head, LogError, ReadStream, StreamAppend, StreamSlice,
+    Subscription, SubscriptionBatch,
 };
 
 /// Messages up to this size are accepted from the log (a page of large events).
@@ -38,10 +38,7 @@ impl GrpcEventLog {
         let client = EventLogClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(GrpcEventLog {
-            client,
-            request_timeout,
-        })
+        Ok(GrpcEventLog { client, request_timeout })
     }
 
     fn client(&self) -> EventLogClient<Channel> {
@@ -61,11 +58,7 @@ fn append_request(
     expected: ExpectedVersion,
     events: Vec<pb::ProposedEvent>,
 ) -> pb::AppendRequest {
-    pb::AppendRequest {
-        stream_id: stream_id.to_string(),
-        expected: Some(expected_to_proto(expected)),
-        events,
-    }
+    pb::AppendRequest { stream_id: stream_id.to_string(), expected: Some(expected_to_proto(expected)), events }
 }
 
 #[async_trait]
@@ -82,35 +75,21 @@ impl EventLog for GrpcEventLog {
             .await
             .map_err(|status| from_status(&status))?
             .into_inner();
-        let result = response
-            .result
-            .ok_or_else(|| LogError::Internal("append response without a result".into()))?;
+        let result = response.result.ok_or_else(|| LogError::Internal("append response without a result".into()))?;
         Ok(outcome_from_proto(&result))
     }
 
-    async fn append_batch(
-        &self,
-        appends: Vec<StreamAppend>,
-    ) -> Result<Vec<BatchItemOutcome>, LogError> {
+    async fn append_batch(&self, appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError> {
         let request = pb::AppendBatchRequest {
-            appends: appends
-                .into_iter()
-                .map(|a| append_request(&a.stream_id, a.expected, a.events))
-                .collect(),
+            appends: appends.into_iter().map(|a| append_request(&a.stream_id, a.expected, a.events)).collect(),
         };
-        let response = self
-            .client()
-            .append_batch(self.unary(request))
-            .await
-            .map_err(|status| from_status(&status))?
-            .into_inner();
+        let response =
+            self.client().append_batch(self.unary(request)).await.map_err(|status| from_status(&status))?.into_inner();
         response
             .items
             .iter()
             .map(|item| match &item.outcome {
-                Some(pb::append_batch_item::Outcome::Result(result)) => {
-                    Ok(Ok(outcome_from_proto(result)))
-                }
+                Some(pb::append_batch_item::Outcome::Result(result)) => Ok(Ok(outcome_from_proto(result))),
                 Some(pb::append_batch_item::Outcome::WrongExpectedVersion(wrong)) => {
                     Ok(Err(wrong_version_from_proto(wrong)?))
                 }
@@ -120,11 +99,7 @@ impl EventLog for GrpcEventLog {
     }
 
     async fn read_stream(&self, read: ReadStream) -> Result<StreamSlice, LogError> {
-        let direction = if read.backwards {
-            pb::Direction::Backwards
-        } else {
-            pb::Direction::Forwards
-        };
+        let direction = if read.backwards { pb::Direction::Backwards } else { pb::Direction::Forwards };
         let request = pb::ReadStreamRequest {
             stream_id: read.stream_id.to_string(),
             from_version: read.from_version.0,
@@ -132,38 +107,17 @@ impl EventLog for GrpcEventLog {
             direction: direction as i32,
             limit: read.limit,
         };
-        let response = self
-            .client()
-            .read_stream(self.unary(request))
-            .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+        let response = self.client().read_stream(self.unary(request)).await.map_err(|s| from_status(&s))?.into_inner();
         Ok(StreamSlice {
             events: response.events,
-            last_version: response
-                .stream_exists
-                .then_some(Version(response.last_version)),
+            last_version: response.stream_exists.then_some(Version(response.last_version)),
             end_of_stream: response.end_of_stream,
         })
     }
 
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: u32,
-        filter: &pb::EventFilter,
-    ) -> Result<AllSlice, LogError> {
-        let request = pb::ReadAllRequest {
-            from_position: from.0,
-            limit,
-            filter: Some(filter.clone()),
-        };
-        let response = self
-            .client()
-            .read_all(self.unary(request))
-            .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+    async fn read_all(&self, from: Position, limit: u32, filter: &pb::EventFilter) -> Result<AllSlice, LogError> {
+        let request = pb::ReadAllRequest { from_position: from.0, limit, filter: Some(filter.clone()) };
+        let response = self.client().read_all(self.unary(request)).await.map_err(|s| from_status(&s))?.into_inner();
         Ok(AllSlice {
             events: response.events,
             next_position: Position(response.next_position),
@@ -171,21 +125,9 @@ impl EventLog for GrpcEventLog {
         })
     }
 
-    async fn subscribe(
-        &self,
-        from: Position,
-        filter: pb::EventFilter,
-    ) -> Result<Subscription, LogError> {
-        let request = pb::SubscribeRequest {
-            from_position: from.0,
-            filter: Some(filter),
-        };
-        let stream = self
-            .client()
-            .subscribe(request)
-            .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+    async fn subscribe(&self, from: Position, filter: pb::EventFilter) -> Result<Subscription, LogError> {
+        let request = pb::SubscribeRequest { from_position: from.0, filter: Some(filter) };
+        let stream = self.client().subscribe(request).await.map_err(|s| from_status(&s))?.into_inner();
         Ok(Box::pin(stream.map(|item| {
             item.map(|message| SubscriptionBatch {
                 events: message.events,
@@ -197,20 +139,13 @@ impl EventLog for GrpcEventLog {
     }
 
     async fn head(&self) -> Result<Head, LogError> {
-        let response = self
-            .client()
-            .get_head(self.unary(pb::GetHeadRequest {}))
-            .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+        let response =
+            self.client().get_head(self.unary(pb::GetHeadRequest {})).await.map_err(|s| from_status(&s))?.into_inner();
         let head_hash: [u8; 32] = response
             .head_hash
             .as_slice()
             .try_into()
             .map_err(|_| LogError::Internal("head hash is not 32 bytes".into()))?;
-        Ok(Head {
-            next_position: Position(response.next_position),
-            head_hash,
-        })
+        Ok(Head { next_position: Position(response.next_position), head_hash })
     }
 }

@@ -21,8 +21,8 @@ pub mod status;
 pub mod conformance;
 
 pub use client::{
-    AllSlice, AppendOutcome, BatchItemOutcome, EventLog, Head, ReadStream, StreamAppend,
-    StreamSlice, Subscription, SubscriptionBatch,
+    AllSlice, AppendOutcome, BatchItemOutcome, EventLog, Head, ReadStream, StreamAppend, StreamSlice, Subscription,
+    SubscriptionBatch,
 };
 pub use error::{LogError, WrongExpectedVersion};
 pub use grpc::GrpcEventLog;

@@ -20,16 +20,10 @@ pub fn grpc_code(code: ErrorCode) -> Code {
 }
 
 /// Parses a protobuf expectation; a missing one is bad input naming `field`.
-pub fn expected_from_proto(
-    expected: Option<&pb::ExpectedVersion>,
-    field: &str,
-) -> Result<ExpectedVersion, LogError> {
+pub fn expected_from_proto(expected: Option<&pb::ExpectedVersion>, field: &str) -> Result<ExpectedVersion, LogError> {
     use pb::expected_version::Kind;
     match expected.and_then(|e| e.kind.as_ref()) {
-        None => Err(LogError::invalid(
-            field,
-            "is required (any, no_stream, stream_exists or exact)",
-        )),
+        None => Err(LogError::invalid(field, "is required (any, no_stream, stream_exists or exact)")),
         Some(Kind::Any(_)) => Ok(ExpectedVersion::Any),
         Some(Kind::NoStream(_)) => Ok(ExpectedVersion::NoStream),
         Some(Kind::StreamExists(_)) => Ok(ExpectedVersion::StreamExists),
@@ -77,18 +71,12 @@ pub fn wrong_version_to_proto(error: &WrongExpectedVersion) -> pb::WrongExpected
     }
 }
 
-pub fn wrong_version_from_proto(
-    error: &pb::WrongExpectedVersion,
-) -> Result<WrongExpectedVersion, LogError> {
+pub fn wrong_version_from_proto(error: &pb::WrongExpectedVersion) -> Result<WrongExpectedVersion, LogError> {
     let stream_id = StreamId::parse(&error.stream_id)
         .map_err(|e| LogError::Internal(format!("server sent a bad stream id: {e}")))?;
     let expected = expected_from_proto(error.expected.as_ref(), "wrong_expected_version.expected")?;
     let actual = error.stream_exists.then_some(Version(error.actual_version));
-    Ok(WrongExpectedVersion {
-        stream_id,
-        expected,
-        actual,
-    })
+    Ok(WrongExpectedVersion { stream_id, expected, actual })
 }
 
 /// Turns an error into the status sent to a gRPC caller.
@@ -96,11 +84,9 @@ pub fn to_status(error: &LogError) -> Status {
     let code = grpc_code(error.code());
     let message = error.to_string();
     let mut status = match error {
-        LogError::WrongExpectedVersion(wrong) => Status::with_details(
-            code,
-            message,
-            wrong_version_to_proto(wrong).encode_to_vec().into(),
-        ),
+        LogError::WrongExpectedVersion(wrong) => {
+            Status::with_details(code, message, wrong_version_to_proto(wrong).encode_to_vec().into())
+        }
         _ => Status::new(code, message),
     };
     let metadata = status.metadata_mut();
@@ -125,13 +111,7 @@ pub fn to_status(error: &LogError) -> Status {
 
 /// Turns a status received from a log node back into the error it was made from.
 pub fn from_status(status: &Status) -> LogError {
-    let meta = |key: &str| {
-        status
-            .metadata()
-            .get(key)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let meta = |key: &str| status.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::to_owned);
     // The message is `<Display of the original error>`; strip the prefix we added there.
     let message = status.message().to_owned();
     match status.code() {
@@ -148,30 +128,16 @@ pub fn from_status(status: &Status) -> LogError {
             },
             Err(_) => LogError::Internal(format!("aborted without a version detail: {message}")),
         },
-        Code::AlreadyExists => LogError::EventIdConflict {
-            event_id: meta(EVENT_ID_KEY).unwrap_or_default(),
-        },
-        Code::ResourceExhausted => LogError::ResourceExhausted(
-            message
-                .strip_prefix("resource exhausted: ")
-                .unwrap_or(&message)
-                .to_owned(),
-        ),
+        Code::AlreadyExists => LogError::EventIdConflict { event_id: meta(EVENT_ID_KEY).unwrap_or_default() },
+        Code::ResourceExhausted => {
+            LogError::ResourceExhausted(message.strip_prefix("resource exhausted: ").unwrap_or(&message).to_owned())
+        }
         Code::DataLoss => LogError::Corrupt {
-            position: Position(
-                meta(POSITION_KEY)
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or_default(),
-            ),
+            position: Position(meta(POSITION_KEY).and_then(|p| p.parse().ok()).unwrap_or_default()),
             reason: message,
         },
         Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Unknown => {
-            LogError::Unavailable(
-                message
-                    .strip_prefix("event log unavailable: ")
-                    .unwrap_or(&message)
-                    .to_owned(),
-            )
+            LogError::Unavailable(message.strip_prefix("event log unavailable: ").unwrap_or(&message).to_owned())
         }
         _ => LogError::Internal(message),
     }
@@ -188,10 +154,7 @@ mod tests {
 
     #[test]
     fn errors_survive_the_wire() {
-        round_trip(LogError::invalid(
-            "events[1].event_id",
-            "is not a 16-byte UUID (got 3 bytes)",
-        ));
+        round_trip(LogError::invalid("events[1].event_id", "is not a 16-byte UUID (got 3 bytes)"));
         round_trip(LogError::WrongExpectedVersion(WrongExpectedVersion {
             stream_id: StreamId::parse("school-oak").unwrap(),
             expected: ExpectedVersion::Exact(Version(4)),
@@ -202,12 +165,8 @@ mod tests {
             expected: ExpectedVersion::StreamExists,
             actual: None,
         }));
-        round_trip(LogError::EventIdConflict {
-            event_id: "0191f0c4-7c1e-7d3a-9d55-000000000001".into(),
-        });
-        round_trip(LogError::ResourceExhausted(
-            "subscriber fell behind; resume from position 12".into(),
-        ));
+        round_trip(LogError::EventIdConflict { event_id: "0191f0c4-7c1e-7d3a-9d55-000000000001".into() });
+        round_trip(LogError::ResourceExhausted("subscriber fell behind; resume from position 12".into()));
         round_trip(LogError::Unavailable("shutting down".into()));
     }
 
@@ -215,21 +174,12 @@ mod tests {
     fn every_error_keeps_its_code_across_the_wire() {
         let errors = [
             LogError::invalid("stream_id", "is empty"),
-            LogError::EventIdConflict {
-                event_id: "x".into(),
-            },
-            LogError::Corrupt {
-                position: Position(9),
-                reason: "checksum".into(),
-            },
+            LogError::EventIdConflict { event_id: "x".into() },
+            LogError::Corrupt { position: Position(9), reason: "checksum".into() },
             LogError::Internal("boom".into()),
         ];
         for error in errors {
-            assert_eq!(
-                from_status(&to_status(&error)).code(),
-                error.code(),
-                "{error}"
-            );
+            assert_eq!(from_status(&to_status(&error)).code(), error.code(), "{error}");
         }
     }
 }

@@ -21,10 +21,7 @@ pub trait Decider {
     /// The state of a stream with no events.
     fn initial() -> Self::State;
     /// Decides what events a command produces against the current state.
-    fn decide(
-        state: &Self::State,
-        command: &Self::Command,
-    ) -> Result<Vec<Self::Event>, Self::Error>;
+    fn decide(state: &Self::State, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
     /// Applies one event to the state. Must accept every event `decide` can produce.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
 }

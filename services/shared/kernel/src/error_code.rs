@@ -107,10 +107,7 @@ mod tests {
         assert_eq!(names.len(), ErrorCode::ALL.len());
         for code in ErrorCode::ALL {
             let http = code.http_status();
-            let server_side = matches!(
-                code,
-                ErrorCode::Unavailable | ErrorCode::DataLoss | ErrorCode::Internal
-            );
+            let server_side = matches!(code, ErrorCode::Unavailable | ErrorCode::DataLoss | ErrorCode::Internal);
             assert_eq!(http >= 500, server_side, "{code} maps to {http}");
             assert!(code.grpc_code() > 0 && code.grpc_code() <= 16);
         }

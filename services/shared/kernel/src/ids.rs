@@ -36,30 +36,16 @@ impl StreamId {
             return Err(IdError::Empty);
         }
         if raw.len() > Self::MAX_BYTES {
-            return Err(IdError::TooLong {
-                len: raw.len(),
-                max: Self::MAX_BYTES,
-            });
+            return Err(IdError::TooLong { len: raw.len(), max: Self::MAX_BYTES });
         }
-        if let Some(at) = raw
-            .bytes()
-            .position(|b| !(b.is_ascii_alphanumeric() || b"-_.:@".contains(&b)))
-        {
-            return Err(IdError::BadCharacter {
-                at,
-                allowed: Self::ALLOWED,
-            });
+        if let Some(at) = raw.bytes().position(|b| !(b.is_ascii_alphanumeric() || b"-_.:@".contains(&b))) {
+            return Err(IdError::BadCharacter { at, allowed: Self::ALLOWED });
         }
         let Some((category, rest)) = raw.split_once('-') else {
             return Err(IdError::NoCategory);
         };
-        let category_ok = category
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase())
-            && category
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let category_ok = category.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && category.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !category_ok || rest.is_empty() {
             return Err(IdError::NoCategory);
         }
@@ -73,9 +59,7 @@ impl StreamId {
 
     /// The category: the part before the first `-`.
     pub fn category(&self) -> &str {
-        self.0
-            .split_once('-')
-            .map_or(&self.0, |(category, _)| category)
+        self.0.split_once('-').map_or(&self.0, |(category, _)| category)
     }
 
     pub fn as_str(&self) -> &str {
@@ -108,23 +92,14 @@ impl SchoolId {
             return Err(IdError::Empty);
         }
         if raw.len() > Self::MAX_BYTES {
-            return Err(IdError::TooLong {
-                len: raw.len(),
-                max: Self::MAX_BYTES,
-            });
+            return Err(IdError::TooLong { len: raw.len(), max: Self::MAX_BYTES });
         }
         let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
         if let Some(at) = raw.bytes().position(|b| !allowed(b)) {
-            return Err(IdError::BadCharacter {
-                at,
-                allowed: "lowercase letters, digits and -",
-            });
+            return Err(IdError::BadCharacter { at, allowed: "lowercase letters, digits and -" });
         }
         if raw.starts_with('-') {
-            return Err(IdError::BadCharacter {
-                at: 0,
-                allowed: "a letter or digit first",
-            });
+            return Err(IdError::BadCharacter { at: 0, allowed: "a letter or digit first" });
         }
         Ok(SchoolId(raw.to_owned()))
     }
@@ -153,9 +128,7 @@ pub struct EventId(pub uuid::Uuid);
 impl EventId {
     /// Parses the 16 raw bytes carried in protobuf.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, IdError> {
-        let array: [u8; 16] = bytes
-            .try_into()
-            .map_err(|_| IdError::BadUuidLength { len: bytes.len() })?;
+        let array: [u8; 16] = bytes.try_into().map_err(|_| IdError::BadUuidLength { len: bytes.len() })?;
         Ok(EventId(uuid::Uuid::from_bytes(array)))
     }
 
@@ -203,28 +176,14 @@ mod tests {
 
     #[test]
     fn stream_ids() {
-        assert_eq!(
-            StreamId::parse("school-oakfield").unwrap().category(),
-            "school"
-        );
-        assert_eq!(
-            StreamId::parse("breaches-oak-2026-11-02")
-                .unwrap()
-                .category(),
-            "breaches"
-        );
+        assert_eq!(StreamId::parse("school-oakfield").unwrap().category(), "school");
+        assert_eq!(StreamId::parse("breaches-oak-2026-11-02").unwrap().category(), "breaches");
         assert_eq!(StreamId::parse(""), Err(IdError::Empty));
         assert_eq!(StreamId::parse("school"), Err(IdError::NoCategory));
         assert_eq!(StreamId::parse("School-x"), Err(IdError::NoCategory));
         assert_eq!(StreamId::parse("school-"), Err(IdError::NoCategory));
-        assert!(matches!(
-            StreamId::parse("school-a b"),
-            Err(IdError::BadCharacter { at: 8, .. })
-        ));
-        assert!(matches!(
-            StreamId::parse(&format!("s-{}", "x".repeat(255))),
-            Err(IdError::TooLong { .. })
-        ));
+        assert!(matches!(StreamId::parse("school-a b"), Err(IdError::BadCharacter { at: 8, .. })));
+        assert!(matches!(StreamId::parse(&format!("s-{}", "x".repeat(255))), Err(IdError::TooLong { .. })));
     }
 
     #[test]

@@ -19,11 +19,7 @@ pub struct ListenError {
 
 /// Listens on `addr`, chosen by `setting`.
 pub async fn listen(addr: SocketAddr, setting: &'static str) -> Result<TcpListener, ListenError> {
-    TcpListener::bind(addr).await.map_err(|source| ListenError {
-        addr,
-        setting,
-        source,
-    })
+    TcpListener::bind(addr).await.map_err(|source| ListenError { addr, setting, source })
 }
 
 #[cfg(test)]
@@ -32,16 +28,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_taken_port_names_the_setting() {
-        let taken = listen("127.0.0.1:0".parse().unwrap(), "--grpc-addr")
-            .await
-            .unwrap();
-        let error = listen(taken.local_addr().unwrap(), "--grpc-addr")
-            .await
-            .unwrap_err();
+        let taken = listen("127.0.0.1:0".parse().unwrap(), "--grpc-addr").await.unwrap();
+        let error = listen(taken.local_addr().unwrap(), "--grpc-addr").await.unwrap_err();
         let message = error.to_string();
-        assert!(
-            message.contains("--grpc-addr") && message.contains("in use"),
-            "{message}"
-        );
+        assert!(message.contains("--grpc-addr") && message.contains("in use"), "{message}");
     }
 }

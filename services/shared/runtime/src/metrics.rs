@@ -15,10 +15,7 @@ pub struct Metrics {
 impl Metrics {
     /// Registers a metric under `haven_<name>` (the prefix is added here).
     pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
-        self.registry
-            .lock()
-            .expect("metrics lock")
-            .register(format!("haven_{name}"), help, metric);
+        self.registry.lock().expect("metrics lock").register(format!("haven_{name}"), help, metric);
     }
 
     /// The Prometheus text exposition of every registered metric.

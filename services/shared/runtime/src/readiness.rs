@@ -29,14 +29,8 @@ pub struct ReadinessHandle {
 impl Readiness {
     /// Registers a component, not ready until it says so.
     pub fn register(&self, name: &str, reason: &str) -> ReadinessHandle {
-        self.components
-            .lock()
-            .expect("readiness lock")
-            .insert(name.to_owned(), (false, reason.to_owned()));
-        ReadinessHandle {
-            name: name.to_owned(),
-            components: Arc::clone(&self.components),
-        }
+        self.components.lock().expect("readiness lock").insert(name.to_owned(), (false, reason.to_owned()));
+        ReadinessHandle { name: name.to_owned(), components: Arc::clone(&self.components) }
     }
 
     /// Every component, by name.
@@ -69,10 +63,7 @@ impl ReadinessHandle {
     }
 
     fn set(&self, ready: bool, reason: &str) {
-        self.components
-            .lock()
-            .expect("readiness lock")
-            .insert(self.name.clone(), (ready, reason.to_owned()));
+        self.components.lock().expect("readiness lock").insert(self.name.clone(), (ready, reason.to_owned()));
     }
 }
 
@@ -95,11 +86,7 @@ mod tests {
         let report = readiness.report();
         assert_eq!(
             report[1],
-            ComponentReadiness {
-                name: "identity".into(),
-                ready: false,
-                reason: "fell behind".into()
-            }
+            ComponentReadiness { name: "identity".into(), ready: false, reason: "fell behind".into() }
         );
     }
 }
