@@ -30,7 +30,7 @@ pub struct EventLogConfig {
     /// How long a subscriber may leave its buffer full before it is ended with
     /// `ResourceExhausted` (it resumes from its last checkpoint).
     pub slow_subscriber_timeout_ms: u64,
-    /// sled's page cache, in bytes: the main term of the log's memory use.
+    /// the index's (redb) page cache, in bytes: the main term of the log's memory use.
     pub cache_bytes: u64,
 }
 

@@ -5,7 +5,7 @@
 //!                                         │                              │ plan, encode, chain
 //!                                         │◀──── durable head (watch) ───┤ one fsync per group
 //!                                         ▼                              ▼
-//!                                    readers, subscriptions ◀──────── Store (sled)
+//!                                    readers, subscriptions ◀──────── Store (segments + redb)
 //! ```
 //! It owns storage, ordering, optimistic concurrency, idempotency and the hash chain. It must
 //! not know any service's events: payloads are opaque bytes.

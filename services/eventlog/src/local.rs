@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::EventLogConfig;
 use crate::metrics::LogMetrics;
-use crate::store::{SledStore, Store, StoreHead};
+use crate::store::{SegmentStore, Store, StoreHead};
 use crate::subscribe::{self, SubscribeLimits};
 use crate::writer::{WriteRequest, Writer};
 use crate::{read, validate};
@@ -42,7 +42,7 @@ impl LocalEventLog {
         config.validate().map_err(|(field, reason)| LogError::invalid(format!("eventlog.{field}"), reason))?;
         std::fs::create_dir_all(dir)
             .map_err(|e| LogError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, config.cache_bytes)?);
+        let store: Arc<dyn Store> = Arc::new(SegmentStore::open(dir, config.cache_bytes)?);
         Self::with_store(store, config)
     }
 

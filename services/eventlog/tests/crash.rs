@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use haven_eventlog::store::{SledStore, Store};
+use haven_eventlog::store::{SegmentStore, Store};
 use haven_eventlog::{EventLogConfig, LocalEventLog, Verdict};
 use haven_eventlog_client::{EventLog, ReadStream, StreamAppend, conformance};
 use haven_kernel::{ExpectedVersion, Position, StreamId};
@@ -34,7 +34,7 @@ fn id_text(event: &ProposedEvent) -> String {
 }
 
 fn open(dir: &Path) -> (LocalEventLog, Arc<dyn Store>) {
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, 4 << 20).expect("the store reopens after a kill"));
+    let store: Arc<dyn Store> = Arc::new(SegmentStore::open(dir, 4 << 20).expect("the store reopens after a kill"));
     let log = LocalEventLog::with_store(Arc::clone(&store), EventLogConfig::default()).expect("start log");
     (log, store)
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use haven_eventlog::store::{SledStore, Store};
+use haven_eventlog::store::{SegmentStore, Store};
 use haven_eventlog::{EventLogConfig, LocalEventLog, Verdict};
 use haven_eventlog_client::{AppendOutcome, EventLog, LogError, ReadStream, StreamAppend, conformance};
 use haven_kernel::{ExpectedVersion, Position, StreamId, Version};
@@ -159,7 +159,7 @@ fn events(count: usize, tag: usize) -> Vec<ProposedEvent> {
 }
 
 fn open(dir: &std::path::Path) -> (LocalEventLog, Arc<dyn Store>) {
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, 1 << 20).expect("open store"));
+    let store: Arc<dyn Store> = Arc::new(SegmentStore::open(dir, 1 << 20).expect("open store"));
     let log = LocalEventLog::with_store(Arc::clone(&store), EventLogConfig::default()).expect("start log");
     (log, store)
 }

@@ -26,7 +26,7 @@ pub struct Target {
     /// Data directory of the embedded log [default: a fresh temporary directory, removed after].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// sled cache of the embedded log, in MiB.
+    /// Index (redb) cache of the embedded log, in MiB.
     #[arg(long, default_value_t = 32)]
     pub cache_mib: u64,
     /// Print one JSON object instead of text.

@@ -1,4 +1,4 @@
-//! `haven up`: the embedded deployment. One event log on sled in the data directory, every
+//! `haven up`: the embedded deployment. One event log (segment files and a redb index) in the data directory, every
 //! gRPC service on one port (with gRPC health and reflection), and the HTTP gateway.
 //!
 //! ```text

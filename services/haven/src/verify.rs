@@ -5,14 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use haven_eventlog::Verdict;
-use haven_eventlog::store::SledStore;
+use haven_eventlog::store::SegmentStore;
 
 pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let store_dir = data_dir.join("eventlog");
     if !store_dir.exists() {
         anyhow::bail!("no event log in {} (expected {})", data_dir.display(), store_dir.display());
     }
-    let store = SledStore::open(&store_dir, 16 * 1024 * 1024)
+    let store = SegmentStore::open(&store_dir, 16 * 1024 * 1024)
         .with_context(|| format!("opening {} (is a haven still running on it?)", store_dir.display()))?;
     match haven_eventlog::verify(&store)? {
         Verdict::Intact { events, head_hash } => {

@@ -4,14 +4,14 @@
 //!   writer (one thread) ──plan──▶ WriteSet ──Store::write──▶ one atomic, fsynced batch
 //!   readers (any task)  ──────────────────▶ Store::get / stream_positions / scan
 //! ```
-//! A store keeps four things (docs/adr/0004-event-storage.md): events by global position,
+//! A store keeps four things (docs/adr/0004-event-storage.md, 0007): events by global position,
 //! the stream index (stream, version) → position, stream heads, and the event-id index for
 //! idempotency, plus the log head (next position and last hash). `write` is all-or-nothing
 //! and durable before it returns; nothing else mutates a store.
 
-mod sled_store;
+mod segment_store;
 
-pub use sled_store::SledStore;
+pub use segment_store::SegmentStore;
 
 use haven_eventlog_client::LogError;
 use haven_kernel::{EventId, Position, StreamId, Version};

@@ -1,0 +1,681 @@
+//! The event store: event bodies in append-only segment files, which are the record of what
+//! is committed, and the indexes in redb, which can always be rebuilt from the segments
+//! (docs/adr/0007-segments-and-redb.md says why sled was replaced).
+//!
+//! ```text
+//!  <dir>/segments/<first position:020>.seg
+//!      group*  = record* ‖ trailer              one group per Store::write, one fsync
+//!      record  = len:u32 LE ‖ value             (value: record.rs — crc, hash, envelope)
+//!      trailer = 0xFFFFFFFF ‖ count:u32 LE ‖ next position:u64 LE ‖ crc32(group bytes):u32 LE
+//!  <dir>/index.redb
+//!      positions     position          → (offset in its segment, len)
+//!      streams       (stream, version) → position
+//!      stream_heads  stream            → last version
+//!      event_ids     event id as u128  → position     (UUIDv7 ids sort by time: edge appends)
+//!      meta          "checkpoint"      → next position ‖ head hash ‖ segment ‖ end offset
+//! ```
+//! A write appends one group (its records and a trailer) to the active segment and fsyncs it:
+//! that is the commit. Then the indexes are updated in one redb transaction, fsynced only every
+//! [`CHECKPOINT_EVERY`] (redb's `Durability::None` in between), so one fsync per group is the
+//! cost of durability. On open, the groups after the last durable index checkpoint are read
+//! back from the segments and indexed again; a group without a whole, matching trailer (a write
+//! cut by a crash) is cut off, so a group is all there or not there.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use haven_eventlog_client::LogError;
+use haven_kernel::{EventId, Position, StreamId, Version};
+use haven_proto::v1::EventEnvelope;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::{NewRecord, Scan, Store, StoreHead, WriteSet};
+use crate::record;
+
+const POSITIONS: TableDefinition<u64, (u64, u32)> = TableDefinition::new("positions");
+const STREAMS: TableDefinition<(&str, u64), u64> = TableDefinition::new("streams");
+const STREAM_HEADS: TableDefinition<&str, u64> = TableDefinition::new("stream_heads");
+const EVENT_IDS: TableDefinition<u128, u64> = TableDefinition::new("event_ids");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CHECKPOINT_KEY: &str = "checkpoint";
+/// Marks a group trailer where a record length would be.
+const TRAILER_MARK: u32 = u32::MAX;
+const TRAILER_BYTES: usize = 4 + 4 + 8 + 4;
+/// A new segment is started by the first write after the active one reaches this size.
+const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
+/// How often the index is made durable; between checkpoints it is rebuilt from the segments
+/// after a crash.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+fn index_error(error: impl Into<redb::Error>) -> LogError {
+    LogError::Internal(format!("storage: index: {}", error.into()))
+}
+
+fn io_error(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
+    let context = format!("storage: {what} {}", path.display());
+    move |error| LogError::Internal(format!("{context}: {error}"))
+}
+
+fn id_key(event_id: &EventId) -> u128 {
+    u128::from_be_bytes(*event_id.as_bytes())
+}
+
+/// One segment file: the records from position `first` on.
+#[derive(Debug)]
+struct Segment {
+    first: u64,
+    file: File,
+    path: PathBuf,
+}
+
+impl Segment {
+    fn path(dir: &Path, first: u64) -> PathBuf {
+        dir.join(format!("{first:020}.seg"))
+    }
+
+    fn open(dir: &Path, first: u64, create: bool) -> Result<Segment, LogError> {
+        let path = Self::path(dir, first);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_error("opening", &path))?;
+        Ok(Segment { first, file, path })
+    }
+
+    fn len(&self) -> Result<u64, LogError> {
+        Ok(self.file.metadata().map_err(io_error("reading", &self.path))?.len())
+    }
+}
+
+/// Where the log stands: its head and where the next group goes. Written with the index.
+#[derive(Clone, Copy, Debug)]
+struct Checkpoint {
+    head: StoreHead,
+    /// First position of the active segment, and its length.
+    segment: u64,
+    end: u64,
+}
+
+impl Checkpoint {
+    fn encode(&self) -> [u8; 56] {
+        let mut bytes = [0u8; 56];
+        bytes[..8].copy_from_slice(&self.head.next_position.0.to_be_bytes());
+        bytes[8..40].copy_from_slice(&self.head.head_hash);
+        bytes[40..48].copy_from_slice(&self.segment.to_be_bytes());
+        bytes[48..].copy_from_slice(&self.end.to_be_bytes());
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Checkpoint, LogError> {
+        let bytes: &[u8; 56] =
+            bytes.try_into().map_err(|_| LogError::Internal("storage: index checkpoint is not 56 bytes".into()))?;
+        let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        Ok(Checkpoint {
+            head: StoreHead {
+                next_position: Position(u64_at(0)),
+                head_hash: bytes[8..40].try_into().expect("32 bytes"),
+            },
+            segment: u64_at(40),
+            end: u64_at(48),
+        })
+    }
+}
+
+/// What only the writer changes.
+#[derive(Debug)]
+struct Tail {
+    checkpoint: Checkpoint,
+    last_durable: Instant,
+}
+
+/// Event storage: segment files and a redb index.
+#[derive(Debug)]
+pub struct SegmentStore {
+    index: Database,
+    index_path: PathBuf,
+    segments_dir: PathBuf,
+    /// Every segment, oldest first; the last one is written to.
+    segments: RwLock<Vec<Arc<Segment>>>,
+    /// Positions below this are committed and indexed: reads never pass it.
+    committed: AtomicU64,
+    head: RwLock<StoreHead>,
+    tail: Mutex<Tail>,
+}
+
+impl SegmentStore {
+    /// Opens (or creates) the store in `dir`, with redb's cache bounded to `cache_bytes`;
+    /// indexes the groups written after the last durable checkpoint and cuts off a torn one.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, LogError> {
+        let unavailable =
+            |e: String| LogError::Unavailable(format!("cannot open the event store in {}: {e}", dir.display()));
+        let segments_dir = dir.join("segments");
+        std::fs::create_dir_all(&segments_dir).map_err(|e| unavailable(e.to_string()))?;
+        let mut builder = Database::builder();
+        builder.set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX));
+        let index_path = dir.join("index.redb");
+        let index = builder.create(&index_path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                unavailable(format!("{} is in use (is another haven running on it?)", index_path.display()))
+            }
+            other => unavailable(other.to_string()),
+        })?;
+        // Every table exists from the start, so readers never meet a missing one.
+        let txn = index.begin_write().map_err(index_error)?;
+        txn.open_table(POSITIONS).map_err(index_error)?;
+        txn.open_table(STREAMS).map_err(index_error)?;
+        txn.open_table(STREAM_HEADS).map_err(index_error)?;
+        txn.open_table(EVENT_IDS).map_err(index_error)?;
+        let checkpoint = match txn.open_table(META).map_err(index_error)?.get(CHECKPOINT_KEY).map_err(index_error)? {
+            Some(bytes) => Checkpoint::decode(bytes.value())?,
+            None => Checkpoint { head: StoreHead::EMPTY, segment: 0, end: 0 },
+        };
+        txn.commit().map_err(index_error)?;
+        let (segments, checkpoint) = recover(&index, &segments_dir, checkpoint)?;
+        Ok(SegmentStore {
+            index,
+            index_path,
+            segments_dir,
+            segments: RwLock::new(segments),
+            committed: AtomicU64::new(checkpoint.head.next_position.0),
+            head: RwLock::new(checkpoint.head),
+            tail: Mutex::new(Tail { checkpoint, last_durable: Instant::now() }),
+        })
+    }
+
+    /// The segment holding `position`, if any.
+    fn segment_of(&self, position: u64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read().expect("segments lock");
+        let index = segments.partition_point(|s| s.first <= position);
+        index.checked_sub(1).map(|i| Arc::clone(&segments[i]))
+    }
+
+    fn location(&self, position: u64) -> Result<(u64, u32), LogError> {
+        let txn = self.index.begin_read().map_err(index_error)?;
+        let positions = txn.open_table(POSITIONS).map_err(index_error)?;
+        let location = positions.get(position).map_err(index_error)?.map(|v| v.value());
+        location.ok_or_else(|| LogError::Corrupt {
+            position: Position(position),
+            reason: "committed but missing from the position index".into(),
+        })
+    }
+
+    /// Starts a new segment at `first` and makes its name durable.
+    fn roll(&self, first: u64) -> Result<Arc<Segment>, LogError> {
+        let segment = Arc::new(Segment::open(&self.segments_dir, first, true)?);
+        File::open(&self.segments_dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error("syncing", &self.segments_dir))?;
+        self.segments.write().expect("segments lock").push(Arc::clone(&segment));
+        Ok(segment)
+    }
+}
+
+/// A group as it is written: records, then the trailer.
+fn encode_group(records: &[NewRecord], next_position: u64, start: u64) -> (Vec<u8>, Vec<(u64, u32)>) {
+    let bytes: usize = records.iter().map(|r| r.value.len() + 4).sum::<usize>() + TRAILER_BYTES;
+    let mut group = Vec::with_capacity(bytes);
+    let mut locations = Vec::with_capacity(records.len());
+    for record in records {
+        let len = u32::try_from(record.value.len()).expect("records are far smaller than 4 GiB");
+        debug_assert!(len != TRAILER_MARK);
+        locations.push((start + group.len() as u64, len));
+        group.extend_from_slice(&len.to_le_bytes());
+        group.extend_from_slice(&record.value);
+    }
+    let crc = crc32fast::hash(&group);
+    group.extend_from_slice(&TRAILER_MARK.to_le_bytes());
+    group.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    group.extend_from_slice(&next_position.to_le_bytes());
+    group.extend_from_slice(&crc.to_le_bytes());
+    (group, locations)
+}
+
+/// Index entries for one record.
+struct Indexed<'a> {
+    position: u64,
+    location: (u64, u32),
+    stream_id: &'a str,
+    version: u64,
+    event_id: u128,
+}
+
+fn index_records<'a>(
+    txn: &WriteTransaction,
+    records: impl Iterator<Item = Indexed<'a>>,
+    checkpoint: &Checkpoint,
+) -> Result<(), LogError> {
+    let mut positions = txn.open_table(POSITIONS).map_err(index_error)?;
+    let mut streams = txn.open_table(STREAMS).map_err(index_error)?;
+    let mut heads = txn.open_table(STREAM_HEADS).map_err(index_error)?;
+    let mut ids = txn.open_table(EVENT_IDS).map_err(index_error)?;
+    for record in records {
+        positions.insert(record.position, record.location).map_err(index_error)?;
+        streams.insert((record.stream_id, record.version), record.position).map_err(index_error)?;
+        heads.insert(record.stream_id, record.version).map_err(index_error)?;
+        ids.insert(record.event_id, record.position).map_err(index_error)?;
+    }
+    txn.open_table(META).map_err(index_error)?.insert(CHECKPOINT_KEY, &checkpoint.encode()[..]).map_err(index_error)?;
+    Ok(())
+}
+
+/// Reads the groups after `checkpoint` back from the segments and indexes them; cuts off a
+/// torn group and any segment after it. Returns the segments and the recovered checkpoint.
+fn recover(
+    index: &Database,
+    dir: &Path,
+    mut checkpoint: Checkpoint,
+) -> Result<(Vec<Arc<Segment>>, Checkpoint), LogError> {
+    let mut firsts: Vec<u64> = std::fs::read_dir(dir)
+        .map_err(io_error("listing", dir))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok()?.strip_suffix(".seg")?.parse().ok())
+        .collect();
+    firsts.sort_unstable();
+    let corrupt = |position: u64, reason: String| LogError::Corrupt { position: Position(position), reason };
+    let known = firsts.iter().position(|&first| first == checkpoint.segment);
+    let mut segments: Vec<Segment> = Vec::new();
+    let Some(known) = known else {
+        if checkpoint.head.next_position.0 > 0 {
+            return Err(corrupt(checkpoint.segment, format!("segment file {:020}.seg is missing", checkpoint.segment)));
+        }
+        // An empty log: whatever is there was never committed.
+        for first in firsts {
+            let path = Segment::path(dir, first);
+            std::fs::remove_file(&path).map_err(io_error("removing", &path))?;
+        }
+        return Ok((Vec::new(), checkpoint));
+    };
+    for &first in &firsts[..=known] {
+        segments.push(Segment::open(dir, first, false)?);
+    }
+    let mut later = firsts[known + 1..].iter().copied().peekable();
+    let txn = index.begin_write().map_err(index_error)?;
+    let mut buffer = Vec::new();
+    loop {
+        let segment = segments.last().expect("the checkpoint's segment");
+        let len = segment.len()?;
+        if len < checkpoint.end {
+            return Err(corrupt(
+                checkpoint.head.next_position.0,
+                format!("{} is shorter than the index says ({len} < {} bytes)", segment.path.display(), checkpoint.end),
+            ));
+        }
+        let mut reader = BufReader::with_capacity(1 << 20, ReadAt { file: &segment.file, offset: checkpoint.end })
+            .take(len - checkpoint.end);
+        buffer.clear();
+        reader.read_to_end(&mut buffer).map_err(io_error("reading", &segment.path))?;
+        let start = checkpoint.end;
+        let mut at = 0usize;
+        let mut torn = false;
+        while at < buffer.len() {
+            match read_group(&buffer[at..], checkpoint.head) {
+                Some((group_len, records)) => {
+                    let base = start + at as u64;
+                    let mut head = checkpoint.head;
+                    let mut decoded = Vec::with_capacity(records.len());
+                    for (offset, len) in records {
+                        let value = &buffer[at + offset + 4..at + offset + 4 + len as usize];
+                        let envelope = record::decode(head.next_position, value)?;
+                        let hash: [u8; 32] = envelope.hash.as_slice().try_into().expect("32-byte hash");
+                        decoded.push((head.next_position.0, (base + offset as u64, len), envelope));
+                        head = StoreHead { next_position: Position(head.next_position.0 + 1), head_hash: hash };
+                    }
+                    checkpoint = Checkpoint { head, segment: segment.first, end: base + group_len as u64 };
+                    let indexed = decoded.iter().map(|(position, location, envelope)| Indexed {
+                        position: *position,
+                        location: *location,
+                        stream_id: &envelope.stream_id,
+                        version: envelope.version,
+                        event_id: u128::from_be_bytes(envelope.event_id.as_slice().try_into().unwrap_or_default()),
+                    });
+                    index_records(&txn, indexed, &checkpoint)?;
+                    at += group_len;
+                }
+                None => {
+                    torn = true;
+                    break;
+                }
+            }
+        }
+        if torn || later.peek().is_none_or(|&first| first != checkpoint.head.next_position.0) {
+            // Cut a torn group, and drop segments no committed group reaches.
+            segment.file.set_len(checkpoint.end).map_err(io_error("truncating", &segment.path))?;
+            segment.file.sync_all().map_err(io_error("syncing", &segment.path))?;
+            for first in later {
+                let path = Segment::path(dir, first);
+                std::fs::remove_file(&path).map_err(io_error("removing", &path))?;
+            }
+            break;
+        }
+        let first = later.next().expect("peeked");
+        segments.push(Segment::open(dir, first, false)?);
+        checkpoint.segment = first;
+        checkpoint.end = 0;
+    }
+    if let Ok(mut meta) = txn.open_table(META) {
+        meta.insert(CHECKPOINT_KEY, &checkpoint.encode()[..]).map_err(index_error)?;
+    }
+    txn.commit().map_err(index_error)?;
+    Ok((segments.into_iter().map(Arc::new).collect(), checkpoint))
+}
+
+/// Parses one whole group at the start of `bytes`: its length and, for each record, the
+/// offset of its length prefix and its value's length.
+/// `None` when it is cut short or its trailer does not match (a write that never completed).
+fn read_group(bytes: &[u8], head: StoreHead) -> Option<(usize, Vec<(usize, u32)>)> {
+    let mut at = 0usize;
+    let mut records = Vec::new();
+    loop {
+        let len = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
+        if len == TRAILER_MARK {
+            let trailer = bytes.get(at..at + TRAILER_BYTES)?;
+            let count = u32::from_le_bytes(trailer[4..8].try_into().ok()?) as usize;
+            let next = u64::from_le_bytes(trailer[8..16].try_into().ok()?);
+            let crc = u32::from_le_bytes(trailer[16..20].try_into().ok()?);
+            let whole = count == records.len()
+                && next == head.next_position.0 + count as u64
+                && crc == crc32fast::hash(&bytes[..at]);
+            return whole.then_some((at + TRAILER_BYTES, records));
+        }
+        bytes.get(at + 4..at + 4 + len as usize)?;
+        records.push((at, len));
+        at += 4 + len as usize;
+    }
+}
+
+impl Store for SegmentStore {
+    fn head(&self) -> Result<StoreHead, LogError> {
+        Ok(*self.head.read().expect("head lock"))
+    }
+
+    fn last_version(&self, stream_id: &StreamId) -> Result<Option<Version>, LogError> {
+        let txn = self.index.begin_read().map_err(index_error)?;
+        let heads = txn.open_table(STREAM_HEADS).map_err(index_error)?;
+        Ok(heads.get(stream_id.as_str()).map_err(index_error)?.map(|v| Version(v.value())))
+    }
+
+    fn find_event(&self, event_id: &EventId) -> Result<Option<Position>, LogError> {
+        let txn = self.index.begin_read().map_err(index_error)?;
+        let ids = txn.open_table(EVENT_IDS).map_err(index_error)?;
+        Ok(ids.get(id_key(event_id)).map_err(index_error)?.map(|v| Position(v.value())))
+    }
+
+    fn get(&self, position: Position) -> Result<Option<EventEnvelope>, LogError> {
+        if position.0 >= self.committed.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let (offset, len) = self.location(position.0)?;
+        let segment = self
+            .segment_of(position.0)
+            .ok_or_else(|| LogError::Corrupt { position, reason: "no segment holds this position".into() })?;
+        let mut value = vec![0u8; len as usize];
+        segment.file.read_exact_at(&mut value, offset + 4).map_err(|e| LogError::Corrupt {
+            position,
+            reason: format!("record unreadable in {}: {e}", segment.path.display()),
+        })?;
+        record::decode(position, &value).map(Some)
+    }
+
+    fn stream_positions(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        backwards: bool,
+        limit: usize,
+    ) -> Result<Vec<Position>, LogError> {
+        let txn = self.index.begin_read().map_err(index_error)?;
+        let streams = txn.open_table(STREAMS).map_err(index_error)?;
+        let name = stream_id.as_str();
+        let range = if backwards { streams.range((name, 0)..=(name, from.0)) } else { streams.range((name, from.0)..) }
+            .map_err(index_error)?;
+        let mut positions = Vec::new();
+        let entries: Box<dyn Iterator<Item = _>> = if backwards { Box::new(range.rev()) } else { Box::new(range) };
+        for entry in entries {
+            let (key, position) = entry.map_err(index_error)?;
+            if key.value().0 != name || positions.len() >= limit {
+                break;
+            }
+            positions.push(Position(position.value()));
+        }
+        Ok(positions)
+    }
+
+    fn scan(&self, from: Position, visit: &mut dyn FnMut(Position, &[u8]) -> Scan) -> Result<(), LogError> {
+        let committed = self.committed.load(Ordering::Acquire);
+        let mut position = from.0;
+        let mut value = Vec::new();
+        while position < committed {
+            let Some(segment) = self.segment_of(position) else { break };
+            let next_first = {
+                let segments = self.segments.read().expect("segments lock");
+                segments.iter().find(|s| s.first > segment.first).map_or(committed, |s| s.first.min(committed))
+            };
+            let (offset, _) = self.location(position)?;
+            let mut reader = BufReader::with_capacity(1 << 20, ReadAt { file: &segment.file, offset });
+            while position < next_first {
+                let corrupt = |e: std::io::Error| LogError::Corrupt {
+                    position: Position(position),
+                    reason: format!("record unreadable in {}: {e}", segment.path.display()),
+                };
+                let mut len = [0u8; 4];
+                reader.read_exact(&mut len).map_err(corrupt)?;
+                let len = u32::from_le_bytes(len);
+                if len == TRAILER_MARK {
+                    let mut rest = [0u8; TRAILER_BYTES - 4];
+                    reader.read_exact(&mut rest).map_err(corrupt)?;
+                    continue;
+                }
+                value.resize(len as usize, 0);
+                reader.read_exact(&mut value).map_err(corrupt)?;
+                if visit(Position(position), &value) == Scan::Stop {
+                    return Ok(());
+                }
+                position += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, set: WriteSet) -> Result<(), LogError> {
+        if set.records.is_empty() {
+            return Ok(());
+        }
+        let mut tail = self.tail.lock().expect("tail lock");
+        let mut checkpoint = tail.checkpoint;
+        let active = self.segments.read().expect("segments lock").last().cloned();
+        let segment = match active {
+            Some(segment) if checkpoint.end < SEGMENT_BYTES => segment,
+            _ => {
+                let first = set.records[0].position.0;
+                checkpoint.segment = first;
+                checkpoint.end = 0;
+                self.roll(first)?
+            }
+        };
+        // The commit: the group's bytes, fsynced.
+        let (group, locations) = encode_group(&set.records, set.head.next_position.0, checkpoint.end);
+        segment
+            .file
+            .write_all_at(&group, checkpoint.end)
+            .and_then(|()| segment.file.sync_data())
+            .map_err(io_error("writing", &segment.path))?;
+        checkpoint = Checkpoint { head: set.head, segment: segment.first, end: checkpoint.end + group.len() as u64 };
+
+        // The index: made durable only now and then; a crash rebuilds it from the segments.
+        let mut txn = self.index.begin_write().map_err(index_error)?;
+        let durable = tail.last_durable.elapsed() >= CHECKPOINT_EVERY;
+        let durability = if durable { Durability::Immediate } else { Durability::None };
+        txn.set_durability(durability).map_err(|e| LogError::Internal(format!("storage: index: {e}")))?;
+        let indexed = set.records.iter().zip(&locations).map(|(record, location)| Indexed {
+            position: record.position.0,
+            location: *location,
+            stream_id: record.stream_id.as_str(),
+            version: record.version.0,
+            event_id: id_key(&record.event_id),
+        });
+        index_records(&txn, indexed, &checkpoint)?;
+        txn.commit().map_err(index_error)?;
+        if durable {
+            tail.last_durable = Instant::now();
+        }
+        tail.checkpoint = checkpoint;
+        *self.head.write().expect("head lock") = set.head;
+        self.committed.store(set.head.next_position.0, Ordering::Release);
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, LogError> {
+        let mut bytes = std::fs::metadata(&self.index_path).map_err(io_error("reading", &self.index_path))?.len();
+        for segment in self.segments.read().expect("segments lock").iter() {
+            bytes += segment.len()?;
+        }
+        Ok(bytes)
+    }
+}
+
+impl Drop for SegmentStore {
+    /// A clean stop makes the index durable, so the next open has nothing to rebuild.
+    fn drop(&mut self) {
+        let flushed = self.index.begin_write().map(|mut txn| {
+            let _ = txn.set_durability(Durability::Immediate);
+            txn.commit()
+        });
+        if !matches!(flushed, Ok(Ok(()))) {
+            tracing::warn!("the event index was not flushed on close; it will be rebuilt from the segments on open");
+        }
+    }
+}
+
+/// Sequential reads of a file from an offset, without moving a shared cursor.
+struct ReadAt<'f> {
+    file: &'f File,
+    offset: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.file.read_at(buf, self.offset)?;
+        self.offset += read as u64;
+        Ok(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use haven_proto::v1::EventEnvelope;
+
+    use super::*;
+
+    /// Writes `groups` groups of three events each, chained, through the store.
+    fn write_groups(store: &SegmentStore, groups: u64) {
+        for _ in 0..groups {
+            let mut head = store.head().unwrap();
+            let mut records = Vec::new();
+            for i in 0..3u64 {
+                let position = head.next_position;
+                let event_id = uuid::Uuid::now_v7();
+                let envelope = EventEnvelope {
+                    event_id: event_id.as_bytes().to_vec(),
+                    stream_id: "seg-a".into(),
+                    version: position.0,
+                    position: position.0,
+                    payload: vec![i as u8; 40],
+                    ..Default::default()
+                };
+                let (value, hash) = record::encode(&envelope, &head.head_hash);
+                records.push(NewRecord {
+                    position,
+                    stream_id: StreamId::parse("seg-a").unwrap(),
+                    version: Version(position.0),
+                    event_id: EventId::from_slice(event_id.as_bytes()).unwrap(),
+                    value,
+                });
+                head = StoreHead { next_position: Position(position.0 + 1), head_hash: hash };
+            }
+            store
+                .write(WriteSet {
+                    records,
+                    stream_heads: vec![(StreamId::parse("seg-a").unwrap(), Version(head.next_position.0 - 1))],
+                    head,
+                })
+                .unwrap();
+        }
+    }
+
+    fn payloads(store: &SegmentStore) -> Vec<u64> {
+        let mut seen = Vec::new();
+        store
+            .scan(Position(0), &mut |position, value| {
+                record::decode(position, value).unwrap();
+                seen.push(position.0);
+                Scan::Continue
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn a_torn_group_is_cut_off_and_the_rest_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        write_groups(&store, 4);
+        let head = store.head().unwrap();
+        drop(store);
+        // A fifth group cut short by a crash: records but no trailer, then half a record.
+        let path = Segment::path(&dir.path().join("segments"), 0);
+        let file = OpenOptions::new().append(true).open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        file.write_all_at(&[9, 0, 0, 0, 1, 2, 3], len).unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.head().unwrap(), head, "the torn group is not part of the log");
+        assert_eq!(payloads(&store), (0..12).collect::<Vec<_>>());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "the torn bytes were cut off");
+        write_groups(&store, 1);
+        assert_eq!(payloads(&store), (0..15).collect::<Vec<_>>(), "writing goes on after the cut");
+    }
+
+    #[test]
+    fn a_lost_index_is_rebuilt_from_the_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        write_groups(&store, 5);
+        let head = store.head().unwrap();
+        drop(store);
+        std::fs::remove_file(dir.path().join("index.redb")).unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.head().unwrap(), head);
+        assert_eq!(store.last_version(&StreamId::parse("seg-a").unwrap()).unwrap(), Some(Version(14)));
+        let positions = store.stream_positions(&StreamId::parse("seg-a").unwrap(), Version(14), true, 3).unwrap();
+        assert_eq!(positions, vec![Position(14), Position(13), Position(12)]);
+        assert_eq!(store.get(Position(7)).unwrap().unwrap().position, 7);
+        assert_eq!(payloads(&store), (0..15).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_group_with_a_bad_trailer_is_refused() {
+        let records = vec![NewRecord {
+            position: Position(0),
+            stream_id: StreamId::parse("seg-a").unwrap(),
+            version: Version(0),
+            event_id: EventId::from_slice(&[1; 16]).unwrap(),
+            value: vec![7; 10],
+        }];
+        let (group, _) = encode_group(&records, 1, 0);
+        assert!(read_group(&group, StoreHead::EMPTY).is_some());
+        for cut in 0..group.len() {
+            assert!(read_group(&group[..cut], StoreHead::EMPTY).is_none(), "a group cut at {cut} bytes was accepted");
+        }
+        for byte in 0..group.len() {
+            let mut bad = group.clone();
+            bad[byte] ^= 0x10;
+            assert!(read_group(&bad, StoreHead::EMPTY).is_none(), "a flipped byte {byte} was accepted");
+        }
+    }
+}

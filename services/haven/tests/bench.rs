@@ -1,0 +1,48 @@
+//! `haven bench` runs end to end and reports what it measured. These tests check the counts
+//! and the shape of the report, never the speed (speeds live in docs/benchmarks.md).
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_haven")).arg("bench").args(args).arg("--json").output().unwrap();
+    assert!(output.status.success(), "haven bench {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("one JSON object on stdout")
+}
+
+#[test]
+fn append_reports_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let report = bench(&[
+        "append",
+        "--clients",
+        "4",
+        "--events-per-append",
+        "5",
+        "--total-events",
+        "400",
+        "--streams",
+        "8",
+        "--expected",
+        "exact",
+        "--data-dir",
+        data_dir,
+    ]);
+    assert_eq!(report["events"], 400);
+    assert_eq!(report["appends"], 80);
+    assert_eq!(report["payload_total_bytes"], 400 * 256);
+    assert!(report["latency_us_p50"].as_u64().unwrap() <= report["latency_us_max"].as_u64().unwrap());
+    assert!(report["disk_bytes"].as_u64().unwrap() > 0);
+
+    // The events really are in the log: a second run on the same directory reads them back.
+    let read = bench(&["read", "--events", "400", "--page", "64", "--data-dir", data_dir]);
+    assert_eq!(read["events"], 400, "the read bench found exactly what the append bench wrote");
+}
+
+#[test]
+fn bad_bench_flags_are_refused_by_name() {
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_haven")).args(["bench", "append", "--clients", "0"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--clients"));
+}
