@@ -20,13 +20,11 @@ use haven_proto::v1::{EventEnvelope, ProposedEvent};
 use crate::record;
 use crate::store::{NewRecord, Store, StoreHead, WriteSet};
 
-/// An event written earlier in the current group, not yet durable.
+/// An event written earlier in the current group, not yet durable: the index of its record
+/// (decoded again only when a retry has to be compared with it, which is rare).
 #[derive(Debug)]
 struct PendingEvent {
-    position: Position,
-    stream_id: StreamId,
-    version: Version,
-    envelope: EventEnvelope,
+    record: usize,
 }
 
 /// Where an already-written event lives, and what it holds.
@@ -123,36 +121,45 @@ impl<'s> Planner<'s> {
         }
     }
 
-    fn existing(&self, event_id: &EventId) -> Result<Option<Existing>, LogError> {
-        if let Some(pending) = self.pending.get(event_id) {
-            return Ok(Some(Existing {
-                position: pending.position,
-                stream_id: pending.stream_id.as_str().to_owned(),
-                version: pending.version,
-                envelope: pending.envelope.clone(),
-            }));
-        }
-        let Some(position) = self.store.find_event(event_id)? else {
-            return Ok(None);
-        };
-        let envelope = self
-            .store
-            .get(position)?
-            .ok_or_else(|| LogError::Internal(format!("event id index points at missing position {position}")))?;
-        Ok(Some(Existing {
-            position,
-            stream_id: envelope.stream_id.clone(),
-            version: Version(envelope.version),
-            envelope,
-        }))
+    /// Where each id was already written (in this group or before), and what it holds.
+    fn existing(&self, event_ids: &[EventId]) -> Result<Vec<Option<Existing>>, LogError> {
+        let stored = self.store.find_events(event_ids)?;
+        event_ids
+            .iter()
+            .zip(stored)
+            .map(|(event_id, stored)| {
+                if let Some(pending) = self.pending.get(event_id) {
+                    let record = &self.records[pending.record];
+                    let envelope = record::decode(record.position, &record.value)?;
+                    return Ok(Some(Existing {
+                        position: record.position,
+                        stream_id: record.stream_id.as_str().to_owned(),
+                        version: record.version,
+                        envelope,
+                    }));
+                }
+                let Some(position) = stored else { return Ok(None) };
+                let envelope = self.store.get(position)?.ok_or_else(|| {
+                    LogError::Internal(format!("event id index points at missing position {position}"))
+                })?;
+                Ok(Some(Existing {
+                    position,
+                    stream_id: envelope.stream_id.clone(),
+                    version: Version(envelope.version),
+                    envelope,
+                }))
+            })
+            .collect()
     }
 
     fn decide(&self, append: &StreamAppend, current: Option<Version>) -> Result<Decision, LogError> {
-        let mut found = Vec::with_capacity(append.events.len());
-        for event in &append.events {
-            let event_id = EventId::from_slice(&event.event_id).expect("validated before planning");
-            found.push((event_id, self.existing(&event_id)?));
-        }
+        let event_ids: Vec<EventId> = append
+            .events
+            .iter()
+            .map(|event| EventId::from_slice(&event.event_id).expect("validated before planning"))
+            .collect();
+        let existing = self.existing(&event_ids)?;
+        let found: Vec<(EventId, Option<Existing>)> = event_ids.into_iter().zip(existing).collect();
         if found.iter().all(|(_, existing)| existing.is_none()) {
             if !append.expected.is_met_by(current) {
                 return Ok(Decision::Wrong(WrongExpectedVersion {
@@ -205,8 +212,7 @@ impl<'s> Planner<'s> {
             let event_id = EventId::from_slice(&proposed.event_id).expect("validated before planning");
             self.bytes += value.len();
             self.records.push(NewRecord { position, stream_id: append.stream_id.clone(), version, event_id, value });
-            self.pending
-                .insert(event_id, PendingEvent { position, stream_id: append.stream_id.clone(), version, envelope });
+            self.pending.insert(event_id, PendingEvent { record: self.records.len() - 1 });
             self.head = StoreHead { next_position: Position(position.0 + 1), head_hash: hash };
             version = Version(version.0 + 1);
         }

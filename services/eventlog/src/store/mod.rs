@@ -63,6 +63,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn last_version(&self, stream_id: &StreamId) -> Result<Option<Version>, LogError>;
     /// Where an event id was written, if it was.
     fn find_event(&self, event_id: &EventId) -> Result<Option<Position>, LogError>;
+    /// [`Store::find_event`] for many ids at once (one index transaction where the engine has them).
+    fn find_events(&self, event_ids: &[EventId]) -> Result<Vec<Option<Position>>, LogError> {
+        event_ids.iter().map(|id| self.find_event(id)).collect()
+    }
     /// The event at a position, checksum-verified.
     fn get(&self, position: Position) -> Result<Option<EventEnvelope>, LogError>;
     /// Positions of up to `limit` events of a stream, from `from` onwards (or downwards).

@@ -407,6 +407,12 @@ impl Store for SegmentStore {
         Ok(ids.get(id_key(event_id)).map_err(index_error)?.map(|v| Position(v.value())))
     }
 
+    fn find_events(&self, event_ids: &[EventId]) -> Result<Vec<Option<Position>>, LogError> {
+        let txn = self.index.begin_read().map_err(index_error)?;
+        let ids = txn.open_table(EVENT_IDS).map_err(index_error)?;
+        event_ids.iter().map(|id| Ok(ids.get(id_key(id)).map_err(index_error)?.map(|v| Position(v.value())))).collect()
+    }
+
     fn get(&self, position: Position) -> Result<Option<EventEnvelope>, LogError> {
         if position.0 >= self.committed.load(Ordering::Acquire) {
             return Ok(None);
