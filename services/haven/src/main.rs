@@ -9,6 +9,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod bench;
+
+/// mimalloc: reads and group commits allocate many small buffers per event; glibc's malloc
+/// and free were a third of the read path's profile (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
 mod tail;
 mod up;
