@@ -171,7 +171,9 @@ fn acknowledged_appends_survive_sigkill() {
             lines
         });
         ready_rx.recv_timeout(Duration::from_secs(60)).expect("the child opened the log and started writing");
-        std::thread::sleep(Duration::from_millis(20 + splitmix(&mut rng) % 300));
+        // Up to 1.5 s, so some kills land after a durable index checkpoint (one a second) and
+        // some between checkpoints, where the index is rebuilt from the segments.
+        std::thread::sleep(Duration::from_millis(20 + splitmix(&mut rng) % 1_500));
         child.kill().expect("SIGKILL the child");
         child.wait().unwrap();
         let lines = reader.join().unwrap();

@@ -505,29 +505,42 @@ impl Store for SegmentStore {
                 self.roll(first)?
             }
         };
-        // The commit: the group's bytes, fsynced.
         let (group, locations) = encode_group(&set.records, set.head.next_position.0, checkpoint.end);
-        segment
-            .file
-            .write_all_at(&group, checkpoint.end)
-            .and_then(|()| segment.file.sync_data())
-            .map_err(io_error("writing", &segment.path))?;
-        checkpoint = Checkpoint { head: set.head, segment: segment.first, end: checkpoint.end + group.len() as u64 };
-
+        let end = checkpoint.end;
+        checkpoint = Checkpoint { head: set.head, segment: segment.first, end: end + group.len() as u64 };
+        // The commit: the group's bytes, fsynced.
+        let write_bodies = || segment.file.write_all_at(&group, end).and_then(|()| segment.file.sync_data());
         // The index: made durable only now and then; a crash rebuilds it from the segments.
-        let mut txn = self.index.begin_write().map_err(index_error)?;
         let durable = tail.last_durable.elapsed() >= CHECKPOINT_EVERY;
-        let durability = if durable { Durability::Immediate } else { Durability::None };
-        txn.set_durability(durability).map_err(|e| LogError::Internal(format!("storage: index: {e}")))?;
-        let indexed = set.records.iter().zip(&locations).map(|(record, location)| Indexed {
-            position: record.position.0,
-            location: *location,
-            stream_id: record.stream_id.as_str(),
-            version: record.version.0,
-            event_id: id_key(&record.event_id),
-        });
-        index_records(&txn, indexed, &checkpoint)?;
-        txn.commit().map_err(index_error)?;
+        let index_group = || -> Result<(), LogError> {
+            let mut txn = self.index.begin_write().map_err(index_error)?;
+            let durability = if durable { Durability::Immediate } else { Durability::None };
+            txn.set_durability(durability).map_err(|e| LogError::Internal(format!("storage: index: {e}")))?;
+            let indexed = set.records.iter().zip(&locations).map(|(record, location)| Indexed {
+                position: record.position.0,
+                location: *location,
+                stream_id: record.stream_id.as_str(),
+                version: record.version.0,
+                event_id: id_key(&record.event_id),
+            });
+            index_records(&txn, indexed, &checkpoint)?;
+            txn.commit().map_err(index_error)
+        };
+        if durable {
+            // A durable checkpoint must never get ahead of the segment bytes it points at.
+            write_bodies().map_err(io_error("writing", &segment.path))?;
+            index_group()?;
+        } else {
+            // A non-durable index update is indexed while the bytes are fsynced: readers never
+            // pass `committed`, which moves only after both, and a crash forgets the update.
+            let (bodies, index) = std::thread::scope(|scope| {
+                let bodies = scope.spawn(write_bodies);
+                let index = index_group();
+                (bodies.join().expect("the segment write does not panic"), index)
+            });
+            bodies.map_err(io_error("writing", &segment.path))?;
+            index?;
+        }
         if durable {
             tail.last_durable = Instant::now();
         }
