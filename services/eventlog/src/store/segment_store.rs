@@ -48,6 +48,8 @@ const TRAILER_MARK: u32 = u32::MAX;
 const TRAILER_BYTES: usize = 4 + 4 + 8 + 4;
 /// A new segment is started by the first write after the active one reaches this size.
 const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
+/// Groups of at least this many events are indexed on a second thread while being fsynced.
+const PARALLEL_INDEX_FROM: usize = 8;
 /// How often the index is made durable; between checkpoints it is rebuilt from the segments
 /// after a crash.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -526,8 +528,9 @@ impl Store for SegmentStore {
             index_records(&txn, indexed, &checkpoint)?;
             txn.commit().map_err(index_error)
         };
-        if durable {
-            // A durable checkpoint must never get ahead of the segment bytes it points at.
+        if durable || set.records.len() < PARALLEL_INDEX_FROM {
+            // A durable checkpoint must never get ahead of the segment bytes it points at; a
+            // small group is quicker to index after its fsync than to hand to a thread.
             write_bodies().map_err(io_error("writing", &segment.path))?;
             index_group()?;
         } else {
