@@ -6,8 +6,7 @@
 //! ```
 //! A store keeps four things (docs/adr/0004-event-storage.md, 0007): events by global position,
 //! the stream index (stream, version) → position, stream heads (kept or derived from that index),
-//! and the event-id index for
-//! idempotency, plus the log head (next position and last hash). `write` is all-or-nothing
+//! and the event-id index for idempotency, plus the log head (next position and last hash). `write` is all-or-nothing
 //! and durable before it returns; nothing else mutates a store.
 
 mod segment_store;
