@@ -457,7 +457,6 @@ impl Store for SegmentStore {
     fn scan(&self, from: Position, visit: &mut dyn FnMut(Position, &[u8]) -> Scan) -> Result<(), LogError> {
         let committed = self.committed.load(Ordering::Acquire);
         let mut position = from.0;
-        let mut value = Vec::new();
         while position < committed {
             let Some(segment) = self.segment_of(position) else { break };
             let next_first = {
@@ -465,23 +464,20 @@ impl Store for SegmentStore {
                 segments.iter().find(|s| s.first > segment.first).map_or(committed, |s| s.first.min(committed))
             };
             let (offset, _) = self.location(position)?;
-            let mut reader = BufReader::with_capacity(1 << 20, ReadAt { file: &segment.file, offset });
+            let mut chunks = Chunks::new(&segment.file, offset);
             while position < next_first {
                 let corrupt = |e: std::io::Error| LogError::Corrupt {
                     position: Position(position),
                     reason: format!("record unreadable in {}: {e}", segment.path.display()),
                 };
-                let mut len = [0u8; 4];
-                reader.read_exact(&mut len).map_err(corrupt)?;
-                let len = u32::from_le_bytes(len);
+                let len = u32::from_le_bytes(chunks.take(4).map_err(corrupt)?.try_into().expect("4 bytes"));
                 if len == TRAILER_MARK {
-                    let mut rest = [0u8; TRAILER_BYTES - 4];
-                    reader.read_exact(&mut rest).map_err(corrupt)?;
+                    chunks.take(TRAILER_BYTES - 4).map_err(corrupt)?;
                     continue;
                 }
-                value.resize(len as usize, 0);
-                reader.read_exact(&mut value).map_err(corrupt)?;
-                if visit(Position(position), &value) == Scan::Stop {
+                // Visited in place in the chunk: no copy per record.
+                let value = chunks.take(len as usize).map_err(corrupt)?;
+                if visit(Position(position), value) == Scan::Stop {
                     return Ok(());
                 }
                 position += 1;
@@ -571,6 +567,50 @@ impl Drop for SegmentStore {
         if !matches!(flushed, Ok(Ok(()))) {
             tracing::warn!("the event index was not flushed on close; it will be rebuilt from the segments on open");
         }
+    }
+}
+
+/// Sequential reads of a segment from an offset in chunks, handing out slices of the chunk.
+struct Chunks<'f> {
+    file: &'f File,
+    /// File offset of `buffer[end]`.
+    offset: u64,
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl<'f> Chunks<'f> {
+    /// The first read is small (a page of a few records is the common case); later ones grow.
+    const FIRST: usize = 64 * 1024;
+    const MAX: usize = 1024 * 1024;
+
+    fn new(file: &'f File, offset: u64) -> Self {
+        Chunks { file, offset, buffer: Vec::new(), start: 0, end: 0 }
+    }
+
+    /// The next `n` bytes; an error if the file ends first.
+    fn take(&mut self, n: usize) -> std::io::Result<&[u8]> {
+        if self.end - self.start < n {
+            self.buffer.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            let want = (self.buffer.len() * 2).clamp(Self::FIRST, Self::MAX).max(n);
+            if self.buffer.len() < want {
+                self.buffer.resize(want, 0);
+            }
+            while self.end < n {
+                let read = self.file.read_at(&mut self.buffer[self.end..], self.offset)?;
+                if read == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                self.end += read;
+                self.offset += read as u64;
+            }
+        }
+        let slice = &self.buffer[self.start..self.start + n];
+        self.start += n;
+        Ok(slice)
     }
 }
 
