@@ -21,7 +21,6 @@
 //! cut by a crash) is cut off, so a group is all there or not there.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +47,8 @@ const TRAILER_BYTES: usize = 4 + 4 + 8 + 4;
 const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 /// Groups of at least this many events are indexed on a second thread while being fsynced.
 const PARALLEL_INDEX_FROM: usize = 8;
+/// Recovery reads the segment past the last checkpoint in windows of this size.
+const RECOVERY_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 /// How often the index is made durable; between checkpoints it is rebuilt from the segments
 /// after a crash.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -294,7 +295,6 @@ fn recover(
     }
     let mut later = firsts[known + 1..].iter().copied().peekable();
     let txn = index.begin_write().map_err(index_error)?;
-    let mut buffer = Vec::new();
     loop {
         let segment = segments.last().expect("the checkpoint's segment");
         let len = segment.len()?;
@@ -304,17 +304,16 @@ fn recover(
                 format!("{} is shorter than the index says ({len} < {} bytes)", segment.path.display(), checkpoint.end),
             ));
         }
-        let mut reader = BufReader::with_capacity(1 << 20, ReadAt { file: &segment.file, offset: checkpoint.end })
-            .take(len - checkpoint.end);
-        buffer.clear();
-        reader.read_to_end(&mut buffer).map_err(io_error("reading", &segment.path))?;
+        // The rest of the segment is read a window at a time, so memory stays near one group.
         let start = checkpoint.end;
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut buffer_start = start;
+        let mut file_pos = start;
         let mut at = 0usize;
-        let mut torn = false;
-        while at < buffer.len() {
+        let torn = loop {
             match read_group(&buffer[at..], checkpoint.head) {
                 Some((group_len, records)) => {
-                    let base = start + at as u64;
+                    let base = buffer_start + at as u64;
                     let mut head = checkpoint.head;
                     let mut decoded = Vec::with_capacity(records.len());
                     for (offset, len) in records {
@@ -335,12 +334,24 @@ fn recover(
                     index_records(&txn, indexed, &checkpoint)?;
                     at += group_len;
                 }
-                None => {
-                    torn = true;
-                    break;
+                // Not a whole group yet: read more of the segment, if there is more.
+                None if file_pos < len => {
+                    buffer.drain(..at);
+                    buffer_start += at as u64;
+                    at = 0;
+                    let chunk = (len - file_pos).min(RECOVERY_CHUNK_BYTES) as usize;
+                    let filled = buffer.len();
+                    buffer.resize(filled + chunk, 0);
+                    segment
+                        .file
+                        .read_exact_at(&mut buffer[filled..], file_pos)
+                        .map_err(io_error("reading", &segment.path))?;
+                    file_pos += chunk as u64;
                 }
+                // The end of the segment: cleanly after the last group, or inside a torn one.
+                None => break at < buffer.len(),
             }
-        }
+        };
         if torn || later.peek().is_none_or(|&first| first != checkpoint.head.next_position.0) {
             // Cut a torn group, and drop segments no committed group reaches.
             segment.file.set_len(checkpoint.end).map_err(io_error("truncating", &segment.path))?;
@@ -356,9 +367,7 @@ fn recover(
         checkpoint.segment = first;
         checkpoint.end = 0;
     }
-    if let Ok(mut meta) = txn.open_table(META) {
-        meta.insert(CHECKPOINT_KEY, &checkpoint.encode()[..]).map_err(index_error)?;
-    }
+    txn.open_table(META).map_err(index_error)?.insert(CHECKPOINT_KEY, &checkpoint.encode()[..]).map_err(index_error)?;
     txn.commit().map_err(index_error)?;
     Ok((segments.into_iter().map(Arc::new).collect(), checkpoint))
 }
@@ -614,20 +623,6 @@ impl<'f> Chunks<'f> {
     }
 }
 
-/// Sequential reads of a file from an offset, without moving a shared cursor.
-struct ReadAt<'f> {
-    file: &'f File,
-    offset: u64,
-}
-
-impl Read for ReadAt<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.file.read_at(buf, self.offset)?;
-        self.offset += read as u64;
-        Ok(read)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use haven_proto::v1::EventEnvelope;
@@ -636,6 +631,10 @@ mod tests {
 
     /// Writes `groups` groups of three events each, chained, through the store.
     fn write_groups(store: &SegmentStore, groups: u64) {
+        write_groups_of(store, groups, 40);
+    }
+
+    fn write_groups_of(store: &SegmentStore, groups: u64, payload_bytes: usize) {
         for _ in 0..groups {
             let mut head = store.head().unwrap();
             let mut records = Vec::new();
@@ -647,7 +646,7 @@ mod tests {
                     stream_id: "seg-a".into(),
                     version: position.0,
                     position: position.0,
-                    payload: vec![i as u8; 40],
+                    payload: vec![i as u8; payload_bytes],
                     ..Default::default()
                 };
                 let (value, hash) = record::encode(&envelope, &head.head_hash);
@@ -717,6 +716,21 @@ mod tests {
         assert_eq!(positions, vec![Position(14), Position(13), Position(12)]);
         assert_eq!(store.get(Position(7)).unwrap().unwrap().position, 7);
         assert_eq!(payloads(&store), (0..15).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_rebuild_reads_groups_across_recovery_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        // 8 groups of 3 × 300 KB: about 7 MB, so groups straddle the 4 MiB read windows.
+        write_groups_of(&store, 8, 300_000);
+        let head = store.head().unwrap();
+        drop(store);
+        std::fs::remove_file(dir.path().join("index.redb")).unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.head().unwrap(), head);
+        assert_eq!(payloads(&store), (0..24).collect::<Vec<_>>());
+        assert_eq!(store.get(Position(23)).unwrap().unwrap().payload.len(), 300_000);
     }
 
     #[test]
