@@ -9,6 +9,7 @@
 //! and the event-id index for idempotency, plus the log head (next position and last hash). `write` is all-or-nothing
 //! and durable before it returns; nothing else mutates a store.
 
+mod overlay;
 mod segment_store;
 
 pub use segment_store::SegmentStore;

@@ -14,11 +14,15 @@
 //!      meta          "checkpoint"      → next position ‖ head hash ‖ segment ‖ end offset
 //! ```
 //! A write appends one group (its records and a trailer) to the active segment and fsyncs it:
-//! that is the commit. Then the indexes are updated in one redb transaction, fsynced only every
-//! [`CHECKPOINT_EVERY`] (redb's `Durability::None` in between), so one fsync per group is the
-//! cost of durability. On open, the groups after the last durable index checkpoint are read
-//! back from the segments and indexed again; a group without a whole, matching trailer (a write
-//! cut by a crash) is cut off, so a group is all there or not there.
+//! that is the commit. Its index entries go to an in-memory overlay (overlay.rs) that reads
+//! consult first. Every [`FLUSH_EVENTS`] events or [`FLUSH_EVERY`] the overlay is frozen and a
+//! background thread (`haven-eventlog-index`) writes it to redb in one transaction, made
+//! durable at most every [`CHECKPOINT_EVERY`] (redb's `Durability::None` in between); when
+//! [`MAX_FROZEN`] overlays wait for it, the writer waits too, so memory stays bounded. One
+//! fsync per group is the cost of durability. On open, the groups after the last durable
+//! index checkpoint are read back from the segments and indexed again; a group without a
+//! whole, matching trailer (a write cut by a crash) is cut off, so a group is all there or
+//! not there.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -32,6 +36,7 @@ use haven_kernel::{EventId, Position, StreamId, Version};
 use haven_proto::v1::EventEnvelope;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::overlay::{Overlay, Overlays};
 use super::{NewRecord, Scan, Store, StoreHead, WriteSet};
 use crate::record;
 
@@ -45,8 +50,12 @@ const TRAILER_MARK: u32 = u32::MAX;
 const TRAILER_BYTES: usize = 4 + 4 + 8 + 4;
 /// A new segment is started by the first write after the active one reaches this size.
 const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
-/// Groups of at least this many events are indexed on a second thread while being fsynced.
-const PARALLEL_INDEX_FROM: usize = 8;
+/// The overlay is flushed to redb once it holds this many events...
+const FLUSH_EVENTS: usize = 16_384;
+/// ...or its oldest entry is this old.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// Frozen overlays allowed to wait for the flusher before the writer waits too.
+const MAX_FROZEN: usize = 4;
 /// Recovery reads the segment past the last checkpoint in windows of this size.
 const RECOVERY_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 /// How often the index is made durable; between checkpoints it is rebuilt from the segments
@@ -134,13 +143,12 @@ impl Checkpoint {
 #[derive(Debug)]
 struct Tail {
     checkpoint: Checkpoint,
-    last_durable: Instant,
 }
 
 /// Event storage: segment files and a redb index.
 #[derive(Debug)]
 pub struct SegmentStore {
-    index: Database,
+    index: Arc<Database>,
     index_path: PathBuf,
     segments_dir: PathBuf,
     /// Every segment, oldest first; the last one is written to.
@@ -148,7 +156,77 @@ pub struct SegmentStore {
     /// Positions below this are committed and indexed: reads never pass it.
     committed: AtomicU64,
     head: RwLock<StoreHead>,
+    /// Index entries not yet in redb.
+    overlays: Arc<RwLock<Overlays>>,
+    flusher: Mutex<Option<Flusher>>,
     tail: Mutex<Tail>,
+}
+
+/// The thread that writes frozen overlays to redb, and what it reports.
+#[derive(Debug)]
+struct Flusher {
+    queue: std::sync::mpsc::Sender<Arc<Overlay>>,
+    thread: std::thread::JoinHandle<()>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Flusher {
+    fn start(index: Arc<Database>, overlays: Arc<RwLock<Overlays>>) -> Flusher {
+        let (queue, frozen) = std::sync::mpsc::channel::<Arc<Overlay>>();
+        let failed = Arc::new(Mutex::new(None));
+        let report = Arc::clone(&failed);
+        let thread = std::thread::Builder::new()
+            .name("haven-eventlog-index".into())
+            .spawn(move || {
+                let mut last_durable = Instant::now();
+                while let Ok(overlay) = frozen.recv() {
+                    let durable = last_durable.elapsed() >= CHECKPOINT_EVERY;
+                    if let Err(error) = write_overlay(&index, &overlay, durable) {
+                        // The entries stay in memory (reads keep working); writes stop, and a
+                        // restart re-indexes from the segments.
+                        tracing::error!(%error, "event index flush failed");
+                        *report.lock().expect("flusher report lock") = Some(error.to_string());
+                        return;
+                    }
+                    overlays.write().expect("overlay lock").frozen.pop_front();
+                    if durable {
+                        last_durable = Instant::now();
+                    }
+                }
+            })
+            .expect("the OS can start one thread");
+        Flusher { queue, thread, failed }
+    }
+}
+
+/// Writes one frozen overlay's entries and checkpoint to redb in one transaction.
+fn write_overlay(index: &Database, frozen: &Overlay, durable: bool) -> Result<(), LogError> {
+    let mut txn = index.begin_write().map_err(index_error)?;
+    let durability = if durable { Durability::Immediate } else { Durability::None };
+    txn.set_durability(durability).map_err(|e| LogError::Internal(format!("storage: index: {e}")))?;
+    {
+        let mut positions = txn.open_table(POSITIONS).map_err(index_error)?;
+        for (i, location) in frozen.locations.iter().enumerate() {
+            positions.insert(frozen.base + i as u64, *location).map_err(index_error)?;
+        }
+        let mut streams = txn.open_table(STREAMS).map_err(index_error)?;
+        for (stream_id, entries) in &frozen.streams {
+            for (version, position) in entries {
+                streams.insert((stream_id.as_str(), *version), *position).map_err(index_error)?;
+            }
+        }
+        let mut ids: Vec<(u128, u64)> = frozen.ids.iter().map(|(id, position)| (*id, *position)).collect();
+        ids.sort_unstable();
+        let mut table = txn.open_table(EVENT_IDS).map_err(index_error)?;
+        for (id, position) in ids {
+            table.insert(id, position).map_err(index_error)?;
+        }
+        if !frozen.checkpoint.is_empty() {
+            let mut meta = txn.open_table(META).map_err(index_error)?;
+            meta.insert(CHECKPOINT_KEY, frozen.checkpoint.as_slice()).map_err(index_error)?;
+        }
+    }
+    txn.commit().map_err(index_error)
 }
 
 impl SegmentStore {
@@ -179,6 +257,9 @@ impl SegmentStore {
         };
         txn.commit().map_err(index_error)?;
         let (segments, checkpoint) = recover(&index, &segments_dir, checkpoint)?;
+        let index = Arc::new(index);
+        let overlays = Arc::new(RwLock::new(Overlays::starting_at(checkpoint.head.next_position.0)));
+        let flusher = Flusher::start(Arc::clone(&index), Arc::clone(&overlays));
         Ok(SegmentStore {
             index,
             index_path,
@@ -186,7 +267,9 @@ impl SegmentStore {
             segments: RwLock::new(segments),
             committed: AtomicU64::new(checkpoint.head.next_position.0),
             head: RwLock::new(checkpoint.head),
-            tail: Mutex::new(Tail { checkpoint, last_durable: Instant::now() }),
+            overlays,
+            flusher: Mutex::new(Some(flusher)),
+            tail: Mutex::new(Tail { checkpoint }),
         })
     }
 
@@ -198,6 +281,9 @@ impl SegmentStore {
     }
 
     fn location(&self, position: u64) -> Result<(u64, u32), LogError> {
+        if let Some(location) = self.overlays.read().expect("overlay lock").location(position) {
+            return Ok(location);
+        }
         let txn = self.index.begin_read().map_err(index_error)?;
         let positions = txn.open_table(POSITIONS).map_err(index_error)?;
         let location = positions.get(position).map_err(index_error)?.map(|v| v.value());
@@ -205,6 +291,26 @@ impl SegmentStore {
             position: Position(position),
             reason: "committed but missing from the position index".into(),
         })
+    }
+
+    /// Hands the active overlay to the flusher. Waits while several are queued, so memory
+    /// stays bounded when redb falls behind.
+    fn freeze(&self, checkpoint: &Checkpoint) -> Result<(), LogError> {
+        let flusher = self.flusher.lock().expect("flusher lock");
+        let Some(flusher) = flusher.as_ref() else {
+            return Err(LogError::Unavailable("the event store is closing".into()));
+        };
+        loop {
+            if let Some(error) = flusher.failed.lock().expect("flusher report lock").clone() {
+                return Err(LogError::Internal(format!("storage: index flush failed: {error}")));
+            }
+            if self.overlays.read().expect("overlay lock").frozen.len() < MAX_FROZEN {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let frozen = self.overlays.write().expect("overlay lock").freeze(checkpoint.encode().to_vec());
+        flusher.queue.send(frozen).map_err(|_| LogError::Internal("storage: the index flusher stopped".into()))
     }
 
     /// Starts a new segment at `first` and makes its name durable.
@@ -402,25 +508,38 @@ impl Store for SegmentStore {
     }
 
     fn last_version(&self, stream_id: &StreamId) -> Result<Option<Version>, LogError> {
+        let name = stream_id.as_str();
+        if let Some(version) = self.overlays.read().expect("overlay lock").last_version(name) {
+            return Ok(Some(Version(version)));
+        }
         let txn = self.index.begin_read().map_err(index_error)?;
         // A stream's last version is its last key in the stream index: one lookup, and one
         // insert fewer per event than keeping the heads in a table of their own.
         let streams = txn.open_table(STREAMS).map_err(index_error)?;
-        let name = stream_id.as_str();
         let last = streams.range((name, 0)..=(name, u64::MAX)).map_err(index_error)?.next_back();
         last.transpose().map_err(index_error).map(|entry| entry.map(|(key, _)| Version(key.value().1)))
     }
 
     fn find_event(&self, event_id: &EventId) -> Result<Option<Position>, LogError> {
-        let txn = self.index.begin_read().map_err(index_error)?;
-        let ids = txn.open_table(EVENT_IDS).map_err(index_error)?;
-        Ok(ids.get(id_key(event_id)).map_err(index_error)?.map(|v| Position(v.value())))
+        Ok(self.find_events(std::slice::from_ref(event_id))?.pop().flatten())
     }
 
     fn find_events(&self, event_ids: &[EventId]) -> Result<Vec<Option<Position>>, LogError> {
+        let mut found: Vec<Option<Position>> = {
+            let overlays = self.overlays.read().expect("overlay lock");
+            event_ids.iter().map(|id| overlays.find(id_key(id)).map(Position)).collect()
+        };
+        if found.iter().all(Option::is_some) {
+            return Ok(found);
+        }
         let txn = self.index.begin_read().map_err(index_error)?;
         let ids = txn.open_table(EVENT_IDS).map_err(index_error)?;
-        event_ids.iter().map(|id| Ok(ids.get(id_key(id)).map_err(index_error)?.map(|v| Position(v.value())))).collect()
+        for (id, slot) in event_ids.iter().zip(found.iter_mut()) {
+            if slot.is_none() {
+                *slot = ids.get(id_key(id)).map_err(index_error)?.map(|v| Position(v.value()));
+            }
+        }
+        Ok(found)
     }
 
     fn get(&self, position: Position) -> Result<Option<EventEnvelope>, LogError> {
@@ -446,20 +565,32 @@ impl Store for SegmentStore {
         backwards: bool,
         limit: usize,
     ) -> Result<Vec<Position>, LogError> {
+        let name = stream_id.as_str();
+        // The newest entries are in memory; redb holds the older ones (and, after a flush that
+        // raced this read, copies of some in-memory ones: those at or past `base` are skipped).
+        let (memory, base) = self.overlays.read().expect("overlay lock").stream_entries(name);
         let txn = self.index.begin_read().map_err(index_error)?;
         let streams = txn.open_table(STREAMS).map_err(index_error)?;
-        let name = stream_id.as_str();
         let range = if backwards { streams.range((name, 0)..=(name, from.0)) } else { streams.range((name, from.0)..) }
             .map_err(index_error)?;
-        let mut positions = Vec::new();
+        let mut stored = Vec::new();
         let entries: Box<dyn Iterator<Item = _>> = if backwards { Box::new(range.rev()) } else { Box::new(range) };
         for entry in entries {
             let (key, position) = entry.map_err(index_error)?;
-            if key.value().0 != name || positions.len() >= limit {
+            if key.value().0 != name || stored.len() >= limit {
                 break;
             }
-            positions.push(Position(position.value()));
+            if position.value() < base {
+                stored.push(Position(position.value()));
+            }
         }
+        let in_memory =
+            memory.iter().filter(|(version, _)| if backwards { *version <= from.0 } else { *version >= from.0 });
+        let positions: Vec<Position> = if backwards {
+            in_memory.rev().map(|(_, position)| Position(*position)).chain(stored).take(limit).collect()
+        } else {
+            stored.into_iter().chain(in_memory.map(|(_, position)| Position(*position))).take(limit).collect()
+        };
         Ok(positions)
     }
 
@@ -515,45 +646,35 @@ impl Store for SegmentStore {
         let end = checkpoint.end;
         checkpoint = Checkpoint { head: set.head, segment: segment.first, end: end + group.len() as u64 };
         // The commit: the group's bytes, fsynced.
-        let write_bodies = || segment.file.write_all_at(&group, end).and_then(|()| segment.file.sync_data());
-        // The index: made durable only now and then; a crash rebuilds it from the segments.
-        let durable = tail.last_durable.elapsed() >= CHECKPOINT_EVERY;
-        let index_group = || -> Result<(), LogError> {
-            let mut txn = self.index.begin_write().map_err(index_error)?;
-            let durability = if durable { Durability::Immediate } else { Durability::None };
-            txn.set_durability(durability).map_err(|e| LogError::Internal(format!("storage: index: {e}")))?;
-            let indexed = set.records.iter().zip(&locations).map(|(record, location)| Indexed {
-                position: record.position.0,
-                location: *location,
-                stream_id: record.stream_id.as_str(),
-                version: record.version.0,
-                event_id: id_key(&record.event_id),
-            });
-            index_records(&txn, indexed, &checkpoint)?;
-            txn.commit().map_err(index_error)
-        };
-        if durable || set.records.len() < PARALLEL_INDEX_FROM {
-            // A durable checkpoint must never get ahead of the segment bytes it points at; a
-            // small group is quicker to index after its fsync than to hand to a thread.
-            write_bodies().map_err(io_error("writing", &segment.path))?;
-            index_group()?;
-        } else {
-            // A non-durable index update is indexed while the bytes are fsynced: readers never
-            // pass `committed`, which moves only after both, and a crash forgets the update.
-            let (bodies, index) = std::thread::scope(|scope| {
-                let bodies = scope.spawn(write_bodies);
-                let index = index_group();
-                (bodies.join().expect("the segment write does not panic"), index)
-            });
-            bodies.map_err(io_error("writing", &segment.path))?;
-            index?;
-        }
-        if durable {
-            tail.last_durable = Instant::now();
+        segment
+            .file
+            .write_all_at(&group, end)
+            .and_then(|()| segment.file.sync_data())
+            .map_err(io_error("writing", &segment.path))?;
+        // The index: in memory now, in redb at the next flush; a crash rebuilds it from the
+        // segments.
+        {
+            let mut overlays = self.overlays.write().expect("overlay lock");
+            for (record, location) in set.records.iter().zip(&locations) {
+                overlays.active.add(
+                    record.position.0,
+                    *location,
+                    record.stream_id.as_str(),
+                    record.version.0,
+                    id_key(&record.event_id),
+                );
+            }
         }
         tail.checkpoint = checkpoint;
         *self.head.write().expect("head lock") = set.head;
         self.committed.store(set.head.next_position.0, Ordering::Release);
+        let due = {
+            let overlays = self.overlays.read().expect("overlay lock");
+            overlays.active.len() >= FLUSH_EVENTS || overlays.active.since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
+        };
+        if due {
+            self.freeze(&checkpoint)?;
+        }
         Ok(())
     }
 
@@ -569,12 +690,20 @@ impl Store for SegmentStore {
 impl Drop for SegmentStore {
     /// A clean stop makes the index durable, so the next open has nothing to rebuild.
     fn drop(&mut self) {
-        let flushed = self.index.begin_write().map(|mut txn| {
-            let _ = txn.set_durability(Durability::Immediate);
-            txn.commit()
-        });
-        if !matches!(flushed, Ok(Ok(()))) {
-            tracing::warn!("the event index was not flushed on close; it will be rebuilt from the segments on open");
+        // Let the flusher finish what is queued, then write the rest durably here.
+        if let Some(flusher) = self.flusher.lock().ok().and_then(|mut flusher| flusher.take()) {
+            drop(flusher.queue);
+            let _ = flusher.thread.join();
+        }
+        let flushed = match (self.overlays.write(), self.tail.lock()) {
+            (Ok(mut overlays), Ok(tail)) if overlays.frozen.is_empty() => {
+                let rest = overlays.freeze(tail.checkpoint.encode().to_vec());
+                write_overlay(&self.index, &rest, true)
+            }
+            _ => Err(LogError::Internal("an earlier index flush failed".into())),
+        };
+        if let Err(error) = flushed {
+            tracing::warn!(%error, "the event index was not flushed on close; it will be rebuilt from the segments on open");
         }
     }
 }
@@ -731,6 +860,37 @@ mod tests {
         assert_eq!(store.head().unwrap(), head);
         assert_eq!(payloads(&store), (0..24).collect::<Vec<_>>());
         assert_eq!(store.get(Position(23)).unwrap().unwrap().payload.len(), 300_000);
+    }
+
+    #[test]
+    fn reads_join_the_flushed_index_and_the_overlay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        write_groups(&store, 3); // versions 0..=8
+        let checkpoint = store.tail.lock().unwrap().checkpoint;
+        store.freeze(&checkpoint).unwrap();
+        // Wait for the flusher to move them to redb (not a speed assertion: it only waits).
+        while !store.overlays.read().unwrap().frozen.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        write_groups(&store, 2); // versions 9..=14, in memory only
+        let stream = StreamId::parse("seg-a").unwrap();
+        let read = |from: u64, backwards: bool, limit: usize| -> Vec<u64> {
+            store.stream_positions(&stream, Version(from), backwards, limit).unwrap().iter().map(|p| p.0).collect()
+        };
+        assert_eq!(read(0, false, 100), (0..15).collect::<Vec<_>>());
+        assert_eq!(read(7, false, 5), vec![7, 8, 9, 10, 11]);
+        assert_eq!(read(14, true, 100), (0..15).rev().collect::<Vec<_>>());
+        assert_eq!(read(10, true, 4), vec![10, 9, 8, 7]);
+        assert_eq!(read(3, true, 2), vec![3, 2]);
+        assert_eq!(read(12, false, 100), vec![12, 13, 14]);
+        assert_eq!(store.last_version(&stream).unwrap(), Some(Version(14)));
+        for position in [0u64, 8, 9, 14] {
+            let envelope = store.get(Position(position)).unwrap().unwrap();
+            let id = EventId::from_slice(&envelope.event_id).unwrap();
+            assert_eq!(store.find_events(&[id]).unwrap(), vec![Some(Position(position))]);
+        }
+        assert_eq!(payloads(&store), (0..15).collect::<Vec<_>>());
     }
 
     #[test]
