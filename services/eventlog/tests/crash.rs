@@ -8,8 +8,8 @@
 //! - `$all` has no gap, each stream's versions have no gap, no event id appears twice;
 //! - the hash chain verifies.
 //!
-//! The child is this test binary run again with `HAVEN_CRASH_CHILD` set. Rounds default to
-//! 12; `HAVEN_CRASH_ROUNDS=500` makes it a soak.
+//! The child is this test binary run again with `CRASH_TEST_CHILD` set. Rounds default to
+//! 12; `CRASH_TEST_ROUNDS=500` makes it a soak.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -24,7 +24,7 @@ use haven_eventlog_client::{EventLog, ReadStream, StreamAppend, conformance};
 use haven_kernel::{ExpectedVersion, Position, StreamId};
 use haven_proto::v1::ProposedEvent;
 
-const CHILD_ENV: &str = "HAVEN_CRASH_CHILD";
+const CHILD_ENV: &str = "CRASH_TEST_CHILD";
 const SINGLE_WRITERS: usize = 4;
 /// Marks the child's reports on its stdout.
 const TAG: &str = "@crash ";
@@ -46,7 +46,7 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return; // only meaningful when started by `acknowledged_appends_survive_sigkill`
     };
-    let round = std::env::var("HAVEN_CRASH_ROUND").unwrap_or_default();
+    let round = std::env::var("CRASH_TEST_ROUND").unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
         let (log, _store) = open(Path::new(&dir));
@@ -130,11 +130,11 @@ fn splitmix(state: &mut u64) -> u64 {
 
 #[test]
 fn acknowledged_appends_survive_sigkill() {
-    let rounds: u64 = std::env::var("HAVEN_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(12);
-    let seed: u64 = std::env::var("HAVEN_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+    let rounds: u64 = std::env::var("CRASH_TEST_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(12);
+    let seed: u64 = std::env::var("CRASH_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
-    eprintln!("crash test: {rounds} rounds, HAVEN_CRASH_SEED={seed}");
+    eprintln!("crash test: {rounds} rounds, CRASH_TEST_SEED={seed}");
     let mut rng = seed;
     let dir = tempfile::tempdir().unwrap();
     let mut calls: HashMap<String, Call> = HashMap::new();
@@ -144,7 +144,7 @@ fn acknowledged_appends_survive_sigkill() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir.path())
-            .env("HAVEN_CRASH_ROUND", round.to_string())
+            .env("CRASH_TEST_ROUND", round.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
