@@ -109,8 +109,12 @@ impl<'s> Planner<'s> {
         if self.records.is_empty() {
             return (None, self.head);
         }
-        let set =
-            WriteSet { records: self.records, stream_heads: self.stream_heads.into_iter().collect(), head: self.head };
+        let set = WriteSet {
+            records: self.records,
+            stream_heads: self.stream_heads.into_iter().collect(),
+            head: self.head,
+            tag: None,
+        };
         (Some(set), self.head)
     }
 

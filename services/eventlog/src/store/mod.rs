@@ -48,6 +48,10 @@ pub struct WriteSet {
     /// Each touched stream's new last version.
     pub stream_heads: Vec<(StreamId, Version)>,
     pub head: StoreHead,
+    /// A note the owner stores atomically with the group and reads back with [`Store::tag`]
+    /// (the raft state machine's last applied log id). A set with a tag and no records is
+    /// still written.
+    pub tag: Option<Vec<u8>>,
 }
 
 /// Whether a scan goes on.
@@ -82,6 +86,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn scan(&self, from: Position, visit: &mut dyn FnMut(Position, &[u8]) -> Scan) -> Result<(), LogError>;
     /// Writes a set atomically (all or nothing) and durably (fsynced) before returning.
     fn write(&self, set: WriteSet) -> Result<(), LogError>;
+    /// The tag of the last write that had one; empty if none had.
+    fn tag(&self) -> Result<Vec<u8>, LogError>;
     /// Bytes the engine occupies on disk.
     fn size_on_disk(&self) -> Result<u64, LogError>;
 }

@@ -4,14 +4,16 @@
 //!
 //! ```text
 //!  <dir>/segments/<first position:020>.seg
-//!      group*  = record* ‖ trailer              one group per Store::write, one fsync
+//!      one group per Store::write, one fsync:
 //!      record  = len:u32 LE ‖ value             (value: record.rs — crc, hash, envelope)
+//!      group*  = record* ‖ tag? ‖ trailer
+//!      tag     = 0xFFFFFFFE ‖ len:u32 LE ‖ bytes  (the owner's note for the group: raft's applied log id)
 //!      trailer = 0xFFFFFFFF ‖ count:u32 LE ‖ next position:u64 LE ‖ crc32(group bytes):u32 LE
 //!  <dir>/index.redb
 //!      positions     position          → (offset in its segment, len)
 //!      streams       (stream, version) → position
 //!      event_ids     event id as u128  → position     (UUIDv7 ids sort by time: edge appends)
-//!      meta          "checkpoint"      → next position ‖ head hash ‖ segment ‖ end offset
+//!      meta          "checkpoint"      → next position ‖ head hash ‖ segment ‖ end offset ‖ tag
 //! ```
 //! A write appends one group (its records and a trailer) to the active segment and fsyncs it:
 //! that is the commit. Its index entries go to an in-memory overlay (overlay.rs) that reads
@@ -47,6 +49,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECKPOINT_KEY: &str = "checkpoint";
 /// Marks a group trailer where a record length would be.
 const TRAILER_MARK: u32 = u32::MAX;
+/// Marks a group's tag where a record length would be.
+const TAG_MARK: u32 = u32::MAX - 1;
 const TRAILER_BYTES: usize = 4 + 4 + 8 + 4;
 /// A new segment is started by the first write after the active one reaches this size.
 const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
@@ -115,6 +119,13 @@ struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// The checkpoint followed by the last group's tag, as stored in the index.
+    fn encode_with(&self, tag: &[u8]) -> Vec<u8> {
+        let mut bytes = self.encode().to_vec();
+        bytes.extend_from_slice(tag);
+        bytes
+    }
+
     fn encode(&self) -> [u8; 56] {
         let mut bytes = [0u8; 56];
         bytes[..8].copy_from_slice(&self.head.next_position.0.to_be_bytes());
@@ -124,18 +135,21 @@ impl Checkpoint {
         bytes
     }
 
-    fn decode(bytes: &[u8]) -> Result<Checkpoint, LogError> {
-        let bytes: &[u8; 56] =
-            bytes.try_into().map_err(|_| LogError::Internal("storage: index checkpoint is not 56 bytes".into()))?;
+    /// The checkpoint and the tag after it.
+    fn decode(bytes: &[u8]) -> Result<(Checkpoint, Vec<u8>), LogError> {
+        let (bytes, tag) = bytes
+            .split_first_chunk::<56>()
+            .ok_or_else(|| LogError::Internal("storage: index checkpoint is shorter than 56 bytes".into()))?;
         let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        Ok(Checkpoint {
+        let checkpoint = Checkpoint {
             head: StoreHead {
                 next_position: Position(u64_at(0)),
                 head_hash: bytes[8..40].try_into().expect("32 bytes"),
             },
             segment: u64_at(40),
             end: u64_at(48),
-        })
+        };
+        Ok((checkpoint, tag.to_vec()))
     }
 }
 
@@ -143,6 +157,8 @@ impl Checkpoint {
 #[derive(Debug)]
 struct Tail {
     checkpoint: Checkpoint,
+    /// The last group's tag (empty when no group had one).
+    tag: Vec<u8>,
 }
 
 /// Event storage: segment files and a redb index.
@@ -251,12 +267,13 @@ impl SegmentStore {
         txn.open_table(POSITIONS).map_err(index_error)?;
         txn.open_table(STREAMS).map_err(index_error)?;
         txn.open_table(EVENT_IDS).map_err(index_error)?;
-        let checkpoint = match txn.open_table(META).map_err(index_error)?.get(CHECKPOINT_KEY).map_err(index_error)? {
-            Some(bytes) => Checkpoint::decode(bytes.value())?,
-            None => Checkpoint { head: StoreHead::EMPTY, segment: 0, end: 0 },
-        };
+        let (checkpoint, tag) =
+            match txn.open_table(META).map_err(index_error)?.get(CHECKPOINT_KEY).map_err(index_error)? {
+                Some(bytes) => Checkpoint::decode(bytes.value())?,
+                None => (Checkpoint { head: StoreHead::EMPTY, segment: 0, end: 0 }, Vec::new()),
+            };
         txn.commit().map_err(index_error)?;
-        let (segments, checkpoint) = recover(&index, &segments_dir, checkpoint)?;
+        let (segments, checkpoint, tag) = recover(&index, &segments_dir, checkpoint, tag)?;
         let index = Arc::new(index);
         let overlays = Arc::new(RwLock::new(Overlays::starting_at(checkpoint.head.next_position.0)));
         let flusher = Flusher::start(Arc::clone(&index), Arc::clone(&overlays));
@@ -269,7 +286,7 @@ impl SegmentStore {
             head: RwLock::new(checkpoint.head),
             overlays,
             flusher: Mutex::new(Some(flusher)),
-            tail: Mutex::new(Tail { checkpoint }),
+            tail: Mutex::new(Tail { checkpoint, tag }),
         })
     }
 
@@ -295,7 +312,7 @@ impl SegmentStore {
 
     /// Hands the active overlay to the flusher. Waits while several are queued, so memory
     /// stays bounded when redb falls behind.
-    fn freeze(&self, checkpoint: &Checkpoint) -> Result<(), LogError> {
+    fn freeze(&self, checkpoint: &Checkpoint, tag: &[u8]) -> Result<(), LogError> {
         let flusher = self.flusher.lock().expect("flusher lock");
         let Some(flusher) = flusher.as_ref() else {
             return Err(LogError::Unavailable("the event store is closing".into()));
@@ -309,7 +326,7 @@ impl SegmentStore {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let frozen = self.overlays.write().expect("overlay lock").freeze(checkpoint.encode().to_vec());
+        let frozen = self.overlays.write().expect("overlay lock").freeze(checkpoint.encode_with(tag));
         flusher.queue.send(frozen).map_err(|_| LogError::Internal("storage: the index flusher stopped".into()))
     }
 
@@ -325,16 +342,27 @@ impl SegmentStore {
 }
 
 /// A group as it is written: records, then the trailer.
-fn encode_group(records: &[NewRecord], next_position: u64, start: u64) -> (Vec<u8>, Vec<(u64, u32)>) {
-    let bytes: usize = records.iter().map(|r| r.value.len() + 4).sum::<usize>() + TRAILER_BYTES;
+fn encode_group(
+    records: &[NewRecord],
+    tag: Option<&[u8]>,
+    next_position: u64,
+    start: u64,
+) -> (Vec<u8>, Vec<(u64, u32)>) {
+    let bytes: usize =
+        records.iter().map(|r| r.value.len() + 4).sum::<usize>() + tag.map_or(0, |tag| tag.len() + 8) + TRAILER_BYTES;
     let mut group = Vec::with_capacity(bytes);
     let mut locations = Vec::with_capacity(records.len());
     for record in records {
         let len = u32::try_from(record.value.len()).expect("records are far smaller than 4 GiB");
-        debug_assert!(len != TRAILER_MARK);
+        debug_assert!(len < TAG_MARK);
         locations.push((start + group.len() as u64, len));
         group.extend_from_slice(&len.to_le_bytes());
         group.extend_from_slice(&record.value);
+    }
+    if let Some(tag) = tag {
+        group.extend_from_slice(&TAG_MARK.to_le_bytes());
+        group.extend_from_slice(&(tag.len() as u32).to_le_bytes());
+        group.extend_from_slice(tag);
     }
     let crc = crc32fast::hash(&group);
     group.extend_from_slice(&TRAILER_MARK.to_le_bytes());
@@ -353,11 +381,7 @@ struct Indexed<'a> {
     event_id: u128,
 }
 
-fn index_records<'a>(
-    txn: &WriteTransaction,
-    records: impl Iterator<Item = Indexed<'a>>,
-    checkpoint: &Checkpoint,
-) -> Result<(), LogError> {
+fn index_records<'a>(txn: &WriteTransaction, records: impl Iterator<Item = Indexed<'a>>) -> Result<(), LogError> {
     let mut positions = txn.open_table(POSITIONS).map_err(index_error)?;
     let mut streams = txn.open_table(STREAMS).map_err(index_error)?;
     let mut ids = txn.open_table(EVENT_IDS).map_err(index_error)?;
@@ -366,17 +390,18 @@ fn index_records<'a>(
         streams.insert((record.stream_id, record.version), record.position).map_err(index_error)?;
         ids.insert(record.event_id, record.position).map_err(index_error)?;
     }
-    txn.open_table(META).map_err(index_error)?.insert(CHECKPOINT_KEY, &checkpoint.encode()[..]).map_err(index_error)?;
     Ok(())
 }
 
 /// Reads the groups after `checkpoint` back from the segments and indexes them; cuts off a
-/// torn group and any segment after it. Returns the segments and the recovered checkpoint.
+/// torn group and any segment after it. Returns the segments, the recovered checkpoint and the
+/// last group's tag.
 fn recover(
     index: &Database,
     dir: &Path,
     mut checkpoint: Checkpoint,
-) -> Result<(Vec<Arc<Segment>>, Checkpoint), LogError> {
+    mut tag: Vec<u8>,
+) -> Result<(Vec<Arc<Segment>>, Checkpoint, Vec<u8>), LogError> {
     let mut firsts: Vec<u64> = std::fs::read_dir(dir)
         .map_err(io_error("listing", dir))?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok()?.strip_suffix(".seg")?.parse().ok())
@@ -394,7 +419,7 @@ fn recover(
             let path = Segment::path(dir, first);
             std::fs::remove_file(&path).map_err(io_error("removing", &path))?;
         }
-        return Ok((Vec::new(), checkpoint));
+        return Ok((Vec::new(), checkpoint, tag));
     };
     for &first in &firsts[..=known] {
         segments.push(Segment::open(dir, first, false)?);
@@ -418,7 +443,10 @@ fn recover(
         let mut at = 0usize;
         let torn = loop {
             match read_group(&buffer[at..], checkpoint.head) {
-                Some((group_len, records)) => {
+                Some(Group { len: group_len, records, tag: group_tag }) => {
+                    if let Some(group_tag) = group_tag {
+                        tag = buffer[at + group_tag.0..at + group_tag.1].to_vec();
+                    }
                     let base = buffer_start + at as u64;
                     let mut head = checkpoint.head;
                     let mut decoded = Vec::with_capacity(records.len());
@@ -437,7 +465,7 @@ fn recover(
                         version: envelope.version,
                         event_id: u128::from_be_bytes(envelope.event_id.as_slice().try_into().unwrap_or_default()),
                     });
-                    index_records(&txn, indexed, &checkpoint)?;
+                    index_records(&txn, indexed)?;
                     at += group_len;
                 }
                 // Not a whole group yet: read more of the segment, if there is more.
@@ -473,19 +501,38 @@ fn recover(
         checkpoint.segment = first;
         checkpoint.end = 0;
     }
-    txn.open_table(META).map_err(index_error)?.insert(CHECKPOINT_KEY, &checkpoint.encode()[..]).map_err(index_error)?;
+    txn.open_table(META)
+        .map_err(index_error)?
+        .insert(CHECKPOINT_KEY, checkpoint.encode_with(&tag).as_slice())
+        .map_err(index_error)?;
     txn.commit().map_err(index_error)?;
-    Ok((segments.into_iter().map(Arc::new).collect(), checkpoint))
+    Ok((segments.into_iter().map(Arc::new).collect(), checkpoint, tag))
 }
 
-/// Parses one whole group at the start of `bytes`: its length and, for each record, the
-/// offset of its length prefix and its value's length.
+/// One whole group, parsed: offsets are from the group's start.
+struct Group {
+    len: usize,
+    /// Each record: the offset of its length prefix, and its value's length.
+    records: Vec<(usize, u32)>,
+    /// Where the tag's bytes are, if the group has one.
+    tag: Option<(usize, usize)>,
+}
+
+/// Parses one whole group at the start of `bytes`.
 /// `None` when it is cut short or its trailer does not match (a write that never completed).
-fn read_group(bytes: &[u8], head: StoreHead) -> Option<(usize, Vec<(usize, u32)>)> {
+fn read_group(bytes: &[u8], head: StoreHead) -> Option<Group> {
     let mut at = 0usize;
     let mut records = Vec::new();
+    let mut tag = None;
     loop {
         let len = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
+        if len == TAG_MARK {
+            let tag_len = u32::from_le_bytes(bytes.get(at + 4..at + 8)?.try_into().ok()?) as usize;
+            bytes.get(at + 8..at + 8 + tag_len)?;
+            tag = Some((at + 8, at + 8 + tag_len));
+            at += 8 + tag_len;
+            continue;
+        }
         if len == TRAILER_MARK {
             let trailer = bytes.get(at..at + TRAILER_BYTES)?;
             let count = u32::from_le_bytes(trailer[4..8].try_into().ok()?) as usize;
@@ -494,7 +541,7 @@ fn read_group(bytes: &[u8], head: StoreHead) -> Option<(usize, Vec<(usize, u32)>
             let whole = count == records.len()
                 && next == head.next_position.0 + count as u64
                 && crc == crc32fast::hash(&bytes[..at]);
-            return whole.then_some((at + TRAILER_BYTES, records));
+            return whole.then_some(Group { len: at + TRAILER_BYTES, records, tag });
         }
         bytes.get(at + 4..at + 4 + len as usize)?;
         records.push((at, len));
@@ -615,6 +662,11 @@ impl Store for SegmentStore {
                     chunks.take(TRAILER_BYTES - 4).map_err(corrupt)?;
                     continue;
                 }
+                if len == TAG_MARK {
+                    let tag_len = u32::from_le_bytes(chunks.take(4).map_err(corrupt)?.try_into().expect("4 bytes"));
+                    chunks.take(tag_len as usize).map_err(corrupt)?;
+                    continue;
+                }
                 // Visited in place in the chunk: no copy per record.
                 let value = chunks.take(len as usize).map_err(corrupt)?;
                 if visit(Position(position), value) == Scan::Stop {
@@ -627,7 +679,7 @@ impl Store for SegmentStore {
     }
 
     fn write(&self, set: WriteSet) -> Result<(), LogError> {
-        if set.records.is_empty() {
+        if set.records.is_empty() && set.tag.is_none() {
             return Ok(());
         }
         let mut tail = self.tail.lock().expect("tail lock");
@@ -636,13 +688,14 @@ impl Store for SegmentStore {
         let segment = match active {
             Some(segment) if checkpoint.end < SEGMENT_BYTES => segment,
             _ => {
-                let first = set.records[0].position.0;
+                let first = set.records.first().map_or(set.head.next_position.0, |r| r.position.0);
                 checkpoint.segment = first;
                 checkpoint.end = 0;
                 self.roll(first)?
             }
         };
-        let (group, locations) = encode_group(&set.records, set.head.next_position.0, checkpoint.end);
+        let (group, locations) =
+            encode_group(&set.records, set.tag.as_deref(), set.head.next_position.0, checkpoint.end);
         let end = checkpoint.end;
         checkpoint = Checkpoint { head: set.head, segment: segment.first, end: end + group.len() as u64 };
         // The commit: the group's bytes, fsynced.
@@ -666,6 +719,9 @@ impl Store for SegmentStore {
             }
         }
         tail.checkpoint = checkpoint;
+        if let Some(tag) = set.tag {
+            tail.tag = tag;
+        }
         *self.head.write().expect("head lock") = set.head;
         self.committed.store(set.head.next_position.0, Ordering::Release);
         let due = {
@@ -673,9 +729,13 @@ impl Store for SegmentStore {
             overlays.active.len() >= FLUSH_EVENTS || overlays.active.since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
         };
         if due {
-            self.freeze(&checkpoint)?;
+            self.freeze(&checkpoint, &tail.tag)?;
         }
         Ok(())
+    }
+
+    fn tag(&self) -> Result<Vec<u8>, LogError> {
+        Ok(self.tail.lock().expect("tail lock").tag.clone())
     }
 
     fn size_on_disk(&self) -> Result<u64, LogError> {
@@ -697,7 +757,7 @@ impl Drop for SegmentStore {
         }
         let flushed = match (self.overlays.write(), self.tail.lock()) {
             (Ok(mut overlays), Ok(tail)) if overlays.frozen.is_empty() => {
-                let rest = overlays.freeze(tail.checkpoint.encode().to_vec());
+                let rest = overlays.freeze(tail.checkpoint.encode_with(&tail.tag));
                 write_overlay(&self.index, &rest, true)
             }
             _ => Err(LogError::Internal("an earlier index flush failed".into())),
@@ -764,7 +824,17 @@ mod tests {
     }
 
     fn write_groups_of(store: &SegmentStore, groups: u64, payload_bytes: usize) {
-        for _ in 0..groups {
+        write_tagged_groups(store, groups, payload_bytes, |_| None);
+    }
+
+    /// Writes groups of three events, group `g` tagged with `tag(g)`.
+    fn write_tagged_groups(
+        store: &SegmentStore,
+        groups: u64,
+        payload_bytes: usize,
+        tag: impl Fn(u64) -> Option<Vec<u8>>,
+    ) {
+        for group in 0..groups {
             let mut head = store.head().unwrap();
             let mut records = Vec::new();
             for i in 0..3u64 {
@@ -793,6 +863,7 @@ mod tests {
                     records,
                     stream_heads: vec![(StreamId::parse("seg-a").unwrap(), Version(head.next_position.0 - 1))],
                     head,
+                    tag: tag(group),
                 })
                 .unwrap();
         }
@@ -868,7 +939,7 @@ mod tests {
         let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
         write_groups(&store, 3); // versions 0..=8
         let checkpoint = store.tail.lock().unwrap().checkpoint;
-        store.freeze(&checkpoint).unwrap();
+        store.freeze(&checkpoint, &[]).unwrap();
         // Wait for the flusher to move them to redb (not a speed assertion: it only waits).
         while !store.overlays.read().unwrap().frozen.is_empty() {
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -894,6 +965,32 @@ mod tests {
     }
 
     #[test]
+    fn the_last_tag_survives_reopening_and_rebuilding_and_reads_skip_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.tag().unwrap(), Vec::<u8>::new());
+        write_tagged_groups(&store, 4, 40, |g| (g % 2 == 0).then(|| format!("applied {g}").into_bytes()));
+        assert_eq!(store.tag().unwrap(), b"applied 2", "untagged groups keep the last tag");
+        // A tag with no records: the head stays, the tag moves.
+        let head = store.head().unwrap();
+        store
+            .write(WriteSet { records: vec![], stream_heads: vec![], head, tag: Some(b"membership".to_vec()) })
+            .unwrap();
+        assert_eq!(store.head().unwrap(), head);
+        write_groups(&store, 1);
+        let head = store.head().unwrap();
+        assert_eq!(payloads(&store), (0..15).collect::<Vec<_>>(), "scans step over tags");
+        drop(store);
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!((store.head().unwrap(), store.tag().unwrap()), (head, b"membership".to_vec()));
+        drop(store);
+        std::fs::remove_file(dir.path().join("index.redb")).unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!((store.head().unwrap(), store.tag().unwrap()), (head, b"membership".to_vec()), "rebuilt");
+        assert_eq!(payloads(&store), (0..15).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn a_group_with_a_bad_trailer_is_refused() {
         let records = vec![NewRecord {
             position: Position(0),
@@ -902,7 +999,7 @@ mod tests {
             event_id: EventId::from_slice(&[1; 16]).unwrap(),
             value: vec![7; 10],
         }];
-        let (group, _) = encode_group(&records, 1, 0);
+        let (group, _) = encode_group(&records, Some(b"applied"), 1, 0);
         assert!(read_group(&group, StoreHead::EMPTY).is_some());
         for cut in 0..group.len() {
             assert!(read_group(&group[..cut], StoreHead::EMPTY).is_none(), "a group cut at {cut} bytes was accepted");
