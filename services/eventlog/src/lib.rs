@@ -15,6 +15,7 @@ pub mod grpc;
 mod local;
 mod metrics;
 mod planner;
+pub mod raft;
 mod read;
 pub mod record;
 pub mod store;

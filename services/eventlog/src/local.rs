@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::EventLogConfig;
 use crate::metrics::LogMetrics;
+use crate::raft::batcher::{self, Batcher, Call};
 use crate::store::{SegmentStore, Store, StoreHead};
 use crate::subscribe::{self, SubscribeLimits};
 use crate::writer::{WriteRequest, Writer};
@@ -33,7 +34,22 @@ struct Inner {
     head: watch::Receiver<StoreHead>,
     metrics: LogMetrics,
     /// Taken on close; `None` once closed.
-    writer: Mutex<Option<Writer>>,
+    writer: Mutex<Option<WritePath>>,
+}
+
+/// Where appends go.
+#[derive(Debug)]
+enum WritePath {
+    /// This process's writer thread (a log alone).
+    Writer(Writer),
+    /// Raft: the batcher in front of it.
+    Replicated(Batcher),
+}
+
+/// A handle for one append call.
+enum Queue {
+    Writer(mpsc::Sender<WriteRequest>),
+    Replicated(mpsc::Sender<Call>),
 }
 
 impl LocalEventLog {
@@ -51,16 +67,32 @@ impl LocalEventLog {
         let (head_tx, head) = watch::channel(store.head()?);
         let metrics = LogMetrics::default();
         metrics.head_position.set(head.borrow().next_position.0 as i64);
-        let writer = Writer::start(Arc::clone(&store), &config, head_tx, metrics.clone());
+        let writer = WritePath::Writer(Writer::start(Arc::clone(&store), &config, head_tx, metrics.clone()));
         Ok(LocalEventLog { inner: Arc::new(Inner { config, store, head, metrics, writer: Mutex::new(Some(writer)) }) })
+    }
+
+    /// A log whose appends go through raft (`batcher`); `head` follows the state machine.
+    pub(crate) fn replicated(
+        store: Arc<dyn Store>,
+        config: EventLogConfig,
+        head: watch::Receiver<StoreHead>,
+        metrics: LogMetrics,
+        batcher: Batcher,
+    ) -> Self {
+        let writer = Mutex::new(Some(WritePath::Replicated(batcher)));
+        LocalEventLog { inner: Arc::new(Inner { config, store, head, metrics, writer }) }
     }
 
     /// Stops accepting writes, waits for queued ones to be written and answered, and stops
     /// the writer. Reads keep working; appends afterwards get `Unavailable`.
     pub async fn close(&self) {
         let writer = self.inner.writer.lock().expect("writer lock").take();
-        if let Some(writer) = writer {
-            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        match writer {
+            Some(WritePath::Writer(writer)) => {
+                let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+            }
+            Some(WritePath::Replicated(batcher)) => batcher.close().await,
+            None => {}
         }
     }
 
@@ -86,10 +118,14 @@ impl LocalEventLog {
     async fn submit(&self, appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError> {
         // The writer's queue handle is cloned per call and dropped once the request is queued,
         // so closing the log (taking the writer) lets the writer thread drain and stop.
-        let queue: Option<mpsc::Sender<WriteRequest>> =
-            self.inner.writer.lock().expect("writer lock").as_ref().map(Writer::queue);
-        let Some(queue) = queue else {
-            return Err(LogError::Unavailable("the event log is shutting down".into()));
+        let queue = self.inner.writer.lock().expect("writer lock").as_ref().map(|path| match path {
+            WritePath::Writer(writer) => Queue::Writer(writer.queue()),
+            WritePath::Replicated(batcher) => Queue::Replicated(batcher.sender()),
+        });
+        let queue = match queue {
+            None => return Err(LogError::Unavailable("the event log is shutting down".into())),
+            Some(Queue::Replicated(calls)) => return batcher::submit(calls, appends, true).await,
+            Some(Queue::Writer(queue)) => queue,
         };
         let (reply, answer) = oneshot::channel();
         queue

@@ -70,6 +70,12 @@ impl<'s> Planner<'s> {
         }
     }
 
+    /// Stamps the events planned from now on with `recorded_at` (raft: each entry carries
+    /// its leader's time).
+    pub fn set_recorded_at(&mut self, recorded_at: prost_types::Timestamp) {
+        self.recorded_at = recorded_at;
+    }
+
     /// Encoded bytes planned so far.
     pub fn bytes(&self) -> usize {
         self.bytes

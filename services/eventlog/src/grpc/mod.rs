@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
-use haven_eventlog_client::status::{expected_from_proto, outcome_to_proto, to_status, wrong_version_to_proto};
+use haven_eventlog_client::status::{batch_to_proto, expected_from_proto, outcome_to_proto, to_status};
 use haven_eventlog_client::{EventLog, LogError, ReadStream, StreamAppend};
 use haven_kernel::{Position, StreamId, Version};
 use haven_proto::v1 as pb;
@@ -49,6 +49,21 @@ fn stream_id(raw: &str, field: &str) -> Result<StreamId, LogError> {
     StreamId::parse(raw).map_err(|e| LogError::invalid(field, e.to_string()))
 }
 
+/// A stream append from its protobuf form (raft commands).
+pub(crate) fn stream_append_from_proto(request: pb::AppendRequest) -> Result<StreamAppend, LogError> {
+    stream_append(request, "")
+}
+
+/// A batch's appends, each error naming its index (`appends[2].stream_id`).
+pub(crate) fn batch_from_request(request: pb::AppendBatchRequest) -> Result<Vec<StreamAppend>, LogError> {
+    request
+        .appends
+        .into_iter()
+        .enumerate()
+        .map(|(i, append)| stream_append(append, &format!("appends[{i}].")))
+        .collect()
+}
+
 fn stream_append(request: pb::AppendRequest, prefix: &str) -> Result<StreamAppend, LogError> {
     Ok(StreamAppend {
         stream_id: stream_id(&request.stream_id, &format!("{prefix}stream_id"))?,
@@ -69,25 +84,9 @@ impl EventLogRpc for EventLogService {
         &self,
         request: Request<pb::AppendBatchRequest>,
     ) -> Result<Response<pb::AppendBatchResponse>, Status> {
-        let appends = request
-            .into_inner()
-            .appends
-            .into_iter()
-            .enumerate()
-            .map(|(i, append)| stream_append(append, &format!("appends[{i}].")))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(status)?;
+        let appends = batch_from_request(request.into_inner()).map_err(status)?;
         let outcomes = self.log.append_batch(appends).await.map_err(status)?;
-        let items = outcomes
-            .iter()
-            .map(|outcome| pb::AppendBatchItem {
-                outcome: Some(match outcome {
-                    Ok(result) => pb::append_batch_item::Outcome::Result(outcome_to_proto(result)),
-                    Err(wrong) => pb::append_batch_item::Outcome::WrongExpectedVersion(wrong_version_to_proto(wrong)),
-                }),
-            })
-            .collect();
-        Ok(Response::new(pb::AppendBatchResponse { items }))
+        Ok(Response::new(batch_to_proto(&outcomes)))
     }
 
     async fn read_stream(

@@ -393,15 +393,13 @@ fn index_records<'a>(txn: &WriteTransaction, records: impl Iterator<Item = Index
     Ok(())
 }
 
+/// The segments, the checkpoint and the last tag, as recovery found them.
+type Recovered = (Vec<Arc<Segment>>, Checkpoint, Vec<u8>);
+
 /// Reads the groups after `checkpoint` back from the segments and indexes them; cuts off a
 /// torn group and any segment after it. Returns the segments, the recovered checkpoint and the
 /// last group's tag.
-fn recover(
-    index: &Database,
-    dir: &Path,
-    mut checkpoint: Checkpoint,
-    mut tag: Vec<u8>,
-) -> Result<(Vec<Arc<Segment>>, Checkpoint, Vec<u8>), LogError> {
+fn recover(index: &Database, dir: &Path, mut checkpoint: Checkpoint, mut tag: Vec<u8>) -> Result<Recovered, LogError> {
     let mut firsts: Vec<u64> = std::fs::read_dir(dir)
         .map_err(io_error("listing", dir))?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok()?.strip_suffix(".seg")?.parse().ok())

@@ -9,7 +9,7 @@ use haven_proto::v1 as pb;
 use haven_proto::v1::event_log_client::EventLogClient;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::status::{expected_to_proto, from_status, outcome_from_proto, wrong_version_from_proto};
+use crate::status::{append_to_proto, batch_from_proto, from_status, outcome_from_proto};
 use crate::{
     AllSlice, AppendOutcome, BatchItemOutcome, EventLog, Head, LogError, ReadStream, StreamAppend, StreamSlice,
     Subscription, SubscriptionBatch,
@@ -53,14 +53,6 @@ impl GrpcEventLog {
     }
 }
 
-fn append_request(
-    stream_id: &StreamId,
-    expected: ExpectedVersion,
-    events: Vec<pb::ProposedEvent>,
-) -> pb::AppendRequest {
-    pb::AppendRequest { stream_id: stream_id.to_string(), expected: Some(expected_to_proto(expected)), events }
-}
-
 #[async_trait]
 impl EventLog for GrpcEventLog {
     async fn append(
@@ -71,7 +63,7 @@ impl EventLog for GrpcEventLog {
     ) -> Result<AppendOutcome, LogError> {
         let response = self
             .client()
-            .append(self.unary(append_request(stream_id, expected, events)))
+            .append(self.unary(append_to_proto(StreamAppend { stream_id: stream_id.clone(), expected, events })))
             .await
             .map_err(|status| from_status(&status))?
             .into_inner();
@@ -80,22 +72,10 @@ impl EventLog for GrpcEventLog {
     }
 
     async fn append_batch(&self, appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError> {
-        let request = pb::AppendBatchRequest {
-            appends: appends.into_iter().map(|a| append_request(&a.stream_id, a.expected, a.events)).collect(),
-        };
+        let request = pb::AppendBatchRequest { appends: appends.into_iter().map(append_to_proto).collect() };
         let response =
             self.client().append_batch(self.unary(request)).await.map_err(|status| from_status(&status))?.into_inner();
-        response
-            .items
-            .iter()
-            .map(|item| match &item.outcome {
-                Some(pb::append_batch_item::Outcome::Result(result)) => Ok(Ok(outcome_from_proto(result))),
-                Some(pb::append_batch_item::Outcome::WrongExpectedVersion(wrong)) => {
-                    Ok(Err(wrong_version_from_proto(wrong)?))
-                }
-                None => Err(LogError::Internal("batch item without an outcome".into())),
-            })
-            .collect()
+        batch_from_proto(&response)
     }
 
     async fn read_stream(&self, read: ReadStream) -> Result<StreamSlice, LogError> {

@@ -8,7 +8,7 @@ use haven_proto::v1 as pb;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
-use crate::{AppendOutcome, LogError, WrongExpectedVersion};
+use crate::{AppendOutcome, BatchItemOutcome, LogError, StreamAppend, WrongExpectedVersion};
 
 const FIELD_KEY: &str = "haven-field";
 const POSITION_KEY: &str = "haven-position";
@@ -80,6 +80,44 @@ pub fn wrong_version_from_proto(error: &pb::WrongExpectedVersion) -> Result<Wron
 }
 
 /// Turns an error into the status sent to a gRPC caller.
+/// One stream append in its protobuf form.
+pub fn append_to_proto(append: StreamAppend) -> pb::AppendRequest {
+    pb::AppendRequest {
+        stream_id: append.stream_id.to_string(),
+        expected: Some(expected_to_proto(append.expected)),
+        events: append.events,
+    }
+}
+
+/// A batch's outcomes in their protobuf form.
+pub fn batch_to_proto(outcomes: &[BatchItemOutcome]) -> pb::AppendBatchResponse {
+    let items = outcomes
+        .iter()
+        .map(|outcome| pb::AppendBatchItem {
+            outcome: Some(match outcome {
+                Ok(result) => pb::append_batch_item::Outcome::Result(outcome_to_proto(result)),
+                Err(wrong) => pb::append_batch_item::Outcome::WrongExpectedVersion(wrong_version_to_proto(wrong)),
+            }),
+        })
+        .collect();
+    pb::AppendBatchResponse { items }
+}
+
+/// A batch's outcomes from their protobuf form.
+pub fn batch_from_proto(response: &pb::AppendBatchResponse) -> Result<Vec<BatchItemOutcome>, LogError> {
+    response
+        .items
+        .iter()
+        .map(|item| match &item.outcome {
+            Some(pb::append_batch_item::Outcome::Result(result)) => Ok(Ok(outcome_from_proto(result))),
+            Some(pb::append_batch_item::Outcome::WrongExpectedVersion(wrong)) => {
+                Ok(Err(wrong_version_from_proto(wrong)?))
+            }
+            None => Err(LogError::Internal("batch item without an outcome".into())),
+        })
+        .collect()
+}
+
 pub fn to_status(error: &LogError) -> Status {
     let code = grpc_code(error.code());
     let message = error.to_string();

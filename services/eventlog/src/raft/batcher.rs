@@ -1,0 +1,242 @@
+//! Group commit in front of raft: concurrent append calls become one raft entry.
+//!
+//! ```text
+//!  calls ──(bounded queue)──▶ batcher task: wait for a call, wait for a free proposal slot
+//!                             (calls pile up meanwhile), take what is queued up to the
+//!                             count and byte limits ──▶ raft.client_write(one Command)
+//!                                                        └─▶ each caller gets its own Reply
+//! ```
+//! Up to [`IN_FLIGHT`] entries are proposed at once, so the next batch is gathered while the
+//! previous one is being replicated. On a follower (or when leadership moves mid-proposal)
+//! each call is forwarded to the leader's `Forward` RPC instead; it is retried across leader
+//! changes until [`RETRY_FOR`] has passed. Retrying is safe because appends are idempotent by
+//! event id: a call that did commit is answered with its original positions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use haven_eventlog_client::status::{append_to_proto, batch_from_proto, from_status};
+use haven_eventlog_client::{BatchItemOutcome, LogError, StreamAppend};
+use haven_proto::v1 as pb;
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::{Command, NodeId, Raft};
+
+/// Entries proposed and not yet answered, at most.
+const IN_FLIGHT: usize = 4;
+/// How long a call is retried across leader changes before `Unavailable`.
+const RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// The limits of one entry.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchLimits {
+    pub max_events: usize,
+    pub max_bytes: usize,
+}
+
+type Answer = Result<Vec<BatchItemOutcome>, LogError>;
+
+#[derive(Debug)]
+pub struct Call {
+    appends: Vec<StreamAppend>,
+    /// False for calls forwarded here by another node: they are not forwarded again.
+    forward: bool,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The write path of a replicated log.
+#[derive(Debug)]
+pub struct Batcher {
+    queue: mpsc::Sender<Call>,
+    closing: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Batcher {
+    pub fn start(raft: Raft, me: NodeId, limits: BatchLimits, queue_depth: usize) -> Self {
+        let (queue, calls) = mpsc::channel(queue_depth);
+        let (closing, closed) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run(raft, me, calls, closed, limits));
+        Batcher { queue, closing, task }
+    }
+
+    /// A handle for submitting calls.
+    pub fn sender(&self) -> mpsc::Sender<Call> {
+        self.queue.clone()
+    }
+
+    /// Stops taking calls, proposes the queued ones and waits for their answers.
+    pub async fn close(self) {
+        self.closing.send_replace(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Submits one call through `queue` (taken from [`Batcher::sender`]); `forward`: whether a
+/// follower may forward it to the leader.
+pub async fn submit(queue: mpsc::Sender<Call>, appends: Vec<StreamAppend>, forward: bool) -> Answer {
+    let (reply, answer) = oneshot::channel();
+    queue.send(Call { appends, forward, reply }).await.map_err(|_| shutting_down())?;
+    answer.await.map_err(|_| LogError::Unavailable("the event log's batcher stopped".into()))?
+}
+
+fn shutting_down() -> LogError {
+    LogError::Unavailable("the event log is shutting down".into())
+}
+
+fn size(call: &Call) -> (usize, usize) {
+    let events = call.appends.iter().map(|a| a.events.len()).sum();
+    let bytes = call.appends.iter().flat_map(|a| &a.events).map(prost::Message::encoded_len).sum();
+    (events, bytes)
+}
+
+async fn run(
+    raft: Raft,
+    me: NodeId,
+    mut calls: mpsc::Receiver<Call>,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+    limits: BatchLimits,
+) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut carried: Option<Call> = None;
+    loop {
+        let first = match carried.take() {
+            Some(call) => call,
+            None if *closed.borrow() => match calls.try_recv() {
+                Ok(call) => call,
+                Err(_) => break,
+            },
+            None => tokio::select! {
+                call = calls.recv() => match call {
+                    Some(call) => call,
+                    None => break,
+                },
+                _ = closed.changed() => continue,
+            },
+        };
+        let slot = Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
+        let (mut events, mut bytes) = size(&first);
+        let mut batch = vec![first];
+        while events < limits.max_events && bytes < limits.max_bytes {
+            let Ok(call) = calls.try_recv() else { break };
+            let (e, b) = size(&call);
+            if events + e > limits.max_events || bytes + b > limits.max_bytes {
+                carried = Some(call);
+                break;
+            }
+            events += e;
+            bytes += b;
+            batch.push(call);
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, me, batch).await;
+            drop(slot);
+        });
+    }
+    // Later calls are refused; wait for the last proposals to be answered.
+    calls.close();
+    while let Ok(call) = calls.try_recv() {
+        let _ = call.reply.send(Err(shutting_down()));
+    }
+    let _ = slots.acquire_many(IN_FLIGHT as u32).await;
+}
+
+/// Proposes a batch here if this node leads, else forwards each call to the leader.
+async fn propose(raft: &Raft, me: NodeId, batch: Vec<Call>) {
+    if raft.current_leader().await != Some(me) {
+        forward_all(raft, batch).await;
+        return;
+    }
+    let forwardable: Vec<bool> = batch.iter().map(|c| c.forward).collect();
+    let (replies, appends): (Vec<_>, Vec<_>) = batch.into_iter().map(|c| (c.reply, c.appends)).unzip();
+    let command = Command::new(now(), appends);
+    // Kept for forwarding if leadership moved before the entry was accepted.
+    let retained = command.clone();
+    match raft.client_write(command).await {
+        Ok(response) => {
+            let mut answers = response.data.calls.into_iter();
+            for reply in replies {
+                let answer = answers.next().unwrap_or_else(|| {
+                    Err(LogError::Internal("the raft entry was refused by the state machine".into()))
+                });
+                let _ = reply.send(answer);
+            }
+        }
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+            let calls = match retained.decode() {
+                Ok((_, calls)) => calls,
+                Err(error) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                    return;
+                }
+            };
+            let batch = replies
+                .into_iter()
+                .zip(calls)
+                .zip(forwardable)
+                .map(|((reply, appends), forward)| Call { appends, forward, reply })
+                .collect();
+            forward_all(raft, batch).await;
+        }
+        Err(error) => {
+            // Fatal (shutting down) or a membership error: the entry may or may not commit;
+            // the caller retries with the same event ids and learns which.
+            let reason = format!("the raft proposal failed: {error}");
+            for reply in replies {
+                let _ = reply.send(Err(LogError::Unavailable(reason.clone())));
+            }
+        }
+    }
+}
+
+async fn forward_all(raft: &Raft, batch: Vec<Call>) {
+    let forwards = batch.into_iter().map(|call| async move {
+        let answer = if call.forward {
+            forward(raft, call.appends).await
+        } else {
+            Err(LogError::Unavailable("this node is no longer the leader".into()))
+        };
+        let _ = call.reply.send(answer);
+    });
+    futures_util::future::join_all(forwards).await;
+}
+
+/// Sends a call to the leader's `Forward` RPC, retrying across leader changes.
+async fn forward(raft: &Raft, appends: Vec<StreamAppend>) -> Answer {
+    let request = pb::AppendBatchRequest { appends: appends.into_iter().map(append_to_proto).collect() };
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    let mut wait = Duration::from_millis(20);
+    loop {
+        let leader = leader_addr(raft).await;
+        let error = match leader {
+            None => LogError::Unavailable("no leader is known".into()),
+            Some(addr) => match super::network::raft_client(&addr) {
+                Err(e) => LogError::Unavailable(e),
+                Ok(mut client) => match client.forward(request.clone()).await {
+                    Ok(response) => return batch_from_proto(&response.into_inner()),
+                    Err(status) => from_status(&status),
+                },
+            },
+        };
+        if !matches!(error, LogError::Unavailable(_)) || tokio::time::Instant::now() + wait > deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(500));
+    }
+}
+
+async fn leader_addr(raft: &Raft) -> Option<String> {
+    let metrics = raft.metrics().borrow().clone();
+    let leader = metrics.current_leader?;
+    metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
+}
+
+fn now() -> prost_types::Timestamp {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp { seconds: since_epoch.as_secs() as i64, nanos: since_epoch.subsec_nanos() as i32 }
+}

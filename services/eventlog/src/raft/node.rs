@@ -1,0 +1,253 @@
+//! One replicated log node: the store, the raft instance over it, the batcher in front of it,
+//! and the [`LocalEventLog`] that serves reads from the store and writes through raft.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use haven_eventlog_client::LogError;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::watch;
+
+use super::batcher::{BatchLimits, Batcher};
+use super::network::Network;
+use super::service::{ClusterService, NodeHandle, RaftService, status_of};
+use super::{LogStore, NodeId, Raft, StateMachine};
+use crate::config::EventLogConfig;
+use crate::local::LocalEventLog;
+use crate::metrics::LogMetrics;
+use crate::store::{SegmentStore, Store};
+
+/// How a node runs raft.
+#[derive(Clone, Debug)]
+pub struct RaftNodeConfig {
+    /// This node's id (1 or more), unique in the cluster.
+    pub node_id: NodeId,
+    /// The gRPC address other nodes reach this one at (host:port).
+    pub addr: String,
+    pub eventlog: EventLogConfig,
+    pub heartbeat: Duration,
+    pub election_timeout: (Duration, Duration),
+    /// A snapshot is taken (and the raft log purged) after this many entries.
+    pub snapshot_every: u64,
+}
+
+impl RaftNodeConfig {
+    pub fn new(node_id: NodeId, addr: impl Into<String>, eventlog: EventLogConfig) -> Self {
+        RaftNodeConfig {
+            node_id,
+            addr: addr.into(),
+            eventlog,
+            heartbeat: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(400), Duration::from_millis(800)),
+            snapshot_every: 5_000,
+        }
+    }
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct RaftNode {
+    handle: NodeHandle,
+    log: LocalEventLog,
+    metrics_task: tokio::task::JoinHandle<()>,
+    raft_metrics: RaftMetrics,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle").field("id", &self.id).field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl RaftNode {
+    /// Opens the node stored in `dir` (the store in `dir`, raft's log in `dir/raft`) and
+    /// starts raft. A new node waits to be initialised or added to a cluster.
+    pub async fn open(dir: &Path, config: RaftNodeConfig) -> Result<RaftNode, LogError> {
+        let eventlog = config.eventlog.clone();
+        eventlog.validate().map_err(|(field, reason)| LogError::invalid(format!("eventlog.{field}"), reason))?;
+        if config.node_id == 0 {
+            return Err(LogError::invalid("node_id", "node ids start at 1"));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LogError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        let store: Arc<dyn Store> = Arc::new(SegmentStore::open(dir, eventlog.cache_bytes)?);
+        let metrics = LogMetrics::default();
+        let (head_tx, head) = watch::channel(store.head()?);
+        let state_machine = StateMachine::with_metrics(Arc::clone(&store), Arc::new(head_tx), metrics.clone())?;
+        let raft_dir = dir.join("raft");
+        let log_store = LogStore::open(&raft_dir).map_err(|e| LogError::Unavailable(format!("raft log: {e}")))?;
+        let raft_config = openraft::Config {
+            cluster_name: "haven-eventlog".into(),
+            heartbeat_interval: config.heartbeat.as_millis() as u64,
+            election_timeout_min: config.election_timeout.0.as_millis() as u64,
+            election_timeout_max: config.election_timeout.1.as_millis() as u64,
+            // Real snapshots take minutes to send; the stream has its own cancel.
+            install_snapshot_timeout: 600_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: 1_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| LogError::invalid("raft", e.to_string()))?;
+        let raft = Raft::new(config.node_id, Arc::new(raft_config), Network::default(), log_store, state_machine)
+            .await
+            .map_err(|e| LogError::Unavailable(format!("raft did not start: {e}")))?;
+        let limits =
+            BatchLimits { max_events: eventlog.group_commit_max_events, max_bytes: eventlog.group_commit_max_bytes };
+        let batcher = Batcher::start(raft.clone(), config.node_id, limits, eventlog.write_queue_depth);
+        let handle = NodeHandle {
+            raft: raft.clone(),
+            id: config.node_id,
+            addr: config.addr.clone(),
+            store: Arc::clone(&store),
+            staging: raft_dir.join("staging"),
+            calls: batcher.sender(),
+        };
+        let log = LocalEventLog::replicated(store, eventlog, head, metrics, batcher);
+        let raft_metrics = RaftMetrics::default();
+        let metrics_task = tokio::spawn(watch_metrics(raft, raft_metrics.clone()));
+        Ok(RaftNode { handle, log, metrics_task, raft_metrics })
+    }
+
+    /// The log this node serves: reads from its store, appends through raft.
+    pub fn log(&self) -> LocalEventLog {
+        self.log.clone()
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.handle.raft
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.handle.id
+    }
+
+    /// `haven.v1.Raft`, to serve beside the log's gRPC service.
+    pub fn raft_service(&self) -> haven_proto::v1::raft_server::RaftServer<RaftService> {
+        RaftService::server(self.handle.clone())
+    }
+
+    /// `haven.v1.Cluster`.
+    pub fn cluster_service(&self) -> haven_proto::v1::cluster_server::ClusterServer<ClusterService> {
+        ClusterService::server(self.handle.clone())
+    }
+
+    /// Makes this node a one-node cluster if it belongs to none yet (`haven up`).
+    pub async fn initialize_alone(&self) -> Result<(), LogError> {
+        let initialized = self.handle.raft.is_initialized().await.map_err(|e| LogError::Unavailable(e.to_string()))?;
+        if !initialized {
+            let members = std::collections::BTreeMap::from([(
+                self.handle.id,
+                openraft::BasicNode::new(self.handle.addr.clone()),
+            )]);
+            self.handle.raft.initialize(members).await.map_err(|e| LogError::Unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until this node knows a leader, up to `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, LogError> {
+        let mut metrics = self.handle.raft.metrics();
+        let wait = async {
+            loop {
+                if let Some(leader) = metrics.borrow().current_leader {
+                    return Ok(leader);
+                }
+                if metrics.changed().await.is_err() {
+                    return Err(LogError::Unavailable("raft stopped".into()));
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| LogError::Unavailable(format!("no leader after {timeout:?}")))?
+    }
+
+    /// The cluster as this node sees it.
+    pub fn status(&self) -> Result<haven_proto::v1::ClusterStatus, LogError> {
+        status_of(&self.handle)
+    }
+
+    /// Registers the log's and raft's metrics with the process registry.
+    pub fn register_metrics(&self, metrics: &haven_runtime::Metrics) {
+        self.log.register_metrics(metrics);
+        self.raft_metrics.register(metrics);
+    }
+
+    /// Stops taking appends, answers the queued ones, and stops raft.
+    pub async fn shutdown(&self) {
+        self.log.close().await;
+        let _ = self.handle.raft.shutdown().await;
+        self.metrics_task.abort();
+    }
+}
+
+/// `haven_eventlog_raft_*` gauges.
+#[derive(Clone, Debug, Default)]
+struct RaftMetrics {
+    leader: Gauge,
+    term: Gauge,
+    last_log_index: Gauge,
+    applied_index: Gauge,
+    apply_lag: Gauge,
+    replication_lag: Family<Vec<(String, String)>, Gauge>,
+}
+
+impl RaftMetrics {
+    fn register(&self, metrics: &haven_runtime::Metrics) {
+        metrics.register(
+            "haven_eventlog_raft_leader",
+            "Node id of the leader this node knows (0: none)",
+            self.leader.clone(),
+        );
+        metrics.register("haven_eventlog_raft_term", "Current raft term", self.term.clone());
+        metrics.register(
+            "haven_eventlog_raft_last_log_index",
+            "Last raft log index on this node",
+            self.last_log_index.clone(),
+        );
+        metrics.register(
+            "haven_eventlog_raft_applied_index",
+            "Highest raft log index applied to the store",
+            self.applied_index.clone(),
+        );
+        metrics.register(
+            "haven_eventlog_raft_apply_lag",
+            "Entries in the raft log not yet applied",
+            self.apply_lag.clone(),
+        );
+        metrics.register(
+            "haven_eventlog_raft_replication_lag",
+            "Entries the leader has that a follower has not (leader only)",
+            self.replication_lag.clone(),
+        );
+    }
+}
+
+async fn watch_metrics(raft: Raft, gauges: RaftMetrics) {
+    let mut metrics = raft.metrics();
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            let last = m.last_log_index.unwrap_or(0);
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            gauges.leader.set(m.current_leader.unwrap_or(0) as i64);
+            gauges.term.set(m.current_term as i64);
+            gauges.last_log_index.set(last as i64);
+            gauges.applied_index.set(applied as i64);
+            gauges.apply_lag.set(last.saturating_sub(applied) as i64);
+            gauges.replication_lag.clear();
+            if let Some(replication) = &m.replication {
+                for (id, matched) in replication {
+                    let lag = last.saturating_sub(matched.map_or(0, |l| l.index));
+                    gauges.replication_lag.get_or_create(&vec![("follower".into(), id.to_string())]).set(lag as i64);
+                }
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Raft: openraft's own storage suite against our log store and state machine, and a real
+//! three-node cluster on loopback (tonic between nodes): forwarding from followers, leader
+//! loss, and a new node catching up by snapshot after the log was purged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use haven_eventlog::raft::{LogStore, RaftNode, RaftNodeConfig, StateMachine, TypeConfig};
+use haven_eventlog::store::{SegmentStore, Store};
+use haven_eventlog::{EventLogConfig, LocalEventLog};
+use haven_eventlog_client::{EventLog, GrpcEventLog, LogError};
+use haven_kernel::{ExpectedVersion, Position, StreamId};
+use haven_proto::v1::{EventFilter, ProposedEvent};
+use openraft::StorageError;
+use openraft::testing::{StoreBuilder, Suite};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<u64>> {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SegmentStore::open(dir.path(), 1 << 20).unwrap());
+        let (head, _) = watch::channel(store.head().unwrap());
+        let state_machine = StateMachine::open(store, Arc::new(head)).unwrap();
+        let log = LogStore::open(&dir.path().join("raft"))?;
+        Ok((dir, log, state_machine))
+    }
+}
+
+#[test]
+fn openraft_storage_suite() {
+    Suite::test_all(Builder).unwrap();
+}
+
+/// A node with its gRPC server (log, raft, cluster) on a free loopback port.
+struct Running {
+    node: RaftNode,
+    addr: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn start(dir: &std::path::Path, id: u64, snapshot_every: u64) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    start_on(dir, id, snapshot_every, listener, addr).await
+}
+
+async fn start_on(dir: &std::path::Path, id: u64, snapshot_every: u64, listener: TcpListener, addr: String) -> Running {
+    let mut config = RaftNodeConfig::new(id, addr.clone(), EventLogConfig::default());
+    config.snapshot_every = snapshot_every;
+    let node = RaftNode::open(&dir.join(format!("node-{id}")), config).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let log: Arc<dyn EventLog> = Arc::new(node.log());
+    let router = tonic::transport::Server::builder()
+        .add_service(haven_eventlog::grpc::EventLogService::new(log).into_server())
+        .add_service(node.raft_service())
+        .add_service(node.cluster_service());
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tokio::spawn(async move {
+        let _ = router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Running { node, addr, stop: Some(stop), server }
+}
+
+impl Running {
+    async fn stop(mut self) {
+        self.node.shutdown().await;
+        let _ = self.stop.take().unwrap().send(());
+        let _ = self.server.await;
+    }
+}
+
+fn event(i: u64) -> ProposedEvent {
+    haven_eventlog_client::conformance::event("test.raft.Appended.v1", "school-a", &i.to_be_bytes())
+}
+
+/// Every event on a node, as (position, stream, version, hash).
+async fn history(log: &LocalEventLog) -> Vec<(u64, String, u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut from = Position(0);
+    loop {
+        let slice = log.read_all(from, 1000, &EventFilter::default()).await.unwrap();
+        if slice.events.is_empty() {
+            return out;
+        }
+        for e in &slice.events {
+            out.push((e.position, e.stream_id.clone(), e.version, e.hash.clone()));
+        }
+        from = Position(slice.events.last().unwrap().position + 1);
+    }
+}
+
+/// Waits until every log has `count` events (the test's only wait; no time is asserted).
+async fn converge(logs: &[LocalEventLog], count: u64) {
+    for _ in 0..1000 {
+        let mut done = true;
+        for log in logs {
+            done &= log.head().await.unwrap().next_position.0 >= count;
+        }
+        if done {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the nodes did not converge on {count} events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_three_node_cluster_replicates_forwards_fails_over_and_catches_up_a_new_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(start(dir.path(), id, 40).await);
+    }
+    let members: BTreeMap<u64, openraft::BasicNode> =
+        nodes.iter().map(|n| (n.node.id(), openraft::BasicNode::new(n.addr.clone()))).collect();
+    nodes[0].node.raft().initialize(members).await.unwrap();
+    let leader = nodes[0].node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+
+    eprintln!("@raft initialized");
+    // Appends through every node, over gRPC, concurrently; followers forward to the leader.
+    let shared = StreamId::parse("case-shared").unwrap();
+    let mut tasks = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let client = GrpcEventLog::connect_lazy(&format!("http://{}", node.addr), Duration::from_secs(20)).unwrap();
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let own = StreamId::parse(&format!("case-node{n}")).unwrap();
+            let mut acknowledged = Vec::new();
+            for i in 0..30u64 {
+                let outcome = client.append(&own, ExpectedVersion::Any, vec![event(i)]).await.unwrap();
+                acknowledged.push(outcome.first_position);
+                // One stream written from every node at once.
+                let _ = client.append(&shared, ExpectedVersion::Any, vec![event(i)]).await.unwrap();
+            }
+            acknowledged
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().len(), 30);
+    }
+    eprintln!("@raft appended");
+    let logs: Vec<LocalEventLog> = nodes.iter().map(|n| n.node.log()).collect();
+    converge(&logs, 180).await;
+    let reference = history(&logs[0]).await;
+    assert_eq!(reference.len(), 180);
+    for log in &logs[1..] {
+        assert_eq!(history(log).await, reference, "every node holds the same events, order and chain");
+    }
+
+    eprintln!("@raft converged");
+    // Expected-version conflicts are decided once, the same way everywhere.
+    let version = logs[1].read_stream(haven_eventlog_client::ReadStream {
+        stream_id: shared.clone(),
+        from_version: haven_kernel::Version(0),
+        from_end: true,
+        backwards: true,
+        limit: 1,
+    });
+    let last = version.await.unwrap().last_version.unwrap();
+    let refused =
+        logs[2].append(&shared, ExpectedVersion::Exact(haven_kernel::Version(last.0 + 5)), vec![event(0)]).await;
+    assert!(matches!(refused, Err(LogError::WrongExpectedVersion(_))), "{refused:?}");
+
+    eprintln!("@raft conflict checked");
+    // The leader goes; the other two elect one and keep accepting writes.
+    let leader_index = nodes.iter().position(|n| n.node.id() == leader).unwrap();
+    let old = nodes.remove(leader_index);
+    old.stop().await;
+    let new_leader = nodes[0].node.wait_for_leader(Duration::from_secs(10)).await;
+    let survivors: Vec<LocalEventLog> = nodes.iter().map(|n| n.node.log()).collect();
+    let stream = StreamId::parse("case-after-failover").unwrap();
+    let mut appended = 0;
+    for i in 0..20u64 {
+        // The first appends may meet the election; they are retried with the same ids.
+        let proposed = event(i);
+        let mut result = survivors[0].append(&stream, ExpectedVersion::Any, vec![proposed.clone()]).await;
+        for _ in 0..50 {
+            if result.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            result = survivors[0].append(&stream, ExpectedVersion::Any, vec![proposed.clone()]).await;
+        }
+        result.unwrap_or_else(|e| panic!("append {i} after failover (leader {new_leader:?}): {e}"));
+        appended += 1;
+    }
+    eprintln!("@raft after failover appends");
+    converge(&survivors, 180 + appended).await;
+    assert_eq!(history(&survivors[0]).await, history(&survivors[1]).await);
+
+    eprintln!("@raft failover converged");
+    // A new node joins after the log was snapshotted and purged: it catches up by snapshot.
+    let leader = nodes[0].node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    let leader_node = nodes.iter().find(|n| n.node.id() == leader).unwrap();
+    leader_node.node.raft().trigger().snapshot().await.unwrap();
+    leader_node
+        .node
+        .raft()
+        .trigger()
+        .purge_log(leader_node.node.raft().metrics().borrow().last_applied.unwrap().index)
+        .await
+        .unwrap();
+    let joined = start(dir.path(), 4, 40).await;
+    leader_node.node.raft().add_learner(4, openraft::BasicNode::new(joined.addr.clone()), true).await.unwrap();
+    eprintln!("@raft learner added");
+    let joined_log = joined.node.log();
+    let count = survivors[0].head().await.unwrap().next_position.0;
+    converge(std::slice::from_ref(&joined_log), count).await;
+    assert_eq!(history(&joined_log).await, history(&survivors[0]).await, "the learner holds the same log");
+    assert!(
+        joined.node.raft().metrics().borrow().snapshot.is_some(),
+        "the learner was sent a snapshot (the log it needed was purged)"
+    );
+
+    joined.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
