@@ -30,6 +30,9 @@ pub struct HavenConfig {
     pub eventlog_url: String,
     /// How long in-flight requests may take to finish after a shutdown signal, in ms.
     pub shutdown_grace_ms: u64,
+    /// This event-log node's id in its raft cluster (1 or more). Other nodes reach it at
+    /// `grpc_addr`.
+    pub node_id: u64,
     /// The event log's limits and tuning.
     pub eventlog: EventLogConfig,
 }
@@ -43,6 +46,7 @@ impl Default for HavenConfig {
             log: "info".into(),
             eventlog_url: "http://127.0.0.1:7070".into(),
             shutdown_grace_ms: 1_500,
+            node_id: 1,
             eventlog: EventLogConfig::default(),
         }
     }
@@ -61,6 +65,8 @@ pub struct FlagOverrides {
     pub log: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eventlog_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u64>,
 }
 
 impl HavenConfig {
@@ -82,6 +88,9 @@ impl HavenConfig {
             .eventlog
             .validate()
             .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: eventlog.{field} {reason}"))?;
+        if config.node_id == 0 {
+            anyhow::bail!("invalid configuration: node_id must be 1 or more");
+        }
         if config.shutdown_grace_ms == 0 {
             anyhow::bail!("invalid configuration: shutdown_grace_ms must be greater than 0");
         }

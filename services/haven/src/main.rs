@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod cluster;
 
 /// mimalloc: reads and group commits allocate many small buffers per event; glibc's malloc
 /// and free were a third of the read path's profile (docs/benchmarks.md).
@@ -63,8 +64,12 @@ pub struct UpArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address for every gRPC service, with gRPC health and reflection [default: 127.0.0.1:7070].
-    #[arg(long, value_name = "ADDR")]
+    /// Other log nodes reach this one here too.
+    #[arg(long, visible_alias = "addr", value_name = "ADDR")]
     pub grpc_addr: Option<SocketAddr>,
+    /// This event-log node's id in its raft cluster, 1 or more [default: 1].
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<u64>,
     /// Address for the HTTP gateway [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
@@ -77,6 +82,10 @@ pub struct UpArgs {
     /// Seed a demo trust with invented schools (once; later starts find it already there).
     #[arg(long)]
     pub demo: bool,
+    /// `serve eventlog`: if this node belongs to no cluster yet, start a one-node cluster of
+    /// it (other nodes then join as learners). `haven up` always does.
+    #[arg(long)]
+    pub bootstrap: bool,
 }
 
 impl UpArgs {
@@ -87,6 +96,7 @@ impl UpArgs {
             http_addr: self.http_addr,
             log: self.log.clone(),
             eventlog_url: self.eventlog_url.clone(),
+            node_id: self.node_id,
         }
     }
 }
@@ -117,6 +127,14 @@ enum LogCommand {
         #[arg(long, default_value = "./haven-data")]
         data_dir: PathBuf,
     },
+    /// Manage the replicated log's cluster through one of its nodes.
+    Cluster {
+        /// The node's gRPC address (the leader, for membership changes).
+        #[arg(long, global = true, default_value = "127.0.0.1:7070")]
+        grpc_addr: SocketAddr,
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
     /// Print events of a running node, one line each (no payloads).
     Tail {
         /// The node's gRPC address.
@@ -137,7 +155,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Up(args) => load(args).and_then(|config| {
             init_tracing(&config.log);
-            run_async(up::run(config, up::Part::Everything, args.demo))
+            run_async(up::run(config, up::Part::Everything, args.demo, true))
         }),
         Command::Serve { service, args } => load(args).and_then(|config| {
             init_tracing(&config.log);
@@ -145,7 +163,7 @@ fn main() -> ExitCode {
                 ServiceName::Eventlog => up::Part::EventLog,
                 ServiceName::Identity => up::Part::Identity,
             };
-            run_async(up::run(config, part, args.demo))
+            run_async(up::run(config, part, args.demo, args.bootstrap))
         }),
         Command::Config(args) => load(args).map(|config| {
             println!("{}", serde_json::to_string_pretty(&config).expect("the config serialises"));
@@ -161,6 +179,9 @@ fn main() -> ExitCode {
         Command::Log { command: LogCommand::Verify { data_dir } } => {
             init_tracing("info");
             verify::run(data_dir)
+        }
+        Command::Log { command: LogCommand::Cluster { grpc_addr, command } } => {
+            runtime().and_then(|runtime| runtime.block_on(cluster::run(*grpc_addr, command.clone())))
         }
         Command::Log { command: LogCommand::Tail { grpc_addr, from, limit } } => {
             runtime().and_then(|runtime| runtime.block_on(tail::run(*grpc_addr, *from, *limit)))

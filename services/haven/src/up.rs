@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use haven_eventlog::LocalEventLog;
 use haven_eventlog::grpc::EventLogService;
+use haven_eventlog::raft::{RaftNode, RaftNodeConfig};
 use haven_eventlog_client::{EventLog, GrpcEventLog};
 use haven_gateway::GatewayState;
 use haven_identity::{IdentityApp, IdentityService, SchoolDirectory, demo};
@@ -34,7 +34,7 @@ pub enum Part {
     Identity,
 }
 
-pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bool) -> anyhow::Result<ExitCode> {
     let grpc_listener = listen(config.grpc_addr, "--grpc-addr / grpc_addr").await?;
     let http_listener = listen(config.http_addr, "--http-addr / http_addr").await?;
     let readiness = Readiness::default();
@@ -46,12 +46,20 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Re
     let runs_identity = part != Part::EventLog;
 
     // The log: embedded here, or reached over gRPC.
-    let (local_log, shared_log): (Option<LocalEventLog>, Arc<dyn EventLog>) = if runs_log {
-        let log = LocalEventLog::open(&config.data_dir.join("eventlog"), config.eventlog.clone())
+    // A log node is always a raft node; `haven up` is a one-node cluster of it.
+    let (node, shared_log): (Option<RaftNode>, Arc<dyn EventLog>) = if runs_log {
+        let raft_config = RaftNodeConfig::new(config.node_id, config.grpc_addr.to_string(), config.eventlog.clone());
+        let node = RaftNode::open(&config.data_dir.join("eventlog"), raft_config)
+            .await
             .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;
-        log.register_metrics(&metrics);
+        node.register_metrics(&metrics);
+        if bootstrap {
+            node.initialize_alone().await.context("starting the one-node cluster")?;
+            node.wait_for_leader(std::time::Duration::from_secs(10)).await.context("electing the one node")?;
+        }
         log_ready.set_ready();
-        (Some(log.clone()), Arc::new(log))
+        let log = node.log();
+        (Some(node), Arc::new(log))
     } else {
         let remote = GrpcEventLog::connect_lazy(&config.eventlog_url, std::time::Duration::from_secs(10))
             .map_err(|e| anyhow::anyhow!("invalid configuration: eventlog_url {:?}: {e}", config.eventlog_url))?;
@@ -75,6 +83,8 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Re
         identity_service = Some(IdentityService::new(identity, directory).into_server());
     }
     let log_service = runs_log.then(|| EventLogService::new(Arc::clone(&shared_log)).into_server());
+    let raft_service = node.as_ref().map(RaftNode::raft_service);
+    let cluster_service = node.as_ref().map(RaftNode::cluster_service);
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     if runs_log {
@@ -91,6 +101,8 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Re
         .add_service(health_service)
         .add_service(reflection)
         .add_optional_service(log_service)
+        .add_optional_service(raft_service)
+        .add_optional_service(cluster_service)
         .add_optional_service(identity_service)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
@@ -127,9 +139,9 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool) -> anyhow::Re
             )
         }
     }
-    // Every acknowledged append is already fsynced; this drains what is queued and stops the writer.
-    if let Some(log) = local_log {
-        log.close().await;
+    // Every acknowledged append is already fsynced; this answers what is queued and stops raft.
+    if let Some(node) = node {
+        node.shutdown().await;
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -156,7 +168,12 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool) {
     match part {
         Part::Everything => println!("haven is up. Data in {data}. Ctrl-C stops it."),
         Part::EventLog => {
-            println!("haven event log node is serving. Data in {data}. Ctrl-C stops it.")
+            println!(
+                "haven event log node {} is serving at {}. Data in {data}. Ctrl-C stops it.\n\
+                 A new cluster starts with `haven log cluster init --grpc-addr {}` (add --member ID=ADDR per voter);\n\
+                 more nodes join with `haven log cluster add-learner` and `promote` against the leader.",
+                config.node_id, config.grpc_addr, config.grpc_addr
+            )
         }
         Part::Identity => {
             println!("haven identity is serving against the log at {}. Ctrl-C stops it.", config.eventlog_url)

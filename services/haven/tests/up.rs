@@ -133,7 +133,7 @@ fn identity_served_alone_uses_a_log_node_served_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (log_grpc, log_http, id_grpc, id_http) = (free_port(), free_port(), free_port(), free_port());
     let mut log_node = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["serve", "eventlog", "--data-dir"])
+        .args(["serve", "eventlog", "--bootstrap", "--data-dir"])
         .arg(dir.path())
         .args(["--grpc-addr", &format!("127.0.0.1:{log_grpc}"), "--http-addr", &format!("127.0.0.1:{log_http}")])
         .stdout(Stdio::null())
