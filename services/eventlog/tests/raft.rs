@@ -59,7 +59,11 @@ async fn start_on(dir: &std::path::Path, id: u64, snapshot_every: u64, listener:
         .add_service(haven_eventlog::grpc::EventLogService::new(log).into_server())
         .add_service(node.raft_service())
         .add_service(node.cluster_service());
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = futures_util::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(s)
+    });
     let server = tokio::spawn(async move {
         let _ = router
             .serve_with_incoming_shutdown(incoming, async {

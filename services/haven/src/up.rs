@@ -104,10 +104,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .add_optional_service(raft_service)
         .add_optional_service(cluster_service)
         .add_optional_service(identity_service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-            shutdown.triggered(),
-        );
+        .serve_with_incoming_shutdown(no_delay(grpc_listener), shutdown.triggered());
     let http = haven_gateway::router(GatewayState { readiness: readiness.clone(), metrics });
     let http = axum::serve(http_listener, http).with_graceful_shutdown(shutdown.triggered());
     let grpc_task = tokio::spawn(grpc);
@@ -145,6 +142,19 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Accepted connections with Nagle's algorithm off: small raft and append messages go out at
+/// once instead of waiting on the peer's delayed ACK (about 40 ms each time).
+fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures_util::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
 }
 
 /// Keeps `eventlog` readiness true to whether the remote log answers.

@@ -198,28 +198,24 @@ struct RaftMetrics {
 impl RaftMetrics {
     fn register(&self, metrics: &haven_runtime::Metrics) {
         metrics.register(
-            "haven_eventlog_raft_leader",
+            "eventlog_raft_leader",
             "Node id of the leader this node knows (0: none)",
             self.leader.clone(),
         );
-        metrics.register("haven_eventlog_raft_term", "Current raft term", self.term.clone());
+        metrics.register("eventlog_raft_term", "Current raft term", self.term.clone());
         metrics.register(
-            "haven_eventlog_raft_last_log_index",
+            "eventlog_raft_last_log_index",
             "Last raft log index on this node",
             self.last_log_index.clone(),
         );
         metrics.register(
-            "haven_eventlog_raft_applied_index",
+            "eventlog_raft_applied_index",
             "Highest raft log index applied to the store",
             self.applied_index.clone(),
         );
+        metrics.register("eventlog_raft_apply_lag", "Entries in the raft log not yet applied", self.apply_lag.clone());
         metrics.register(
-            "haven_eventlog_raft_apply_lag",
-            "Entries in the raft log not yet applied",
-            self.apply_lag.clone(),
-        );
-        metrics.register(
-            "haven_eventlog_raft_replication_lag",
+            "eventlog_raft_replication_lag",
             "Entries the leader has that a follower has not (leader only)",
             self.replication_lag.clone(),
         );
