@@ -199,6 +199,8 @@ fn main() -> ExitCode {
 fn init_tracing(filter: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    // openraft narrates every election and timer at info; keep it to warnings unless asked.
+    let filter = if filter.contains("openraft") { filter.to_owned() } else { format!("openraft=warn,{filter}") };
     let targets: tracing_subscriber::filter::Targets = filter.parse().unwrap_or_default();
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr))
