@@ -185,6 +185,7 @@ impl<P: Projection> Consumer<P> {
     }
 
     async fn run_once(&mut self, source: &mut impl Source, shutdown: &Shutdown) -> Result<(), BusError> {
+        source.prepare(self.projection.name()).await?;
         self.load().await?;
         self.catch_up().await?;
         source.open(self.next, self.projection.name(), &self.filter).await?;

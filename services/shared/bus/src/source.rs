@@ -38,6 +38,12 @@ pub struct Delivery {
 /// A feed of events for one projection.
 #[async_trait]
 pub trait Source: Send {
+    /// Called before the consumer catches up from the log (and [`Source::open`] after it):
+    /// a source may note here what the catch-up is sure to cover.
+    async fn prepare(&mut self, _projection: &ProjectionName) -> Result<(), BusError> {
+        Ok(())
+    }
+
     /// (Re)starts the feed at `from` for `projection`.
     async fn open(&mut self, from: Position, projection: &ProjectionName, filter: &EventFilter)
     -> Result<(), BusError>;
@@ -92,6 +98,9 @@ impl Source for EmbeddedSource {
 /// A durable JetStream consumer on `HAVEN_EVENTS` as a source.
 pub struct NatsSource {
     nats: Nats,
+    /// For a durable consumer that does not exist yet: the stream's last sequence and that
+    /// message's position, noted before the catch-up from the log.
+    backlog: Option<(u64, Position)>,
     messages: Option<ReadyChunks<pull::Stream>>,
     /// The last message of the latest delivery: acknowledging it acknowledges all before it.
     unacknowledged: Option<async_nats::jetstream::Message>,
@@ -105,26 +114,60 @@ impl std::fmt::Debug for NatsSource {
 
 impl NatsSource {
     pub fn new(nats: Nats) -> Self {
-        NatsSource { nats, messages: None, unacknowledged: None }
+        NatsSource { nats, backlog: None, messages: None, unacknowledged: None }
     }
+}
+
+fn consumer_name(projection: &ProjectionName) -> String {
+    format!("projection-{}", projection.as_str())
 }
 
 #[async_trait]
 impl Source for NatsSource {
-    async fn open(&mut self, _from: Position, projection: &ProjectionName, _: &EventFilter) -> Result<(), BusError> {
+    /// Every message already in the stream was published after its event committed, so the
+    /// catch-up that follows reads it from the log: a new durable consumer can start after
+    /// them instead of at the stream's first message. Noted only when the consumer is new.
+    async fn prepare(&mut self, projection: &ProjectionName) -> Result<(), BusError> {
+        self.backlog = None;
+        self.nats.ensure_events_stream().await?;
+        let stream = self.nats.stream(EVENTS_STREAM).await?;
+        if stream.consumer_info(consumer_name(projection)).await.is_ok() {
+            return Ok(());
+        }
+        let last = stream.get_info().await.map_err(|error| BusError::nats("stream info", error))?.state.last_sequence;
+        if last == 0 {
+            return Ok(());
+        }
+        if let Ok(message) = stream.get_raw_message(last).await
+            && let Some(position) = codec::position_header(&message.headers)
+        {
+            self.backlog = Some((last, position));
+        }
+        Ok(())
+    }
+
+    async fn open(&mut self, from: Position, projection: &ProjectionName, _: &EventFilter) -> Result<(), BusError> {
         self.messages = None;
         self.unacknowledged = None;
         self.nats.ensure_events_stream().await?;
         let stream = self.nats.stream(EVENTS_STREAM).await?;
-        // The durable consumer remembers what was acknowledged; what it holds before the
-        // projection's checkpoint (a new consumer starts at the stream's beginning) is skipped.
-        let name = format!("projection-{}", projection.as_str());
+        // The durable consumer remembers what was acknowledged; a new one starts after the
+        // backlog noted in `prepare` when the catch-up covered it (a log replica that lags
+        // behind the bus would not have), else at the stream's beginning. Whatever it then
+        // delivers below the projection's checkpoint is skipped.
+        let deliver_policy = match self.backlog.take() {
+            Some((sequence, position)) if from > position => {
+                DeliverPolicy::ByStartSequence { start_sequence: sequence + 1 }
+            }
+            _ => DeliverPolicy::All,
+        };
+        let name = consumer_name(projection);
         let consumer = stream
             .get_or_create_consumer(
                 &name,
                 pull::Config {
                     durable_name: Some(name.clone()),
-                    deliver_policy: DeliverPolicy::All,
+                    deliver_policy,
                     ack_policy: AckPolicy::All,
                     ack_wait: Duration::from_secs(30),
                     max_ack_pending: 100_000,

@@ -137,6 +137,69 @@ async fn jetstream_store_deleted_mid_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_projection_catches_up_from_the_log_and_skips_the_backlog_on_the_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start().await;
+    let log = open_log(dir.path());
+    let shared: Arc<dyn EventLog> = log.clone();
+    let metrics = BusMetrics::default();
+    let shutdown = Shutdown::default();
+    let relaying =
+        tokio::spawn(relay(shared.clone(), server.connect().await, dir.path(), &metrics).run(shutdown.clone()));
+    append(&*log, 1_000, 50, plain).await;
+    let nats = server.connect().await;
+    while stream_messages(&nats).await < 1_000 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let projection = recorder(dir.path(), "late");
+    let database = projection.database();
+    let consumer = Consumer::new(projection, shared.clone(), metrics.clone());
+    let mut progress = consumer.progress();
+    let consuming = tokio::spawn(consumer.run(NatsSource::new(server.connect().await), shutdown.clone()));
+    wait_for(&mut progress, 1_000).await;
+    append(&*log, 100, 10, plain).await;
+    wait_for(&mut progress, 1_100).await;
+
+    let stream = nats.jetstream().get_stream(haven_bus::EVENTS_STREAM).await.unwrap();
+    let info = stream.consumer_info("projection-late").await.unwrap();
+    assert_eq!(info.delivered.consumer_sequence, 100, "only what came after the catch-up was delivered");
+    shutdown.trigger();
+    consuming.await.unwrap();
+    relaying.await.unwrap();
+    assert_exactly_once_in_order(&*log, &database, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_on_one_log_publish_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start().await;
+    let log = open_log(dir.path());
+    let shared: Arc<dyn EventLog> = log.clone();
+    let shutdown = Shutdown::default();
+    let (a, b) = (BusMetrics::default(), BusMetrics::default());
+    let relays = [
+        tokio::spawn(relay(shared.clone(), server.connect().await, &dir.path().join("a"), &a).run(shutdown.clone())),
+        tokio::spawn(relay(shared.clone(), server.connect().await, &dir.path().join("b"), &b).run(shutdown.clone())),
+    ];
+    let writing = tokio::spawn({
+        let log = log.clone();
+        async move { append(&*log, 2_000, 20, plain).await }
+    });
+    while a.relay_published.get() + b.relay_published.get() < 2_000 {
+        assert!(a.relay_leader.get() + b.relay_leader.get() <= 1, "two relays leading at once");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    writing.await.unwrap();
+    shutdown.trigger();
+    for task in relays {
+        task.await.unwrap();
+    }
+    assert!(a.relay_published.get() == 0 || b.relay_published.get() == 0, "only the lease holder published");
+    assert_eq!(stream_messages(&server.connect().await).await, 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hole_in_the_stream_is_filled_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let server = NatsServer::start().await;
