@@ -33,6 +33,45 @@ async fn stream_messages(nats: &haven_bus::Nats) -> u64 {
     stream.info().await.unwrap().state.messages
 }
 
+/// What every source must give a consumer: history, live events, a stop, events written
+/// while stopped, a restart from the stored checkpoint — each event handled once, in order.
+async fn source_conformance<S: haven_bus::Source + 'static>(relayed: Relayed, source: impl Fn() -> S) {
+    let mut projection = recorder(relayed.dir.path(), "conformance");
+    let database = projection.database();
+    append(&*relayed.log, 500, 10, plain).await;
+    for round in 1..=2_u64 {
+        let consumer = Consumer::new(projection, relayed.shared.clone(), relayed.metrics.clone());
+        let mut progress = consumer.progress();
+        let stop = Shutdown::default();
+        let consuming = tokio::spawn(consumer.run(source(), stop.clone()));
+        wait_for(&mut progress, round * 1_000 - 500).await;
+        append(&*relayed.log, 500, 10, plain).await;
+        wait_for(&mut progress, round * 1_000).await;
+        stop.trigger();
+        projection = consuming.await.unwrap();
+        append(&*relayed.log, 500, 10, plain).await;
+    }
+    drop(projection);
+    let log = relayed.log.clone();
+    relayed.stop().await;
+    let written_after_the_last_stop: Vec<u64> = (2_000..2_500).collect();
+    assert_exactly_once_in_order(&*log, &database, &written_after_the_last_stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_source_conforms() {
+    let relayed = Relayed::start().await;
+    let log = relayed.shared.clone();
+    source_conformance(relayed, move || EmbeddedSource::new(log.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nats_source_conforms() {
+    let relayed = Relayed::start().await;
+    let nats = relayed.server.connect().await;
+    source_conformance(relayed, move || NatsSource::new(nats.clone())).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_killed_and_restarted_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
@@ -66,107 +105,124 @@ async fn relay_killed_and_restarted_mid_stream() {
     assert_eq!(stream_messages(&server.connect().await).await, 3_000, "every event on the bus once");
 }
 
-/// A log, a relay and a recording consumer on NATS, all running.
-struct Pipeline {
+/// A log and a relay to a fresh nats-server, running.
+struct Relayed {
+    dir: tempfile::TempDir,
+    server: NatsServer,
     log: Arc<haven_eventlog::LocalEventLog>,
-    database: Arc<redb::Database>,
-    progress: tokio::sync::watch::Receiver<Position>,
+    shared: Arc<dyn EventLog>,
+    metrics: BusMetrics,
     shutdown: Shutdown,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    relaying: tokio::task::JoinHandle<()>,
 }
 
-impl Pipeline {
-    async fn start(server: &NatsServer, dir: &std::path::Path) -> Pipeline {
-        let log = open_log(dir);
+impl Relayed {
+    async fn start() -> Relayed {
+        let dir = tempfile::tempdir().unwrap();
+        let server = NatsServer::start().await;
+        let log = open_log(dir.path());
         let shared: Arc<dyn EventLog> = log.clone();
         let metrics = BusMetrics::default();
         let shutdown = Shutdown::default();
-        let relay = relay(shared.clone(), server.connect().await, dir, &metrics);
-        let projection = recorder(dir, "recorder");
-        let database = projection.database();
-        let consumer = Consumer::new(projection, shared, metrics).with_retry(fast_retry());
-        let progress = consumer.progress();
-        let source = NatsSource::new(server.connect().await);
-        let tasks = vec![
-            tokio::spawn(relay.run(shutdown.clone())),
-            tokio::spawn({
-                let shutdown = shutdown.clone();
-                async move { drop(consumer.run(source, shutdown).await) }
-            }),
-        ];
-        Pipeline { log, database, progress, shutdown, tasks }
+        let relay = relay(shared.clone(), server.connect().await, dir.path(), &metrics);
+        let relaying = tokio::spawn(relay.run(shutdown.clone()));
+        Relayed { dir, server, log, shared, metrics, shutdown, relaying }
     }
 
-    async fn stop_and_check(self) {
+    /// Runs `projection` on NATS until the shutdown; its progress and its task.
+    async fn consume<P: haven_bus::Projection>(
+        &self,
+        projection: P,
+    ) -> (tokio::sync::watch::Receiver<Position>, tokio::task::JoinHandle<P>) {
+        let consumer = Consumer::new(projection, self.shared.clone(), self.metrics.clone()).with_retry(fast_retry());
+        let progress = consumer.progress();
+        let source = NatsSource::new(self.server.connect().await);
+        (progress, tokio::spawn(consumer.run(source, self.shutdown.clone())))
+    }
+
+    async fn stop(self) -> (tempfile::TempDir, NatsServer) {
         self.shutdown.trigger();
-        for task in self.tasks {
-            task.await.unwrap();
-        }
-        assert_exactly_once_in_order(&*self.log, &self.database, &[]).await;
+        self.relaying.await.unwrap();
+        (self.dir, self.server)
+    }
+}
+
+/// [`Relayed`] with a recording consumer.
+struct Pipeline {
+    relayed: Relayed,
+    database: Arc<redb::Database>,
+    progress: tokio::sync::watch::Receiver<Position>,
+    consuming: tokio::task::JoinHandle<haven_bus::RedbProjection<Recorder>>,
+}
+
+impl Pipeline {
+    async fn start() -> Pipeline {
+        let relayed = Relayed::start().await;
+        let projection = recorder(relayed.dir.path(), "recorder");
+        let database = projection.database();
+        let (progress, consuming) = relayed.consume(projection).await;
+        Pipeline { relayed, database, progress, consuming }
+    }
+
+    async fn stop_and_check(self) -> NatsServer {
+        self.relayed.shutdown.trigger();
+        self.consuming.await.unwrap();
+        let log = self.relayed.log.clone();
+        let (_dir, server) = self.relayed.stop().await;
+        assert_exactly_once_in_order(&*log, &self.database, &[]).await;
+        server
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_server_restarted_mid_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = NatsServer::start().await;
-    let mut pipeline = Pipeline::start(&server, dir.path()).await;
-    append(&*pipeline.log, 1_000, 20, plain).await;
+    let mut pipeline = Pipeline::start().await;
+    append(&*pipeline.relayed.log, 1_000, 20, plain).await;
     wait_for(&mut pipeline.progress, 500).await;
-    server.restart().await;
-    append(&*pipeline.log, 1_000, 20, plain).await;
+    pipeline.relayed.server.restart().await;
+    append(&*pipeline.relayed.log, 1_000, 20, plain).await;
     wait_for(&mut pipeline.progress, 2_000).await;
     pipeline.stop_and_check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_store_deleted_mid_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = NatsServer::start().await;
-    let mut pipeline = Pipeline::start(&server, dir.path()).await;
-    append(&*pipeline.log, 1_000, 20, plain).await;
+    let mut pipeline = Pipeline::start().await;
+    append(&*pipeline.relayed.log, 1_000, 20, plain).await;
     wait_for(&mut pipeline.progress, 400).await;
     // Streams, the durable consumer and the lease are all gone; the relay goes on from its own
     // checkpoint file, so what it had published is on the bus no more.
-    server.restart_with_empty_store().await;
-    append(&*pipeline.log, 1_000, 20, plain).await;
+    pipeline.relayed.server.restart_with_empty_store().await;
+    append(&*pipeline.relayed.log, 1_000, 20, plain).await;
     wait_for(&mut pipeline.progress, 2_000).await;
-    pipeline.stop_and_check().await;
+    let server = pipeline.stop_and_check().await;
     let on_bus = stream_messages(&server.connect().await).await;
     assert!(on_bus < 2_000, "the relay resumed from its checkpoint instead of republishing everything ({on_bus})");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_projection_catches_up_from_the_log_and_skips_the_backlog_on_the_bus() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = NatsServer::start().await;
-    let log = open_log(dir.path());
-    let shared: Arc<dyn EventLog> = log.clone();
-    let metrics = BusMetrics::default();
-    let shutdown = Shutdown::default();
-    let relaying =
-        tokio::spawn(relay(shared.clone(), server.connect().await, dir.path(), &metrics).run(shutdown.clone()));
-    append(&*log, 1_000, 50, plain).await;
-    let nats = server.connect().await;
+    let relayed = Relayed::start().await;
+    append(&*relayed.log, 1_000, 50, plain).await;
+    let nats = relayed.server.connect().await;
     while stream_messages(&nats).await < 1_000 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let projection = recorder(dir.path(), "late");
+    let projection = recorder(relayed.dir.path(), "late");
     let database = projection.database();
-    let consumer = Consumer::new(projection, shared.clone(), metrics.clone());
-    let mut progress = consumer.progress();
-    let consuming = tokio::spawn(consumer.run(NatsSource::new(server.connect().await), shutdown.clone()));
+    let (mut progress, consuming) = relayed.consume(projection).await;
     wait_for(&mut progress, 1_000).await;
-    append(&*log, 100, 10, plain).await;
+    append(&*relayed.log, 100, 10, plain).await;
     wait_for(&mut progress, 1_100).await;
 
     let stream = nats.jetstream().get_stream(haven_bus::EVENTS_STREAM).await.unwrap();
     let info = stream.consumer_info("projection-late").await.unwrap();
     assert_eq!(info.delivered.consumer_sequence, 100, "only what came after the catch-up was delivered");
-    shutdown.trigger();
+    relayed.shutdown.trigger();
     consuming.await.unwrap();
-    relaying.await.unwrap();
+    let log = relayed.log.clone();
+    relayed.stop().await;
     assert_exactly_once_in_order(&*log, &database, &[]).await;
 }
 
@@ -236,34 +292,25 @@ async fn a_hole_in_the_stream_is_filled_from_the_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_crash_between_handling_and_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = NatsServer::start().await;
-    let log = open_log(dir.path());
-    let shared: Arc<dyn EventLog> = log.clone();
-    let metrics = BusMetrics::default();
-    let shutdown = Shutdown::default();
-    let relaying =
-        tokio::spawn(relay(shared.clone(), server.connect().await, dir.path(), &metrics).run(shutdown.clone()));
-    append(&*log, 2_000, 25, plain).await;
+    let relayed = Relayed::start().await;
+    append(&*relayed.log, 2_000, 25, plain).await;
 
     let crashed = Arc::new(AtomicBool::new(false));
     let handler = Recorder { refuse_poison: false, crash_at: Some((1_234, crashed.clone())) };
-    let consumer = Consumer::new(recorder_with(dir.path(), "recorder", handler), shared.clone(), metrics.clone());
-    let outcome = tokio::spawn(consumer.run(NatsSource::new(server.connect().await), shutdown.clone())).await;
-    assert!(outcome.is_err_and(|error| error.is_panic()), "the consumer crashed mid-batch");
+    let (_, consuming) = relayed.consume(recorder_with(relayed.dir.path(), "recorder", handler)).await;
+    assert!(consuming.await.is_err_and(|error| error.is_panic()), "the consumer crashed mid-batch");
 
     let handler = Recorder { refuse_poison: false, crash_at: Some((1_234, crashed)) };
-    let projection = recorder_with(dir.path(), "recorder", handler);
+    let projection = recorder_with(relayed.dir.path(), "recorder", handler);
     let database = projection.database();
     assert!(handled(&database).iter().all(|(position, _)| *position < 1_234), "nothing of the crashed batch stored");
-    let consumer = Consumer::new(projection, shared.clone(), metrics.clone());
-    let mut progress = consumer.progress();
-    let consuming = tokio::spawn(consumer.run(NatsSource::new(server.connect().await), shutdown.clone()));
+    let (mut progress, consuming) = relayed.consume(projection).await;
     wait_for(&mut progress, 2_000).await;
 
-    shutdown.trigger();
+    relayed.shutdown.trigger();
     consuming.await.unwrap();
-    relaying.await.unwrap();
+    let log = relayed.log.clone();
+    relayed.stop().await;
     assert_exactly_once_in_order(&*log, &database, &[]).await;
 }
 
