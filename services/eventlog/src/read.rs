@@ -3,7 +3,7 @@
 
 use haven_eventlog_client::{AllSlice, LogError, ReadStream, StreamSlice};
 use haven_kernel::{Position, StreamId, Version};
-use haven_proto::v1::{EventEnvelope, EventFilter};
+use haven_proto::v1::EventFilter;
 
 use crate::record;
 use crate::store::{Scan, Store, StoreHead};
@@ -12,14 +12,8 @@ use crate::store::{Scan, Store, StoreHead};
 /// the time a narrow filter can hold a reader.
 pub const MAX_EXAMINED_PER_READ: usize = 100_000;
 
-/// Whether an event passes a filter. Empty lists match everything.
-pub fn matches(filter: &EventFilter, envelope: &EventEnvelope) -> bool {
-    let category = envelope.stream_id.split_once('-').map_or(envelope.stream_id.as_str(), |(c, _)| c);
-    (filter.event_type_prefixes.is_empty()
-        || filter.event_type_prefixes.iter().any(|prefix| envelope.event_type.starts_with(prefix.as_str())))
-        && (filter.stream_categories.is_empty() || filter.stream_categories.iter().any(|c| c == category))
-        && (filter.school_ids.is_empty() || filter.school_ids.contains(&envelope.school_id))
-}
+/// Whether an event passes a filter (shared with the bus, which filters on the consumer side).
+pub use haven_eventlog_client::matches;
 
 /// The stream's last durable version.
 fn visible_last_version(store: &dyn Store, stream_id: &StreamId, head: StoreHead) -> Result<Option<Version>, LogError> {

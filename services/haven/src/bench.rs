@@ -117,9 +117,9 @@ struct ReadReport {
 }
 
 /// The log under test and, when embedded, what to clean up.
-struct Opened {
-    log: Arc<dyn EventLog>,
-    local: Option<LocalEventLog>,
+pub(crate) struct Opened {
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) local: Option<LocalEventLog>,
     _temp: Option<TempDir>,
 }
 
@@ -132,7 +132,7 @@ impl Drop for TempDir {
     }
 }
 
-fn open(target: &Target) -> anyhow::Result<Opened> {
+pub(crate) fn open(target: &Target) -> anyhow::Result<Opened> {
     if let Some(addr) = target.grpc_addr {
         let log = GrpcEventLog::connect_lazy(&format!("http://{addr}"), Duration::from_secs(30))?;
         return Ok(Opened { log: Arc::new(log), local: None, _temp: None });
@@ -149,7 +149,7 @@ fn open(target: &Target) -> anyhow::Result<Opened> {
     Ok(Opened { log: Arc::new(local.clone()), local: Some(local), _temp: temp })
 }
 
-fn event(payload_bytes: usize) -> pb::ProposedEvent {
+pub(crate) fn event(payload_bytes: usize) -> pb::ProposedEvent {
     pb::ProposedEvent {
         event_id: uuid::Uuid::now_v7().as_bytes().to_vec(),
         event_type: "bench.Appended".into(),

@@ -28,6 +28,10 @@ pub struct HavenConfig {
     pub log: String,
     /// Where services run with `haven serve <service>` reach the event log.
     pub eventlog_url: String,
+    /// NATS for domain events (`nats://host:port`). Unset: the embedded bus, fed straight
+    /// from the log. Set: processes that run the log relay events to JetStream, and
+    /// projections consume them from there.
+    pub nats_url: Option<String>,
     /// How long in-flight requests may take to finish after a shutdown signal, in ms.
     pub shutdown_grace_ms: u64,
     /// This event-log node's id in its raft cluster (1 or more). Other nodes reach it at
@@ -45,6 +49,7 @@ impl Default for HavenConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             log: "info".into(),
             eventlog_url: "http://127.0.0.1:7070".into(),
+            nats_url: None,
             shutdown_grace_ms: 1_500,
             node_id: 1,
             eventlog: EventLogConfig::default(),
@@ -67,6 +72,8 @@ pub struct FlagOverrides {
     pub eventlog_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
 }
 
 impl HavenConfig {
@@ -90,6 +97,9 @@ impl HavenConfig {
             .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: eventlog.{field} {reason}"))?;
         if config.node_id == 0 {
             anyhow::bail!("invalid configuration: node_id must be 1 or more");
+        }
+        if let Some(url) = &config.nats_url {
+            haven_bus::NatsUrl::parse(url).map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
         }
         if config.shutdown_grace_ms == 0 {
             anyhow::bail!("invalid configuration: shutdown_grace_ms must be greater than 0");

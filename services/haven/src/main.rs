@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_relay;
 mod cluster;
 
 /// mimalloc: reads and group commits allocate many small buffers per event; glibc's malloc
@@ -16,6 +17,7 @@ mod cluster;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
+mod event_counts;
 mod tail;
 mod up;
 mod verify;
@@ -79,6 +81,9 @@ pub struct UpArgs {
     /// Where a service run with `serve` reaches the event log [default: http://127.0.0.1:7070].
     #[arg(long, value_name = "URL")]
     pub eventlog_url: Option<String>,
+    /// NATS for domain events, e.g. nats://127.0.0.1:4222 [default: none, the embedded bus].
+    #[arg(long = "nats", value_name = "URL")]
+    pub nats_url: Option<String>,
     /// Seed a demo trust with invented schools (once; later starts find it already there).
     #[arg(long)]
     pub demo: bool,
@@ -97,6 +102,7 @@ impl UpArgs {
             log: self.log.clone(),
             eventlog_url: self.eventlog_url.clone(),
             node_id: self.node_id,
+            nats_url: self.nats_url.clone(),
         }
     }
 }
@@ -117,6 +123,8 @@ enum BenchCommand {
     Append(bench::AppendArgs),
     /// ReadAll and catch-up subscription throughput.
     Read(bench::ReadArgs),
+    /// Relay throughput to JetStream, and append-to-projection lag at a fixed rate.
+    Relay(bench_relay::RelayArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +182,7 @@ fn main() -> ExitCode {
             runtime().and_then(|runtime| match command {
                 BenchCommand::Append(args) => runtime.block_on(bench::append(args.clone())),
                 BenchCommand::Read(args) => runtime.block_on(bench::read(args.clone())),
+                BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
             })
         }
         Command::Log { command: LogCommand::Verify { data_dir } } => {

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use haven_bus::{BusMetrics, CheckpointFile, Consumer, EmbeddedSource, Nats, NatsSource, NatsUrl, Relay, RelayConfig};
 use haven_eventlog::grpc::EventLogService;
 use haven_eventlog::raft::{RaftNode, RaftNodeConfig};
 use haven_eventlog_client::{EventLog, GrpcEventLog};
@@ -22,6 +23,7 @@ use haven_proto::v1::identity_server::IdentityServer;
 use haven_runtime::{Metrics, Readiness, Shutdown, listen, wait_for_stop_signal};
 
 use crate::config::HavenConfig;
+use crate::event_counts::EventCounts;
 
 /// Which parts this process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +84,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
             Some(tokio::spawn(directory.clone().follow(Arc::clone(&shared_log), identity_ready, shutdown.clone())));
         identity_service = Some(IdentityService::new(identity, directory).into_server());
     }
+    let bus = start_bus(&config, part, &shared_log, &metrics, &shutdown).await?;
     let log_service = runs_log.then(|| EventLogService::new(Arc::clone(&shared_log)).into_server());
     let raft_service = node.as_ref().map(RaftNode::raft_service);
     let cluster_service = node.as_ref().map(RaftNode::cluster_service);
@@ -110,7 +113,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let grpc_task = tokio::spawn(grpc);
     let http_task = tokio::spawn(async move { http.await });
     gateway_ready.set_ready();
-    print_welcome(&config, part, seed_demo);
+    print_welcome(&config, part, seed_demo, &bus);
 
     wait_for_stop_signal().await;
     tracing::info!("stopping");
@@ -120,6 +123,9 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
     let servers = async {
         if let Some(task) = directory_task {
+            let _ = task.await;
+        }
+        for task in bus.tasks {
             let _ = task.await;
         }
         tokio::join!(grpc_task, http_task)
@@ -171,7 +177,64 @@ async fn watch_remote_log(log: GrpcEventLog, readiness: haven_runtime::Readiness
     }
 }
 
-fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool) {
+/// The bus as this process runs it.
+struct Bus {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    counts: Option<EventCounts>,
+}
+
+/// Without `nats_url`: the embedded bus, projections fed by the log's subscription. With it:
+/// a relay where the log runs (one publishes at a time, by lease) and projections on JetStream.
+async fn start_bus(
+    config: &HavenConfig,
+    part: Part,
+    log: &Arc<dyn EventLog>,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Bus> {
+    let bus_metrics = BusMetrics::default();
+    bus_metrics.register(metrics);
+    let nats = match &config.nats_url {
+        Some(url) => {
+            let url = NatsUrl::parse(url).map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+            let nats = Nats::connect(&url)
+                .await
+                .with_context(|| format!("connecting to NATS at {} (nats_url / --nats)", url.as_str()))?;
+            Some(nats)
+        }
+        None => None,
+    };
+    let mut tasks = Vec::new();
+    if let Some(nats) = &nats
+        && part != Part::Identity
+    {
+        let checkpoint = CheckpointFile::new(config.data_dir.join("bus").join("relay.checkpoint"));
+        let relay = Relay::new(Arc::clone(log), nats.clone(), RelayConfig::new(checkpoint), bus_metrics.clone());
+        tasks.push(tokio::spawn(relay.run(shutdown.clone())));
+    }
+    if part == Part::EventLog {
+        return Ok(Bus { tasks, counts: None });
+    }
+    let counts = EventCounts::new(metrics);
+    let consumer = Consumer::new(counts.clone(), Arc::clone(log), bus_metrics);
+    let mut progress = consumer.progress();
+    let stop = shutdown.clone();
+    tasks.push(match nats {
+        Some(nats) => tokio::spawn(async move { drop(consumer.run(NatsSource::new(nats), stop).await) }),
+        None => {
+            let source = EmbeddedSource::new(Arc::clone(log));
+            tokio::spawn(async move { drop(consumer.run(source, stop).await) })
+        }
+    });
+    // Give the banner the counts of what is already in the log (not a readiness condition).
+    if let Ok(head) = log.head().await {
+        let caught_up = progress.wait_for(|checkpoint| *checkpoint >= head.next_position);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), caught_up).await;
+    }
+    Ok(Bus { tasks, counts: Some(counts) })
+}
+
+fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
     let http = config.http_addr;
     let grpc = config.grpc_addr;
     let data = config.data_dir.display();
@@ -196,6 +259,19 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool) {
     if seed_demo {
         println!("  demo trust    5 invented schools with pupil numbers, written as events;");
         println!("                list them: grpcurl -plaintext {grpc} haven.v1.Identity/ListSchools");
+    }
+    match &config.nats_url {
+        None => println!("  bus           embedded: projections fed straight from the log (--nats URL for NATS)"),
+        Some(url) if part == Part::Identity => {
+            println!("  bus           NATS at {url}: projections consume HAVEN_EVENTS")
+        }
+        Some(url) => println!("  bus           NATS at {url}: the relay publishes the log to HAVEN_EVENTS"),
+    }
+    if let Some(counts) = &bus.counts {
+        let counts = counts.counts();
+        let listed: Vec<String> = counts.iter().map(|(event_type, count)| format!("{event_type} {count}")).collect();
+        let listed = if listed.is_empty() { "none yet".to_owned() } else { listed.join(", ") };
+        println!("  events seen   {listed}   (live: curl -s http://{http}/metrics | grep bus_demo_events)");
     }
     if part != Part::Identity {
         println!("  after a stop  haven log verify --data-dir {data}   (recomputes the hash chain)");

@@ -84,3 +84,12 @@ fn unknown_keys_and_bad_values_are_refused_by_name() {
     let message = refusal(&["config", "--config", "/nonexistent/haven.toml"], &[]);
     assert!(message.contains("/nonexistent/haven.toml"), "{message}");
 }
+
+#[test]
+fn nats_url_is_optional_and_checked() {
+    assert_eq!(effective(&["config"], &[])["nats_url"], serde_json::Value::Null);
+    let set = effective(&["config", "--nats", "nats://127.0.0.1:4222"], &[]);
+    assert_eq!(set["nats_url"], "nats://127.0.0.1:4222");
+    let refused = refusal(&["config"], &[("HAVEN_NATS_URL", "127.0.0.1:4222")]);
+    assert!(refused.contains("nats_url"), "{refused}");
+}

@@ -14,6 +14,7 @@
 
 mod client;
 mod error;
+mod filter;
 mod grpc;
 pub mod status;
 
@@ -25,5 +26,6 @@ pub use client::{
     SubscriptionBatch,
 };
 pub use error::{LogError, WrongExpectedVersion};
+pub use filter::matches;
 pub use grpc::GrpcEventLog;
 pub use haven_proto::v1::{EventEnvelope, EventFilter, ProposedEvent};
