@@ -26,6 +26,11 @@ pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Largest ingest batch (a message), in bytes: well under NATS's default 1 MiB payload limit.
 pub const MAX_INGEST_BATCH_BYTES: usize = 512 * 1024;
 
+/// Publishes awaiting their acknowledgement on one connection, at most. A publish beyond it
+/// waits for a permit that only an acknowledgement *being awaited* returns, so the relay keeps
+/// its own window at or below this (it would otherwise wait on itself).
+pub const MAX_ACKS_IN_FLIGHT: usize = 16_384;
+
 /// A NATS server URL (`nats://host:port`, or `tls://` for TLS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NatsUrl(String);
@@ -69,7 +74,10 @@ impl Nats {
             .connect(url.as_str())
             .await
             .map_err(|error| BusError::nats("connect", error))?;
-        let jetstream = jetstream::ContextBuilder::new().timeout(Duration::from_secs(5)).build(client.clone());
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .max_ack_inflight(MAX_ACKS_IN_FLIGHT)
+            .build(client.clone());
         Ok(Nats { client, jetstream })
     }
 

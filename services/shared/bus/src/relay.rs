@@ -16,7 +16,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::context::PublishError;
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::publish::PublishAck;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use haven_eventlog_client::{EventFilter, EventLog};
@@ -25,7 +27,7 @@ use haven_runtime::Shutdown;
 
 use crate::codec::{self, position_header};
 use crate::lease::{Lease, LeaseKeeper};
-use crate::nats::EVENTS_STREAM;
+use crate::nats::{EVENTS_STREAM, MAX_ACKS_IN_FLIGHT};
 use crate::relay_checkpoint::CheckpointFile;
 use crate::{BusError, BusMetrics, Nats};
 
@@ -125,17 +127,16 @@ impl Relay {
         let mut subscription = self.log.subscribe(start, EventFilter::default()).await?;
         let mut in_flight = FuturesOrdered::new();
         let mut tick = tokio::time::interval(self.config.checkpoint_interval);
+        // Never more than the connection's ack permits in flight (see MAX_ACKS_IN_FLIGHT).
+        let window = self.config.max_in_flight.clamp(1, MAX_ACKS_IN_FLIGHT);
         let result = loop {
             tokio::select! {
                 biased;
                 () = shutdown.triggered() => break Ok(()),
-                Some(ack) = in_flight.next() => {
-                    let (position, ack): (Position, Result<_, async_nats::jetstream::context::PublishError>) = ack;
-                    if let Err(error) = ack {
-                        break Err(BusError::nats("publish", error));
+                Some((position, ack)) = in_flight.next() => {
+                    if let Err(error) = self.acknowledged(&mut acked, position, ack) {
+                        break Err(error);
                     }
-                    acked = Position(position.0 + 1);
-                    self.metrics.relay_published.inc();
                 }
                 _ = tick.tick() => {
                     if !keeper.is_held() {
@@ -147,7 +148,7 @@ impl Relay {
                         self.metrics.relay_checkpoint.set(acked.0 as i64);
                     }
                 }
-                batch = subscription.next(), if in_flight.len() < self.config.max_in_flight => {
+                batch = subscription.next(), if in_flight.len() < window => {
                     let batch = match batch {
                         Some(Ok(batch)) => batch,
                         Some(Err(error)) => break Err(error.into()),
@@ -157,6 +158,11 @@ impl Relay {
                         break Err(BusError::LeaseLost);
                     }
                     for envelope in &batch.events {
+                        // A large batch waits here for the oldest acks rather than overrun the window.
+                        while in_flight.len() >= window {
+                            let (position, ack) = in_flight.next().await.expect("the window is not empty");
+                            self.acknowledged(&mut acked, position, ack)?;
+                        }
                         let outbound = codec::encode(envelope);
                         let publish = PublishMessage::build().payload(outbound.payload).headers(outbound.headers);
                         let ack = self
@@ -173,17 +179,29 @@ impl Relay {
         };
         // Whatever was published is acknowledged (or not) now; keep what was.
         while let Some((position, ack)) = in_flight.next().await {
-            if ack.is_err() {
+            if self.acknowledged(&mut acked, position, ack).is_err() {
                 break;
             }
-            acked = Position(position.0 + 1);
-            self.metrics.relay_published.inc();
         }
         if acked != saved {
             self.config.checkpoint.save(acked).await?;
             self.metrics.relay_checkpoint.set(acked.0 as i64);
         }
         result
+    }
+
+    /// Takes one acknowledgement, in publish order: the checkpoint moves past its event.
+    fn acknowledged(
+        &self,
+        acked: &mut Position,
+        position: Position,
+        ack: Result<PublishAck, PublishError>,
+    ) -> Result<(), BusError> {
+        ack.map_err(|error| BusError::nats("publish", error))?;
+        debug_assert!(position >= *acked, "acknowledgements are taken in publish order");
+        *acked = Position(position.0 + 1);
+        self.metrics.relay_published.inc();
+        Ok(())
     }
 
     /// One past the position of the stream's last message; 0 for an empty stream.

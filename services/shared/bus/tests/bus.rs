@@ -227,6 +227,29 @@ async fn a_new_projection_catches_up_from_the_log_and_skips_the_backlog_on_the_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_publishes_a_backlog_larger_than_its_ack_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start().await;
+    let log = open_log(dir.path());
+    append(&*log, 40_000, 1_000, plain).await;
+    let metrics = BusMetrics::default();
+    let mut config = RelayConfig::new(CheckpointFile::new(dir.path().join("relay.checkpoint")));
+    config.max_in_flight = usize::MAX; // more than the connection's ack permits: clamped
+    let relay = Relay::new(log.clone(), server.connect().await, config, metrics.clone());
+    let shutdown = Shutdown::default();
+    let relaying = tokio::spawn(relay.run(shutdown.clone()));
+    let published = tokio::time::timeout(Duration::from_secs(60), async {
+        while metrics.relay_published.get() < 40_000 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    assert!(published.await.is_ok(), "relay stuck at {} of 40000", metrics.relay_published.get());
+    shutdown.trigger();
+    relaying.await.unwrap();
+    assert_eq!(stream_messages(&server.connect().await).await, 40_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_on_one_log_publish_one_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let server = NatsServer::start().await;
