@@ -3,7 +3,7 @@
 use haven_eventlog_client::LogError;
 use haven_kernel::ErrorCode;
 
-use crate::domain::{SchoolError, TrustError};
+use crate::domain::{AupError, SchoolError, TrustError, UserError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,6 +16,10 @@ pub enum Error {
     School(#[from] SchoolError),
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Aup(#[from] AupError),
     /// Concurrent writers kept moving the stream; the caller may retry.
     #[error("{stream} kept changing; gave up after {attempts} attempts")]
     Contended { stream: String, attempts: u32 },
@@ -42,9 +46,31 @@ impl Error {
             Error::School(SchoolError::NotRegistered) => ErrorCode::NotFound,
             Error::School(SchoolError::InvalidName(_) | SchoolError::PupilCountOutOfRange(_))
             | Error::Trust(TrustError::InvalidName(_)) => ErrorCode::InvalidArgument,
+            Error::User(error) => user_code(error),
+            Error::Aup(AupError::NotNextVersion { .. }) => ErrorCode::Conflict,
+            Error::Aup(AupError::SameText) => ErrorCode::AlreadyExists,
             Error::Contended { .. } => ErrorCode::Conflict,
             Error::UnreadableEvent { .. } => ErrorCode::DataLoss,
             Error::Log(error) => error.code(),
         }
+    }
+}
+
+fn user_code(error: &UserError) -> ErrorCode {
+    match error {
+        UserError::AlreadyRegistered | UserError::AlreadyGranted => ErrorCode::AlreadyExists,
+        UserError::NotRegistered | UserError::NotGranted => ErrorCode::NotFound,
+        UserError::InvalidDisplayName(_)
+        | UserError::InvalidLogin(_)
+        | UserError::InvalidReason(_)
+        | UserError::RoleNotAllowedInScope { .. }
+        | UserError::NotArgon2id
+        | UserError::SessionExpiresBeforeStart => ErrorCode::InvalidArgument,
+        UserError::Disabled
+        | UserError::AlreadyDisabled
+        | UserError::NoAupPublished
+        | UserError::NotCurrentAup { .. } => ErrorCode::Conflict,
+        UserError::Locked { .. } | UserError::TryLater { .. } => ErrorCode::ResourceExhausted,
+        UserError::SessionNotUsable => ErrorCode::Unauthenticated,
     }
 }
