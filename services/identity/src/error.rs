@@ -20,6 +20,13 @@ pub enum Error {
     User(#[from] UserError),
     #[error(transparent)]
     Aup(#[from] AupError),
+    /// The login or password is wrong, or the account may not sign in. One message for every
+    /// case, so it does not tell whether an account exists.
+    #[error("the login or password is wrong")]
+    SignInRefused,
+    /// A bug or an unexpected failure of a local task.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Concurrent writers kept moving the stream; the caller may retry.
     #[error("{stream} kept changing; gave up after {attempts} attempts")]
     Contended { stream: String, attempts: u32 },
@@ -49,6 +56,8 @@ impl Error {
             Error::User(error) => user_code(error),
             Error::Aup(AupError::NotNextVersion { .. }) => ErrorCode::Conflict,
             Error::Aup(AupError::SameText) => ErrorCode::AlreadyExists,
+            Error::SignInRefused => ErrorCode::Unauthenticated,
+            Error::Internal(_) => ErrorCode::Internal,
             Error::Contended { .. } => ErrorCode::Conflict,
             Error::UnreadableEvent { .. } => ErrorCode::DataLoss,
             Error::Log(error) => error.code(),

@@ -7,6 +7,7 @@
 //!  gRPC (grpc.rs) ──▶ app.rs: load stream ─▶ fold ─▶ decide (domain/) ─▶ append(expected version)
 //!  event log ──subscribe──▶ directory.rs: the schools read model (ready once caught up)
 //!            ──subscribe──▶ users.rs: accounts by id and login, the access register
+//!  sign_in.rs: passwords (password/: policy, argon2id) with backoff and lockout
 //! ```
 //! The domain is pure; only `events.rs` knows the protobuf forms of its events, and only
 //! `grpc.rs` knows tonic. Writes are refused over gRPC until sign-in exists (deny by default).
@@ -19,10 +20,14 @@ mod error;
 mod events;
 mod follow;
 mod grpc;
+pub mod password;
+mod secret;
+mod sign_in;
 mod users;
 
 pub use app::{AUP_STREAM, CommandContext, EventIds, IdentityApp};
 pub use directory::SchoolDirectory;
 pub use error::Error;
 pub use grpc::IdentityService;
+pub use sign_in::Accounts;
 pub use users::{AccessChange, AccessRegisterEntry, UserDirectory};
