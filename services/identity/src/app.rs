@@ -11,10 +11,11 @@ use crate::Error;
 use haven_authz::UserId;
 
 use crate::domain::{
-    Aup, AupCommand, AupDecider, School, SchoolCommand, SchoolDecider, Trust, TrustCommand, TrustDecider, UnixTime,
-    User, UserCommand, UserDecider,
+    Aup, AupCommand, AupDecider, School, SchoolCommand, SchoolDecider, SchoolSystem, SystemCommand, SystemDecider,
+    Trust, TrustCommand, TrustDecider, UnixTime, User, UserCommand, UserDecider,
 };
 use crate::events;
+use crate::keys::SigningKey;
 
 /// How many times a command is re-decided when the stream moved under it.
 const MAX_ATTEMPTS: u32 = 5;
@@ -22,6 +23,8 @@ const MAX_ATTEMPTS: u32 = 5;
 const LOAD_PAGE: u32 = 1_000;
 /// The stream of the acceptable use policy (one trust per deployment).
 pub const AUP_STREAM: &str = "aup-policy";
+/// The stream announcing each token signing key's public half.
+pub const SIGNING_KEYS_STREAM: &str = "signingkeys-identity";
 
 /// Where new event ids come from.
 #[derive(Clone, Debug)]
@@ -242,6 +245,68 @@ impl IdentityApp {
         let stream_id = StreamId::parse(AUP_STREAM).map_err(|e| Error::invalid("aup stream", e.to_string()))?;
         let (history, _) = self.load(&stream_id, events::decode_aup).await?;
         Ok(fold::<AupDecider>(&history))
+    }
+
+    /// A command on a school system's credential; issuing needs the school to exist.
+    pub async fn system_command(
+        &self,
+        context: &CommandContext,
+        system_id: &str,
+        command: SystemCommand,
+    ) -> Result<SchoolSystem, Error> {
+        if let SystemCommand::Issue { school_id, .. } = &command {
+            self.require_school(school_id, "school_id").await?;
+        }
+        let stream_id = stream("system", system_id, "system_id")?;
+        let encode = |event: &_| events::encode_system(system_id, event);
+        let (state, _) = self
+            .execute::<SystemDecider>(
+                &stream_id,
+                &command,
+                context,
+                Codec {
+                    decode: events::decode_system,
+                    encode: &encode,
+                    school: |state| state.as_ref().map(|system| system.school_id.clone()),
+                },
+            )
+            .await?;
+        state.ok_or_else(|| Error::NotFound(format!("school system {system_id}")))
+    }
+
+    /// A school system as its stream says now.
+    pub async fn system(&self, system_id: &str) -> Result<Option<SchoolSystem>, Error> {
+        let stream_id = stream("system", system_id, "system_id")?;
+        let (history, _) = self.load(&stream_id, events::decode_system).await?;
+        Ok(fold::<SystemDecider>(&history))
+    }
+
+    /// Announces a signing key's public half in the log, once: the event id is derived from
+    /// the key id and the content from the key, so announcing again on every start writes
+    /// nothing new. Services in other processes learn verification keys from these events.
+    pub async fn announce_signing_key(&self, key: &SigningKey) -> Result<(), Error> {
+        let stream_id =
+            StreamId::parse(SIGNING_KEYS_STREAM).map_err(|e| Error::invalid("signing key stream", e.to_string()))?;
+        let payload =
+            pb::SigningKeyRotated { key_id: key.kid.clone(), public_key_der: key.public_key_der(), retire_after: None };
+        let event = pb::ProposedEvent {
+            event_id: EventIds::Derived { key: format!("signing-key:{}", key.kid) }.id(0),
+            event_type: events::SIGNING_KEY_ROTATED.into(),
+            schema_version: 1,
+            school_id: String::new(),
+            occurred_at: Some(events::time_to_proto(UnixTime(key.created_at))),
+            actor: Some(pb::Actor {
+                principal_id: "haven".into(),
+                kind: pb::ActorKind::System as i32,
+                roles: vec!["identity".into()],
+            }),
+            correlation_id: vec![],
+            causation_id: vec![],
+            trace_context: None,
+            payload: prost::Message::encode_to_vec(&payload),
+        };
+        self.log.append(&stream_id, ExpectedVersion::Any, vec![event]).await?;
+        Ok(())
     }
 
     async fn require_school(&self, school_id: &SchoolId, field: &str) -> Result<(), Error> {

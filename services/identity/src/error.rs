@@ -3,7 +3,7 @@
 use haven_eventlog_client::LogError;
 use haven_kernel::ErrorCode;
 
-use crate::domain::{AupError, SchoolError, TrustError, UserError};
+use crate::domain::{AupError, SchoolError, SystemError, TrustError, UserError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,10 +20,15 @@ pub enum Error {
     User(#[from] UserError),
     #[error(transparent)]
     Aup(#[from] AupError),
+    #[error(transparent)]
+    System(#[from] SystemError),
     /// The login or password is wrong, or the account may not sign in. One message for every
     /// case, so it does not tell whether an account exists.
     #[error("the login or password is wrong")]
     SignInRefused,
+    /// The token signing keys cannot be read, written or used.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
     /// A bug or an unexpected failure of a local task.
     #[error("internal error: {0}")]
     Internal(String),
@@ -56,8 +61,12 @@ impl Error {
             Error::User(error) => user_code(error),
             Error::Aup(AupError::NotNextVersion { .. }) => ErrorCode::Conflict,
             Error::Aup(AupError::SameText) => ErrorCode::AlreadyExists,
+            Error::System(SystemError::AlreadyIssued) => ErrorCode::AlreadyExists,
+            Error::System(SystemError::NotIssued) => ErrorCode::NotFound,
+            Error::System(SystemError::OtherSchool(_)) => ErrorCode::Conflict,
+            Error::System(SystemError::InvalidSystemId | SystemError::NotArgon2id) => ErrorCode::InvalidArgument,
             Error::SignInRefused => ErrorCode::Unauthenticated,
-            Error::Internal(_) => ErrorCode::Internal,
+            Error::Internal(_) | Error::Keys(_) => ErrorCode::Internal,
             Error::Contended { .. } => ErrorCode::Conflict,
             Error::UnreadableEvent { .. } => ErrorCode::DataLoss,
             Error::Log(error) => error.code(),

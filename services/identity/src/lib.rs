@@ -20,14 +20,16 @@ mod error;
 mod events;
 mod follow;
 mod grpc;
+pub mod keys;
 pub mod password;
 mod secret;
 mod sign_in;
+pub mod tokens;
 mod users;
 
-pub use app::{AUP_STREAM, CommandContext, EventIds, IdentityApp};
+pub use app::{AUP_STREAM, CommandContext, EventIds, IdentityApp, SIGNING_KEYS_STREAM};
 pub use directory::SchoolDirectory;
 pub use error::Error;
 pub use grpc::IdentityService;
-pub use sign_in::Accounts;
+pub use sign_in::{Accounts, user_context};
 pub use users::{AccessChange, AccessRegisterEntry, UserDirectory};

@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::{Fixture, T0, admin, register, user};
+use common::{Fixture, T0, accounts, admin, register, user};
 use haven_identity::domain::user::{LOCK_AFTER_FAILURES, LOCK_S};
 use haven_identity::domain::{UnixTime, UserCommand, UserError};
-use haven_identity::password::{PasswordCost, PasswordHasher};
 use haven_identity::{Accounts, Error};
 use haven_kernel::ErrorCode;
 
@@ -14,11 +13,7 @@ const GOOD: &str = "heron lamp orchard 42";
 
 async fn with_account() -> (Fixture, Accounts) {
     let fixture = Fixture::start().await;
-    let accounts = Accounts::new(
-        fixture.app.clone(),
-        fixture.users.clone(),
-        PasswordHasher::new(PasswordCost::for_tests()).unwrap(),
-    );
+    let accounts = accounts(&fixture);
     fixture.app.register_user(&admin(), register("r-ahmed", Some("oak"))).await.unwrap();
     accounts.set_password(&admin(), &user("r-ahmed"), GOOD, None).await.unwrap();
     let users = fixture.users.clone();

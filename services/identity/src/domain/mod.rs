@@ -2,11 +2,13 @@
 
 pub mod aup;
 pub mod school;
+pub mod system;
 pub mod trust;
 pub mod user;
 
 pub use aup::{Aup, AupCommand, AupDecider, AupError, AupEvent};
 pub use school::{School, SchoolCommand, SchoolDecider, SchoolError, SchoolEvent, SchoolPhase};
+pub use system::{SchoolSystem, SystemCommand, SystemDecider, SystemError, SystemEvent};
 pub use trust::{Trust, TrustCommand, TrustDecider, TrustError, TrustEvent};
 pub use user::{GrantRecord, User, UserCommand, UserDecider, UserError, UserEvent};
 

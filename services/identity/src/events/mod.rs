@@ -2,9 +2,11 @@
 //! `identity.<MessageName>`, schema version 1.
 
 mod aup;
+mod system;
 mod user;
 
 pub use aup::{decode_aup, encode_aup};
+pub use system::{SIGNING_KEY_ROTATED, decode_system, encode_system};
 pub use user::{decode_user, encode_user};
 
 use haven_kernel::SchoolId;

@@ -16,6 +16,25 @@ use haven_runtime::{Readiness, Shutdown};
 
 pub const T0: UnixTime = UnixTime(1_800_000_000);
 
+/// The real time: tokens' `exp` and `nbf` are checked against the system clock.
+pub fn now() -> UnixTime {
+    UnixTime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64)
+}
+
+/// Accounts over the fixture, with cheap password hashing and a fresh key ring.
+pub fn accounts(fixture: &Fixture) -> haven_identity::Accounts {
+    use haven_identity::password::{PasswordCost, PasswordHasher};
+    use haven_identity::tokens::{TokenLifetimes, Tokens};
+    let lifetimes = TokenLifetimes { access_s: 900, refresh_s: 12 * 3600 };
+    let tokens = Tokens::open(&fixture.dir.path().join("keys"), now().0, fixture.verifier.clone(), lifetimes).unwrap();
+    haven_identity::Accounts::new(
+        fixture.app.clone(),
+        fixture.users.clone(),
+        PasswordHasher::new(PasswordCost::for_tests()).unwrap(),
+        tokens,
+    )
+}
+
 pub fn admin() -> CommandContext {
     CommandContext {
         actor: haven_proto::v1::Actor { principal_id: "user-admin".into(), kind: 1, roles: vec!["trust_admin".into()] },
@@ -62,6 +81,7 @@ pub struct Fixture {
     pub users: UserDirectory,
     pub readiness: Readiness,
     pub shutdown: Shutdown,
+    pub verifier: haven_authz::TokenVerifier,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -96,7 +116,8 @@ impl Fixture {
                 shutdown.clone(),
             )),
         ];
-        let fixture = Fixture { dir, log, shared, app, schools, users, readiness, shutdown, tasks };
+        let verifier = haven_authz::TokenVerifier::default();
+        let fixture = Fixture { dir, log, shared, app, schools, users, readiness, shutdown, verifier, tasks };
         fixture.wait_until("the read models catch up", || fixture.readiness.is_ready()).await;
         fixture
     }

@@ -5,5 +5,7 @@
 //! domain beyond the actions it authorises.
 
 mod principal;
+pub mod token;
 
-pub use principal::{Role, RoleGrant, Scope, UserId};
+pub use principal::{Principal, PrincipalKind, Role, RoleGrant, Scope, UserId};
+pub use token::{Claims, TokenError, TokenVerifier};

@@ -140,6 +140,47 @@ impl fmt::Display for Scope {
     }
 }
 
+/// What kind of principal a verified token stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PrincipalKind {
+    /// A person signed in through identity.
+    User,
+    /// A school's filter, proxy or edge collector: one school, ingest only.
+    SchoolSystem,
+}
+
+/// Who is calling, as a verified token says. Ids are pseudonymous; names never appear here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// `user-<id>` or `system-<id>`.
+    pub id: String,
+    pub kind: PrincipalKind,
+    pub grants: Vec<RoleGrant>,
+    /// A user's session.
+    pub session_id: Option<String>,
+    /// The AUP version accepted when the token was issued.
+    pub aup_version: u32,
+    /// A school system's school.
+    pub school: Option<SchoolId>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl Principal {
+    /// The user id of a person.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self.kind {
+            PrincipalKind::User => UserId::from_principal_id(&self.id),
+            PrincipalKind::SchoolSystem => None,
+        }
+    }
+
+    /// Whether the principal holds `role` in `scope` exactly.
+    pub fn holds(&self, role: Role, scope: &Scope) -> bool {
+        self.grants.iter().any(|grant| grant.role == role && grant.scope == *scope)
+    }
+}
+
 /// A role in a scope: what a grant gives and a token carries.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoleGrant {
