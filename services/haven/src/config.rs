@@ -12,6 +12,7 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use haven_eventlog::EventLogConfig;
+use haven_identity::IdentityConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything a `haven` process can be configured with.
@@ -39,6 +40,8 @@ pub struct HavenConfig {
     pub node_id: u64,
     /// The event log's limits and tuning.
     pub eventlog: EventLogConfig,
+    /// Identity: token lifetimes and the password hashing cost.
+    pub identity: IdentityConfig,
 }
 
 impl Default for HavenConfig {
@@ -53,6 +56,7 @@ impl Default for HavenConfig {
             shutdown_grace_ms: 1_500,
             node_id: 1,
             eventlog: EventLogConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -95,6 +99,10 @@ impl HavenConfig {
             .eventlog
             .validate()
             .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: eventlog.{field} {reason}"))?;
+        config
+            .identity
+            .validate()
+            .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: identity.{field} {reason}"))?;
         if config.node_id == 0 {
             anyhow::bail!("invalid configuration: node_id must be 1 or more");
         }

@@ -12,12 +12,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use haven_authz::{AccessState, AuthLayer, AuthService, Authenticator, TokenVerifier};
 use haven_bus::{BusMetrics, CheckpointFile, Consumer, EmbeddedSource, Nats, NatsSource, NatsUrl, Relay, RelayConfig};
 use haven_eventlog::grpc::EventLogService;
 use haven_eventlog::raft::{RaftNode, RaftNodeConfig};
 use haven_eventlog_client::{EventLog, GrpcEventLog};
 use haven_gateway::GatewayState;
-use haven_identity::{IdentityApp, IdentityService, SchoolDirectory, demo};
+use haven_identity::{IdentityApp, IdentityService, demo};
 use haven_proto::v1::event_log_server::EventLogServer;
 use haven_proto::v1::identity_server::IdentityServer;
 use haven_runtime::{Metrics, Readiness, Shutdown, listen, wait_for_stop_signal};
@@ -70,19 +71,37 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         (None, Arc::new(remote))
     };
 
+    // Every process that serves people checks tokens against the same verifier and the access
+    // facts (leavers, revocations, the AUP in force, signing keys) followed from the log.
+    let authenticator = Authenticator::new(TokenVerifier::default(), AccessState::default());
     let mut identity_service = None;
-    let mut directory_task = None;
+    let mut identity_tasks = Vec::new();
     if runs_identity {
-        let identity_ready = readiness.register("identity", "school directory catching up");
-        let identity = IdentityApp::new(Arc::clone(&shared_log));
         if seed_demo {
-            let report = demo::seed(&identity).await.context("seeding the demo trust")?;
+            let report =
+                demo::seed(&IdentityApp::new(Arc::clone(&shared_log))).await.context("seeding the demo trust")?;
             tracing::info!(written = report.written, already_present = report.already_present, "demo trust seeded");
         }
-        let directory = SchoolDirectory::default();
-        directory_task =
-            Some(tokio::spawn(directory.clone().follow(Arc::clone(&shared_log), identity_ready, shutdown.clone())));
-        identity_service = Some(IdentityService::new(identity, directory).into_server());
+        let keys_dir = config.data_dir.join("identity").join("keys");
+        let running = haven_identity::start::start(
+            Arc::clone(&shared_log),
+            &config.identity,
+            &keys_dir,
+            &authenticator,
+            &readiness,
+            &shutdown,
+        )
+        .await
+        .with_context(|| format!("starting identity (signing keys in {})", keys_dir.display()))?;
+        identity_tasks = running.tasks;
+        identity_tasks.push(tokio::spawn(authenticator.access().clone().follow(
+            Arc::clone(&shared_log),
+            authenticator.verifier().clone(),
+            readiness.register("access", "access facts catching up"),
+            shutdown.clone(),
+        )));
+        let layer = AuthLayer::new(authenticator.clone());
+        identity_service = Some(tower_layer::Layer::layer(&layer, running.service.into_server()));
     }
     let bus = start_bus(&config, part, &shared_log, &metrics, &shutdown).await?;
     let log_service = runs_log.then(|| EventLogService::new(Arc::clone(&shared_log)).into_server());
@@ -94,7 +113,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         health_reporter.set_serving::<EventLogServer<EventLogService>>().await;
     }
     if runs_identity {
-        health_reporter.set_serving::<IdentityServer<IdentityService>>().await;
+        health_reporter.set_serving::<AuthService<IdentityServer<IdentityService>>>().await;
     }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(haven_proto::v1::FILE_DESCRIPTOR_SET)
@@ -108,7 +127,8 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .add_optional_service(cluster_service)
         .add_optional_service(identity_service)
         .serve_with_incoming_shutdown(no_delay(grpc_listener), shutdown.triggered());
-    let http = haven_gateway::router(GatewayState { readiness: readiness.clone(), metrics });
+    let identity_edge = if runs_identity { Some(identity_edge(&config, &authenticator)?) } else { None };
+    let http = haven_gateway::router(GatewayState { readiness: readiness.clone(), metrics, identity: identity_edge });
     let http = axum::serve(http_listener, http).with_graceful_shutdown(shutdown.triggered());
     let grpc_task = tokio::spawn(grpc);
     let http_task = tokio::spawn(async move { http.await });
@@ -122,7 +142,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     // its end, so a stop never hangs on a client that does not hang up.
     let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
     let servers = async {
-        if let Some(task) = directory_task {
+        for task in identity_tasks {
             let _ = task.await;
         }
         for task in bus.tasks {
@@ -148,6 +168,24 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The gateway's identity routes: the same authenticator as the gRPC layer, and a client of
+/// identity on this process's own gRPC port.
+fn identity_edge(config: &HavenConfig, authenticator: &Authenticator) -> anyhow::Result<haven_gateway::IdentityEdge> {
+    let mut address = config.grpc_addr;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .context("the gateway's channel to identity")?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30))
+        .connect_lazy();
+    Ok(haven_gateway::IdentityEdge {
+        client: haven_proto::v1::identity_client::IdentityClient::new(channel),
+        layer: AuthLayer::new(authenticator.clone()),
+    })
 }
 
 /// Accepted connections with Nagle's algorithm off: small raft and append messages go out at

@@ -124,7 +124,11 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         assert_eq!(listing.matches("identity.SchoolRegistered").count(), 5, "{listing}");
         assert_eq!(listing.matches("identity.TrustEstablished").count(), 1, "{listing}");
         stop(&mut child);
-        assert_eq!(verified_events(dir.path()), 6, "the trust and five schools, written once");
+        assert_eq!(
+            verified_events(dir.path()),
+            7,
+            "the trust, five schools and the signing key's announcement, written once"
+        );
     }
 }
 
@@ -141,8 +145,11 @@ fn identity_served_alone_uses_a_log_node_served_alone() {
         .spawn()
         .unwrap();
     wait_ready(&mut log_node, log_http);
+    let identity_dir = tempfile::tempdir().unwrap();
     let mut identity = Command::new(env!("CARGO_BIN_EXE_haven"))
         .args(["serve", "identity", "--demo", "--eventlog-url", &format!("http://127.0.0.1:{log_grpc}")])
+        .arg("--data-dir")
+        .arg(identity_dir.path())
         .args(["--grpc-addr", &format!("127.0.0.1:{id_grpc}"), "--http-addr", &format!("127.0.0.1:{id_http}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -151,5 +158,52 @@ fn identity_served_alone_uses_a_log_node_served_alone() {
     wait_ready(&mut identity, id_http);
     stop(&mut identity);
     stop(&mut log_node);
-    assert_eq!(verified_events(dir.path()), 6, "identity wrote the demo trust through the remote log");
+    assert_eq!(
+        verified_events(dir.path()),
+        7,
+        "identity wrote the demo trust and its signing key through the remote log"
+    );
+}
+
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn identity_routes_answer_at_the_edge_and_deny_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let mut child = start(dir.path(), grpc, http_port);
+    wait_ready(&mut child, http_port);
+    let (status, jwks) = http(http_port, "GET", "/.well-known/jwks.json", "");
+    assert_eq!(status, 200, "{jwks}");
+    assert!(jwks.contains("Ed25519") && jwks.contains("\"kid\""), "{jwks}");
+    let (status, body) = http(http_port, "GET", "/api/v1/me", "");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"code\":\"unauthenticated\""), "{body}");
+    let (status, body) = http(http_port, "GET", "/api/v1/access-register", "");
+    assert_eq!(status, 401, "{body}");
+    let wrong = r#"{"login":"nobody@example.org","password":"not the password"}"#;
+    let (status, body) = http(http_port, "POST", "/api/v1/sign-in", wrong);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("the login or password is wrong"), "{body}");
+    let key_dir = dir.path().join("identity").join("keys");
+    for entry in std::fs::read_dir(&key_dir).unwrap() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "signing keys are stored 0600");
+    }
+    stop(&mut child);
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use haven_eventlog_client::{EventLog, LogError, ReadStream};
-use haven_kernel::{Decider, ExpectedVersion, SchoolId, StreamId, Version, fold};
+use haven_kernel::{Decider, ExpectedVersion, Position, SchoolId, StreamId, Version, fold};
 use haven_proto::v1 as pb;
 
 use crate::Error;
@@ -65,7 +65,7 @@ type EncodedEvent = (&'static str, Vec<u8>);
 /// events belong to (the envelope's tenancy; `None` for trust-wide streams).
 struct Codec<'a, D: Decider> {
     decode: fn(&pb::EventEnvelope) -> Result<D::Event, Error>,
-    encode: &'a dyn Fn(&D::Event) -> EncodedEvent,
+    encode: &'a (dyn Fn(&D::Event) -> EncodedEvent + Sync),
     school: fn(&D::State) -> Option<SchoolId>,
 }
 
@@ -102,6 +102,13 @@ impl IdentityApp {
             )
             .await?;
         state.ok_or_else(|| Error::NotFound(format!("trust {trust_id}")))
+    }
+
+    /// The global position of a trust's establishment, once established.
+    pub async fn trust_position(&self, trust_id: &str) -> Result<Option<Position>, Error> {
+        let stream_id = stream("trust", trust_id, "trust_id")?;
+        let slice = self.log.read_stream(ReadStream::forwards(stream_id, Version(0), 1)).await?;
+        Ok(slice.events.first().map(|event| Position(event.position)))
     }
 
     pub async fn register_school(

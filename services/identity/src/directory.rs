@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use haven_eventlog_client::EventLog;
+use haven_eventlog_client::{EventLog, follow_log};
 use haven_kernel::{SchoolId, Version};
 use haven_proto::v1::EventFilter;
 use haven_runtime::{ReadinessHandle, Shutdown};
 
 use crate::domain::{School, SchoolDecider};
 use crate::events;
-use crate::follow::follow_log;
 
 /// Every school, by id, with the version of its stream.
 #[derive(Clone, Debug, Default)]

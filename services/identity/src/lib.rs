@@ -9,25 +9,28 @@
 //!            ──subscribe──▶ users.rs: accounts by id and login, the access register
 //!  sign_in.rs: passwords (password/: policy, argon2id) with backoff and lockout
 //! ```
-//! The domain is pure; only `events.rs` knows the protobuf forms of its events, and only
-//! `grpc.rs` knows tonic. Writes are refused over gRPC until sign-in exists (deny by default).
+//! The domain is pure; only `events/` knows the protobuf forms of its events, and only
+//! `grpc/` knows tonic. The gRPC service is served inside haven-authz's `AuthLayer`, and each
+//! handler checks its action against the resource it names (deny by default).
 
 mod app;
+mod config;
 pub mod demo;
 mod directory;
 pub mod domain;
 mod error;
 mod events;
-mod follow;
 mod grpc;
 pub mod keys;
 pub mod password;
 mod secret;
 mod sign_in;
+pub mod start;
 pub mod tokens;
 mod users;
 
 pub use app::{AUP_STREAM, CommandContext, EventIds, IdentityApp, SIGNING_KEYS_STREAM};
+pub use config::IdentityConfig;
 pub use directory::SchoolDirectory;
 pub use error::Error;
 pub use grpc::IdentityService;

@@ -7,13 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use haven_authz::{RoleGrant, Scope, UserId};
-use haven_eventlog_client::{EventEnvelope, EventFilter, EventLog};
+use haven_eventlog_client::{EventEnvelope, EventFilter, EventLog, follow_log};
 use haven_kernel::{Decider, Position, SchoolId, Version};
 use haven_runtime::{ReadinessHandle, Shutdown};
 
 use crate::domain::{UnixTime, User, UserDecider, UserEvent};
 use crate::events;
-use crate::follow::follow_log;
 
 /// What an access-register entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ mod user;
 
 pub use aup::{decode_aup, encode_aup};
 pub use system::{SIGNING_KEY_ROTATED, decode_system, encode_system};
-pub use user::{decode_user, encode_user};
+pub use user::{decode_user, encode_user, role_from_proto, role_to_proto, scope_from_proto};
 
 use haven_kernel::SchoolId;
 use haven_proto::v1 as pb;

@@ -113,7 +113,7 @@ impl Claims {
 
 /// Why a token is refused. The gRPC and HTTP answer is always Unauthenticated; the kind is
 /// for tests and for counting, never echoed with the token.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("no bearer token")]
     Missing,

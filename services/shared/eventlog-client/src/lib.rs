@@ -15,6 +15,7 @@
 mod client;
 mod error;
 mod filter;
+mod follow;
 mod grpc;
 pub mod status;
 
@@ -27,5 +28,6 @@ pub use client::{
 };
 pub use error::{LogError, WrongExpectedVersion};
 pub use filter::matches;
+pub use follow::follow_log;
 pub use grpc::GrpcEventLog;
 pub use haven_proto::v1::{EventEnvelope, EventFilter, ProposedEvent};

@@ -54,6 +54,11 @@ impl Readiness {
 }
 
 impl ReadinessHandle {
+    /// Whether this component said it is ready.
+    pub fn is_ready(&self) -> bool {
+        self.components.lock().expect("readiness lock").get(&self.name).is_some_and(|(ready, _)| *ready)
+    }
+
     pub fn set_ready(&self) {
         self.set(true, "");
     }

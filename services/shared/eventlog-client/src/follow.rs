@@ -1,18 +1,19 @@
-//! How identity's read models follow the log: subscribe from their checkpoint, hand every
+//! How a small in-memory read model follows the log: subscribe from its checkpoint, hand every
 //! event to the model, report ready once caught up, and resubscribe from the checkpoint when a
-//! subscription ends (a restart of the log, a slow-subscriber cut) until shutdown.
+//! subscription ends (a restart of the log, a slow-subscriber cut) until shutdown. Models
+//! that must survive restarts without a replay use haven-bus's consumer instead.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{EventEnvelope, EventFilter, EventLog};
 use futures_util::StreamExt;
-use haven_eventlog_client::{EventEnvelope, EventFilter, EventLog};
 use haven_kernel::Position;
 use haven_runtime::{ReadinessHandle, Shutdown};
 
 /// Follows `filter` from position 0 until `shutdown`, calling `apply` on each event in order.
 /// `model` names the read model in log lines.
-pub(crate) async fn follow_log(
+pub async fn follow_log(
     log: Arc<dyn EventLog>,
     filter: EventFilter,
     model: &'static str,

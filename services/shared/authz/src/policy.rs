@@ -1,0 +1,195 @@
+//! The one policy function: (principal, action, resource) → allow, or deny with the reason.
+//!
+//! ```text
+//!  school system ─▶ only SubmitBreaches, only for its own school
+//!  person ─▶ AUP in force accepted? (unless the action is exempt)
+//!         ─▶ is it about them? deny │ does it change their own access? deny
+//!         ─▶ theirs (own account, a concern they raised)? allow for owner actions
+//!         ─▶ a grant in ROLE_TABLE for the action: trust-wide, or in the resource's school
+//! ```
+//! Deny by default: an action missing from [`ROLE_TABLE`] is allowed to nobody, and a
+//! school-scoped grant never reaches another school or the trust as a whole.
+
+use crate::{Action, Principal, PrincipalKind, Resource, Role, Scope};
+
+/// Where a grant must be held for a table entry to apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// A grant in the school the resource belongs to.
+    School,
+    /// A trust-wide grant: reaches every school and the trust itself.
+    Trust,
+}
+
+use Reach::{School as S, Trust as T};
+use Role::*;
+
+/// Everyone who works in a school (not governors): any of them may ask for a filtering change
+/// or report over-blocking.
+const SCHOOL_STAFF: &[(Role, Reach)] =
+    &[(Staff, S), (TechnicalStaff, S), (OnlineSafetyCoordinator, S), (Dsl, S), (DeputyDsl, S), (Principal, S)];
+
+/// Who may do what: for each action, the roles and where they must be held. Actions any
+/// signed-in person may do for themselves are in [`SELF_SERVICE`]; the rest are denied.
+pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
+    (Action::EstablishTrust, &[(TrustAdmin, T)]),
+    (Action::RegisterSchool, &[(TrustAdmin, T)]),
+    (Action::ChangePupilNumbers, &[(TrustAdmin, T), (Principal, S)]),
+    (Action::RegisterUser, &[(TrustAdmin, T), (Principal, S)]),
+    (Action::SetPassword, &[(TrustAdmin, T), (Principal, S)]),
+    (Action::GrantRole, &[(TrustAdmin, T), (Principal, S)]),
+    (Action::RevokeRole, &[(TrustAdmin, T), (Principal, S)]),
+    (Action::DisableUser, &[(TrustAdmin, T), (Principal, S)]),
+    (Action::GetUser, &[(TrustAdmin, T), (Auditor, T), (Principal, S)]),
+    (Action::ListAccessRegister, &[(TrustAdmin, T), (Auditor, T), (Principal, S), (Dsl, S)]),
+    (Action::PublishAup, &[(TrustAdmin, T)]),
+    (Action::ManageSchoolSystems, &[(TrustAdmin, T), (Principal, S), (TechnicalStaff, S)]),
+    (Action::WriteSubjects, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
+    (Action::ReadSubjects, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
+    (Action::ParseLines, &[(TechnicalStaff, S)]),
+    (Action::RequestFilteringChange, SCHOOL_STAFF),
+    (Action::DecideFilteringChange, &[(Dsl, S), (Principal, S)]),
+    (Action::ApplyFilteringChange, &[(TechnicalStaff, S)]),
+    (
+        Action::ListFilteringChanges,
+        &[
+            (TechnicalStaff, S),
+            (OnlineSafetyCoordinator, S),
+            (Dsl, S),
+            (DeputyDsl, S),
+            (Principal, S),
+            (TrustSafeguardingLead, T),
+            (Auditor, T),
+        ],
+    ),
+    (Action::RecordFilterCheck, &[(TechnicalStaff, S), (OnlineSafetyCoordinator, S)]),
+    (Action::ReportOverblocking, SCHOOL_STAFF),
+    (Action::ListQuarantine, &[(TechnicalStaff, S)]),
+    (
+        Action::ReadBreaches,
+        &[
+            (TechnicalStaff, S),
+            (OnlineSafetyCoordinator, S),
+            (Dsl, S),
+            (DeputyDsl, S),
+            (Principal, S),
+            (TrustSafeguardingLead, T),
+        ],
+    ),
+    (Action::ReadCase, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
+    (
+        Action::ReadAggregates,
+        &[
+            (Governor, S),
+            (Governor, T),
+            (Principal, S),
+            (Dsl, S),
+            (TrustSafeguardingLead, T),
+            (TrustAdmin, T),
+            (Auditor, T),
+        ],
+    ),
+    (Action::ReadAuditTrail, &[(Auditor, T)]),
+];
+
+/// What every signed-in person may do for themselves.
+pub const SELF_SERVICE: &[Action] = &[Action::GetAup, Action::AcceptAup, Action::WhoAmI, Action::SignOut];
+
+/// Actions a person may do to what is theirs (the resource's owner): their own account and
+/// password, a concern they raised.
+pub const OWNER_ACTIONS: &[Action] = &[Action::GetUser, Action::SetOwnPassword, Action::ReadCase];
+
+/// Roles only a trust admin may grant or revoke.
+pub const TRUST_GRANTED_ROLES: &[Role] = &[Principal, Auditor, TrustSafeguardingLead, TrustAdmin];
+
+/// Why a request is refused. Carries no personal data: it is logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DenyReason {
+    /// School systems may only submit their own school's ingest events.
+    SchoolSystemLimit,
+    /// The AUP in force has not been accepted.
+    AupNotAccepted,
+    /// Nobody sees what is about them (an allegation against them).
+    AboutThemselves,
+    /// Nobody changes their own access.
+    OwnAccess,
+    /// Only a trust admin grants or revokes this role.
+    TrustAdminOnly,
+    /// No grant of the principal allows this action here.
+    NoGrant,
+}
+
+impl DenyReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::SchoolSystemLimit => "school systems may only submit their own school's events",
+            DenyReason::AupNotAccepted => "the acceptable use policy in force has not been accepted",
+            DenyReason::AboutThemselves => "nobody may see what is about themselves",
+            DenyReason::OwnAccess => "nobody may change their own access",
+            DenyReason::TrustAdminOnly => "only a trust admin grants or revokes this role",
+            DenyReason::NoGrant => "no role held allows this here",
+        }
+    }
+}
+
+/// The answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny(DenyReason),
+}
+
+impl Decision {
+    pub fn is_allowed(self) -> bool {
+        self == Decision::Allow
+    }
+}
+
+/// The roles and reaches allowed an action (empty: nobody).
+pub fn allowed(action: Action) -> &'static [(Role, Reach)] {
+    ROLE_TABLE.iter().find(|(entry, _)| *entry == action).map_or(&[], |(_, allowed)| *allowed)
+}
+
+/// Decides whether `principal` may do `action` to `resource`. `aup_current` is whether the
+/// principal has accepted the AUP in force (the caller knows the current version).
+pub fn authorize(principal: &Principal, aup_current: bool, action: Action, resource: &Resource) -> Decision {
+    use Decision::{Allow, Deny};
+    if principal.kind == PrincipalKind::SchoolSystem {
+        let own_school = principal.school.is_some() && principal.school == resource.school;
+        return if action == Action::SubmitBreaches && own_school {
+            Allow
+        } else {
+            Deny(DenyReason::SchoolSystemLimit)
+        };
+    }
+    if !aup_current && !action.aup_exempt() {
+        return Deny(DenyReason::AupNotAccepted);
+    }
+    if resource.about.as_deref() == Some(principal.id.as_str()) {
+        return Deny(DenyReason::AboutThemselves);
+    }
+    let own = resource.owner.as_deref() == Some(principal.id.as_str());
+    if own && action.changes_access() {
+        return Deny(DenyReason::OwnAccess);
+    }
+    if SELF_SERVICE.contains(&action) || (own && OWNER_ACTIONS.contains(&action)) {
+        return Allow;
+    }
+    if matches!(action, Action::GrantRole | Action::RevokeRole)
+        && resource.role.is_some_and(|role| TRUST_GRANTED_ROLES.contains(&role))
+        && !principal.holds(TrustAdmin, &Scope::Trust)
+    {
+        return Deny(DenyReason::TrustAdminOnly);
+    }
+    let permitted = allowed(action).iter().any(|(role, reach)| {
+        principal.grants.iter().any(|grant| {
+            grant.role == *role
+                && match (reach, &grant.scope) {
+                    (Reach::Trust, Scope::Trust) => true,
+                    (Reach::School, Scope::School(school)) => resource.school.as_ref() == Some(school),
+                    _ => false,
+                }
+        })
+    });
+    if permitted { Allow } else { Deny(DenyReason::NoGrant) }
+}
