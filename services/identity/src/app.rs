@@ -11,11 +11,22 @@ use crate::Error;
 use haven_authz::UserId;
 
 use crate::domain::{
-    Aup, AupCommand, AupDecider, School, SchoolCommand, SchoolDecider, SchoolSystem, SystemCommand, SystemDecider,
-    Trust, TrustCommand, TrustDecider, UnixTime, User, UserCommand, UserDecider,
+    Aup, AupCommand, AupDecider, School, SchoolCommand, SchoolDecider, SchoolSystem, Subject, SubjectCommand,
+    SubjectDecider, SystemCommand, SystemDecider, Trust, TrustCommand, TrustDecider, UnixTime, User, UserCommand,
+    UserDecider,
 };
 use crate::events;
 use crate::keys::SigningKey;
+use crate::roster::{self, RowError};
+
+/// What a roster import did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterReport {
+    /// The subjects created, in row order, with their stream versions.
+    pub imported: Vec<(Subject, Version)>,
+    /// One entry per refused row, by line.
+    pub errors: Vec<RowError>,
+}
 
 /// How many times a command is re-decided when the stream moved under it.
 const MAX_ATTEMPTS: u32 = 5;
@@ -56,6 +67,29 @@ pub struct CommandContext {
     pub actor: pb::Actor,
     pub occurred_at: prost_types::Timestamp,
     pub event_ids: EventIds,
+}
+
+/// An event as the log takes it; no correlation or trace context yet.
+fn proposed(
+    event_id: Vec<u8>,
+    event_type: &str,
+    school_id: Option<&SchoolId>,
+    occurred_at: prost_types::Timestamp,
+    actor: pb::Actor,
+    payload: Vec<u8>,
+) -> pb::ProposedEvent {
+    pb::ProposedEvent {
+        event_id,
+        event_type: event_type.to_owned(),
+        schema_version: 1,
+        school_id: school_id.map(ToString::to_string).unwrap_or_default(),
+        occurred_at: Some(occurred_at),
+        actor: Some(actor),
+        correlation_id: vec![],
+        causation_id: vec![],
+        trace_context: None,
+        payload,
+    }
 }
 
 /// An event's type and protobuf payload.
@@ -296,24 +330,116 @@ impl IdentityApp {
             StreamId::parse(SIGNING_KEYS_STREAM).map_err(|e| Error::invalid("signing key stream", e.to_string()))?;
         let payload =
             pb::SigningKeyRotated { key_id: key.kid.clone(), public_key_der: key.public_key_der(), retire_after: None };
-        let event = pb::ProposedEvent {
-            event_id: EventIds::Derived { key: format!("signing-key:{}", key.kid) }.id(0),
-            event_type: events::SIGNING_KEY_ROTATED.into(),
-            schema_version: 1,
-            school_id: String::new(),
-            occurred_at: Some(events::time_to_proto(UnixTime(key.created_at))),
-            actor: Some(pb::Actor {
-                principal_id: "haven".into(),
-                kind: pb::ActorKind::System as i32,
-                roles: vec!["identity".into()],
-            }),
-            correlation_id: vec![],
-            causation_id: vec![],
-            trace_context: None,
-            payload: prost::Message::encode_to_vec(&payload),
+        let actor = pb::Actor {
+            principal_id: "haven".into(),
+            kind: pb::ActorKind::System as i32,
+            roles: vec!["identity".into()],
         };
+        let event = proposed(
+            EventIds::Derived { key: format!("signing-key:{}", key.kid) }.id(0),
+            events::SIGNING_KEY_ROTATED,
+            None,
+            events::time_to_proto(UnixTime(key.created_at)),
+            actor,
+            prost::Message::encode_to_vec(&payload),
+        );
         self.log.append(&stream_id, ExpectedVersion::Any, vec![event]).await?;
         Ok(())
+    }
+
+    /// A command on a subject; registering needs the school to exist.
+    pub async fn subject_command(
+        &self,
+        context: &CommandContext,
+        subject_id: &str,
+        command: SubjectCommand,
+    ) -> Result<(Subject, Version), Error> {
+        if let SubjectCommand::Register { school_id, .. } = &command {
+            self.require_school(school_id, "school_id").await?;
+        }
+        let stream_id = stream("subject", subject_id, "subject_id")?;
+        let encode = |event: &_| events::encode_subject(subject_id, event);
+        let (state, version) = self
+            .execute::<SubjectDecider>(
+                &stream_id,
+                &command,
+                context,
+                Codec {
+                    decode: events::decode_subject,
+                    encode: &encode,
+                    school: |state| state.as_ref().map(|subject| subject.school_id.clone()),
+                },
+            )
+            .await?;
+        let subject = state.ok_or_else(|| Error::NotFound(format!("subject {subject_id}")))?;
+        Ok((subject, version.unwrap_or(Version(0))))
+    }
+
+    /// A subject as its stream says now.
+    pub async fn subject(&self, subject_id: &str) -> Result<Option<(Subject, Version)>, Error> {
+        let stream_id = stream("subject", subject_id, "subject_id")?;
+        let (history, version) = self.load(&stream_id, events::decode_subject).await?;
+        Ok(fold::<SubjectDecider>(&history).zip(version))
+    }
+
+    /// Records that someone read a subject's record (`subject_id`) or a school's listing
+    /// (`None`), in `subjectaccess-<school>`: the audit view's answer to "who has seen this".
+    pub async fn record_subject_view(
+        &self,
+        context: &CommandContext,
+        school_id: &SchoolId,
+        subject_id: Option<&str>,
+        purpose: &str,
+    ) -> Result<(), Error> {
+        let stream_id = stream("subjectaccess", school_id.as_str(), "school_id")?;
+        let payload = pb::SubjectRecordViewed {
+            subject_id: subject_id.unwrap_or_default().to_owned(),
+            viewer_id: context.actor.principal_id.clone(),
+            purpose: purpose.to_owned(),
+        };
+        let event = proposed(
+            context.event_ids.id(0),
+            events::SUBJECT_RECORD_VIEWED,
+            Some(school_id),
+            context.occurred_at,
+            context.actor.clone(),
+            prost::Message::encode_to_vec(&payload),
+        );
+        self.log.append(&stream_id, ExpectedVersion::Any, vec![event]).await?;
+        Ok(())
+    }
+
+    /// Imports a roster into a school: every good row a subject (one append each, so a row is
+    /// all or nothing), every bad row reported. A refused file imports nothing. If the log
+    /// fails part-way, the rows already imported stay and the error is returned.
+    pub async fn import_roster(
+        &self,
+        context: &CommandContext,
+        school_id: &SchoolId,
+        csv: &str,
+    ) -> Result<RosterReport, Error> {
+        self.require_school(school_id, "school_id").await?;
+        let (rows, mut errors) = roster::parse(csv).map_err(|e| Error::invalid("csv", e.to_string()))?;
+        let mut imported = Vec::with_capacity(rows.len());
+        for row in rows {
+            let subject_id = crate::secret::random_subject_id();
+            let command = SubjectCommand::Register {
+                subject_id: subject_id.clone(),
+                school_id: school_id.clone(),
+                display_name: row.display_name,
+                year_group: row.year_group,
+                flags: row.flags,
+            };
+            match self.subject_command(context, &subject_id, command).await {
+                Ok(subject) => imported.push(subject),
+                Err(Error::Subject(refusal)) => {
+                    errors.push(RowError { line: row.line, column: "row", reason: refusal.to_string() })
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        errors.sort_by_key(|error| error.line);
+        Ok(RosterReport { imported, errors })
     }
 
     async fn require_school(&self, school_id: &SchoolId, field: &str) -> Result<(), Error> {
@@ -369,18 +495,14 @@ impl IdentityApp {
                 .enumerate()
                 .map(|(index, event)| {
                     let (event_type, payload) = (codec.encode)(event);
-                    pb::ProposedEvent {
-                        event_id: context.event_ids.id(index),
-                        event_type: event_type.to_owned(),
-                        schema_version: 1,
-                        school_id: school_id.as_ref().map(ToString::to_string).unwrap_or_default(),
-                        occurred_at: Some(context.occurred_at),
-                        actor: Some(context.actor.clone()),
-                        correlation_id: vec![],
-                        causation_id: vec![],
-                        trace_context: None,
+                    proposed(
+                        context.event_ids.id(index),
+                        event_type,
+                        school_id.as_ref(),
+                        context.occurred_at,
+                        context.actor.clone(),
                         payload,
-                    }
+                    )
                 })
                 .collect();
             let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);

@@ -3,7 +3,7 @@
 use haven_eventlog_client::LogError;
 use haven_kernel::ErrorCode;
 
-use crate::domain::{AupError, SchoolError, SystemError, TrustError, UserError};
+use crate::domain::{AupError, SchoolError, SubjectError, SystemError, TrustError, UserError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,6 +22,8 @@ pub enum Error {
     Aup(#[from] AupError),
     #[error(transparent)]
     System(#[from] SystemError),
+    #[error(transparent)]
+    Subject(#[from] SubjectError),
     /// The login or password is wrong, or the account may not sign in. One message for every
     /// case, so it does not tell whether an account exists.
     #[error("the login or password is wrong")]
@@ -65,6 +67,11 @@ impl Error {
             Error::System(SystemError::NotIssued) => ErrorCode::NotFound,
             Error::System(SystemError::OtherSchool(_)) => ErrorCode::Conflict,
             Error::System(SystemError::InvalidSystemId | SystemError::NotArgon2id) => ErrorCode::InvalidArgument,
+            Error::Subject(SubjectError::AlreadyRegistered) => ErrorCode::AlreadyExists,
+            Error::Subject(SubjectError::NotRegistered) => ErrorCode::NotFound,
+            Error::Subject(
+                SubjectError::InvalidSubjectId | SubjectError::InvalidName(_) | SubjectError::YearGroupOutOfRange(_),
+            ) => ErrorCode::InvalidArgument,
             Error::SignInRefused => ErrorCode::Unauthenticated,
             Error::Internal(_) | Error::Keys(_) => ErrorCode::Internal,
             Error::Contended { .. } => ErrorCode::Conflict,

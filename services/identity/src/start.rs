@@ -11,7 +11,9 @@ use haven_runtime::{Readiness, Shutdown};
 
 use crate::password::PasswordHasher;
 use crate::tokens::Tokens;
-use crate::{Accounts, Error, IdentityApp, IdentityConfig, IdentityService, SchoolDirectory, UserDirectory};
+use crate::{
+    Accounts, Error, IdentityApp, IdentityConfig, IdentityService, SchoolDirectory, SubjectDirectory, UserDirectory,
+};
 
 /// Identity, running.
 #[derive(Debug)]
@@ -23,7 +25,7 @@ pub struct Running {
 }
 
 /// Opens the keys in `keys_dir`, announces their public halves, and starts the read models
-/// (registered with `readiness` as `identity` and `identity-users`).
+/// (registered with `readiness` as `identity`, `identity-users` and `identity-subjects`).
 pub async fn start(
     log: Arc<dyn EventLog>,
     config: &IdentityConfig,
@@ -41,7 +43,13 @@ pub async fn start(
     let hasher = PasswordHasher::new(config.password_cost()).map_err(Error::Internal)?;
     let schools = SchoolDirectory::default();
     let users = UserDirectory::default();
+    let subjects = SubjectDirectory::default();
     let tasks = vec![
+        tokio::spawn(subjects.clone().follow(
+            Arc::clone(&log),
+            readiness.register("identity-subjects", "subject directory catching up"),
+            shutdown.clone(),
+        )),
         tokio::spawn(schools.clone().follow(
             Arc::clone(&log),
             readiness.register("identity", "school directory catching up"),
@@ -54,5 +62,5 @@ pub async fn start(
         )),
     ];
     let accounts = Accounts::new(app, users, hasher, tokens);
-    Ok(Running { service: IdentityService::new(schools, accounts.clone()), accounts, tasks })
+    Ok(Running { service: IdentityService::new(schools, subjects, accounts.clone()), accounts, tasks })
 }

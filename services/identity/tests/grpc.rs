@@ -211,3 +211,95 @@ async fn roles_and_scopes_decide_and_a_leavers_tokens_stop_at_once() {
     assert!(jwks.contains("Ed25519"));
     fixture.stop().await;
 }
+
+/// A person with one role, signed in with the AUP accepted; returns their access token.
+async fn person(served: &mut Served, admin_token: &str, id: &str, role: pb::Role, school_id: &str) -> String {
+    let client = &mut served.client;
+    let register = pb::RegisterUserRequest {
+        user_id: id.into(),
+        display_name: "Invented Person".into(),
+        login: format!("{id}@example.org"),
+        home_school_id: school_id.into(),
+    };
+    client.register_user(bearer(admin_token, register)).await.unwrap();
+    client.grant_role(bearer(admin_token, grant_request(id, role, school_id))).await.unwrap();
+    let password = pb::SetPasswordRequest {
+        user_id: id.into(),
+        current_password: String::new(),
+        new_password: "otter quay lamp 31".into(),
+    };
+    client.set_password(bearer(admin_token, password)).await.unwrap();
+    let users = served.accounts.users().clone();
+    let login = format!("{id}@example.org");
+    served.fixture.wait_until("the person reaches the directory", || users.by_login(&login).is_some()).await;
+    signed_in(&mut served.client, &login, "otter quay lamp 31").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subject_directory_is_for_those_who_need_it_and_every_read_is_recorded() {
+    let mut served = serve().await;
+    let admin_token = signed_in(&mut served.client, "admin@example.org", ADMIN_PASSWORD).await;
+    let dsl = person(&mut served, &admin_token, "dsl-oak", pb::Role::Dsl, "oak").await;
+    let dsl_elm = person(&mut served, &admin_token, "dsl-elm", pb::Role::Dsl, "elm").await;
+    let staff = person(&mut served, &admin_token, "staff-oak", pb::Role::Staff, "oak").await;
+    let governor = person(&mut served, &admin_token, "gov-oak", pb::Role::Governor, "oak").await;
+    let lead = person(&mut served, &admin_token, "lead", pb::Role::TrustSafeguardingLead, "").await;
+    let client = &mut served.client;
+
+    let csv = "name,year_group,flags\nAda Okafor,7,send;eal\n,3,\n\"Carter, Ben\",11,\nCara Diaz,15,\n";
+    let import = pb::ImportRosterRequest { school_id: "oak".into(), csv: csv.into() };
+    let report = client.import_roster(bearer(&dsl, import.clone())).await.unwrap().into_inner();
+    assert_eq!(report.imported.len(), 2);
+    assert_eq!(report.imported[1].display_name, "Carter, Ben");
+    let bad: Vec<_> = report.errors.iter().map(|e| (e.line, e.column.as_str())).collect();
+    assert_eq!(bad, vec![(3, "name"), (5, "year_group")]);
+    let error = client.import_roster(bearer(&staff, import.clone())).await.unwrap_err();
+    assert_eq!(error.code(), Code::PermissionDenied, "staff cannot write the directory");
+    let whole = pb::ImportRosterRequest { school_id: "oak".into(), csv: "who,what\n".into() };
+    assert_eq!(client.import_roster(bearer(&dsl, whole)).await.unwrap_err().code(), Code::InvalidArgument);
+
+    let ada = report.imported[0].subject_id.clone();
+    assert!(ada.starts_with("s-") && ada.len() == 28, "pseudonymous: {ada}");
+    let get = |token: &str, purpose: &str| {
+        bearer(token, pb::GetSubjectRequest { subject_id: ada.clone(), purpose: purpose.into() })
+    };
+    let read = client.get_subject(get(&dsl, "triage of an alert")).await.unwrap().into_inner().subject.unwrap();
+    assert_eq!(read.year_group, 7);
+    assert!(client.get_subject(get(&lead, "trust review")).await.is_ok(), "the trust safeguarding lead");
+    for (who, token) in
+        [("DSL of another school", &dsl_elm), ("staff", &staff), ("governor", &governor), ("admin", &admin_token)]
+    {
+        let error = client.get_subject(get(token, "curious")).await.unwrap_err();
+        assert_eq!(error.code(), Code::PermissionDenied, "{who}");
+    }
+    assert_eq!(client.get_subject(get(&dsl, " ")).await.unwrap_err().code(), Code::InvalidArgument, "a purpose");
+    let list = pb::ListSubjectsRequest { school_id: "oak".into(), purpose: "weekly review".into() };
+    assert_eq!(client.list_subjects(bearer(&dsl, list.clone())).await.unwrap().into_inner().subjects.len(), 2);
+    assert_eq!(client.list_subjects(bearer(&dsl_elm, list)).await.unwrap_err().code(), Code::PermissionDenied);
+
+    let flags =
+        pb::ChangeSubjectFlagsRequest { subject_id: ada.clone(), flags: vec![pb::SubjectFlag::LookedAfter as i32] };
+    let changed = client.change_subject_flags(bearer(&dsl, flags)).await.unwrap().into_inner().subject.unwrap();
+    assert_eq!(changed.flags, vec![pb::SubjectFlag::LookedAfter as i32]);
+
+    // Who has seen this record: two reads (DSL, trust lead) and one listing, by principal id only.
+    let access = haven_kernel::StreamId::parse("subjectaccess-oak").unwrap();
+    let slice = served.fixture.shared.read_stream(haven_eventlog_client::ReadStream::forwards(
+        access,
+        haven_kernel::Version(0),
+        100,
+    ));
+    let views: Vec<_> = slice
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|envelope| prost::Message::decode(envelope.payload.as_slice()).unwrap())
+        .map(|view: pb::SubjectRecordViewed| (view.subject_id.is_empty(), view.viewer_id))
+        .collect();
+    assert_eq!(
+        views,
+        vec![(false, "user-dsl-oak".to_owned()), (false, "user-lead".to_owned()), (true, "user-dsl-oak".to_owned())]
+    );
+    served.fixture.stop().await;
+}

@@ -2,12 +2,14 @@
 
 pub mod aup;
 pub mod school;
+pub mod subject;
 pub mod system;
 pub mod trust;
 pub mod user;
 
 pub use aup::{Aup, AupCommand, AupDecider, AupError, AupEvent};
 pub use school::{School, SchoolCommand, SchoolDecider, SchoolError, SchoolEvent, SchoolPhase};
+pub use subject::{Subject, SubjectCommand, SubjectDecider, SubjectError, SubjectEvent, SubjectFlag};
 pub use system::{SchoolSystem, SystemCommand, SystemDecider, SystemError, SystemEvent};
 pub use trust::{Trust, TrustCommand, TrustDecider, TrustError, TrustEvent};
 pub use user::{GrantRecord, User, UserCommand, UserDecider, UserError, UserEvent};

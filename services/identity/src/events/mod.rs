@@ -2,10 +2,12 @@
 //! `identity.<MessageName>`, schema version 1.
 
 mod aup;
+mod subject;
 mod system;
 mod user;
 
 pub use aup::{decode_aup, encode_aup};
+pub use subject::{SUBJECT_RECORD_VIEWED, decode_subject, encode_subject, flag_from_proto, flag_to_proto};
 pub use system::{SIGNING_KEY_ROTATED, decode_system, encode_system};
 pub use user::{decode_user, encode_user, role_from_proto, role_to_proto, scope_from_proto};
 

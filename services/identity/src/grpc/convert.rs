@@ -6,8 +6,8 @@ use haven_kernel::SchoolId;
 use haven_proto::v1 as pb;
 use tonic::{Code, Status};
 
-use crate::domain::{GrantRecord, School, UnixTime, User};
-use crate::events::{phase_to_proto, role_from_proto, role_to_proto, scope_from_proto, time_to_proto};
+use crate::domain::{GrantRecord, School, Subject, UnixTime, User};
+use crate::events::{flag_to_proto, phase_to_proto, role_from_proto, role_to_proto, scope_from_proto, time_to_proto};
 use crate::tokens::TokenPair;
 use crate::users::{AccessChange, AccessRegisterEntry};
 use crate::{Error, SchoolDirectory};
@@ -139,4 +139,15 @@ pub fn who_am_i(caller: &Caller) -> pb::WhoAmIResponse {
 /// Schools as listed by the directory.
 pub fn schools(directory: &SchoolDirectory) -> Vec<pb::School> {
     directory.list().iter().map(|(school, version)| school_to_proto(school, version.0)).collect()
+}
+
+pub fn subject_to_proto(subject: &Subject, version: u64) -> pb::Subject {
+    pb::Subject {
+        subject_id: subject.subject_id.clone(),
+        school_id: subject.school_id.to_string(),
+        display_name: subject.display_name.clone(),
+        year_group: subject.year_group,
+        flags: subject.flags.iter().map(|flag| flag_to_proto(*flag) as i32).collect(),
+        version,
+    }
 }

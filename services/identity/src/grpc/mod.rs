@@ -16,21 +16,55 @@ use self::convert::{
     grant, invalid, optional_school, register_entry_to_proto, school_id, school_to_proto, status, time,
     tokens_to_proto, user_id, user_to_proto,
 };
-use crate::domain::{SchoolCommand, SystemCommand, TrustCommand, UnixTime, User, UserCommand};
-use crate::events::phase_from_proto;
-use crate::{Accounts, Error, IdentityApp, SchoolDirectory, user_context};
+use crate::domain::subject::check_subject_id;
+use crate::domain::{
+    SchoolCommand, Subject, SubjectCommand, SubjectFlag, SystemCommand, TrustCommand, UnixTime, User, UserCommand,
+};
+use crate::events::{flag_from_proto, phase_from_proto};
+use crate::{Accounts, Error, IdentityApp, SchoolDirectory, SubjectDirectory, user_context};
 
 /// The gRPC face of identity.
 #[derive(Clone, Debug)]
 pub struct IdentityService {
     app: IdentityApp,
     directory: SchoolDirectory,
+    subjects: SubjectDirectory,
     accounts: Accounts,
 }
 
+/// The longest purpose a reader of the subject directory may give, in characters.
+const MAX_PURPOSE_CHARS: usize = 200;
+
+/// Why someone reads the protected directory: required, recorded with the access event.
+fn purpose(raw: &str) -> Result<&str, Status> {
+    let purpose = raw.trim();
+    if purpose.is_empty() {
+        return Err(invalid("purpose", "must say why the record is read"));
+    }
+    if purpose.chars().count() > MAX_PURPOSE_CHARS || purpose.chars().any(char::is_control) {
+        return Err(invalid("purpose", "must be at most 200 characters, without control characters"));
+    }
+    Ok(purpose)
+}
+
 impl IdentityService {
-    pub fn new(directory: SchoolDirectory, accounts: Accounts) -> Self {
-        IdentityService { app: accounts.app().clone(), directory, accounts }
+    pub fn new(directory: SchoolDirectory, subjects: SubjectDirectory, accounts: Accounts) -> Self {
+        IdentityService { app: accounts.app().clone(), directory, subjects, accounts }
+    }
+
+    /// A subject, which must exist; checked against its school for `action`.
+    async fn subject(&self, caller: &Caller, action: Action, subject_id: &str) -> Result<(Subject, u64), Status> {
+        if !check_subject_id(subject_id) {
+            return Err(invalid("subject_id", "must be `s-` and 26 base32 characters"));
+        }
+        let (subject, version) = self
+            .app
+            .subject(subject_id)
+            .await
+            .map_err(status)?
+            .ok_or_else(|| status(Error::NotFound(format!("subject {subject_id}"))))?;
+        check(caller, action, &Resource::school(subject.school_id.clone()))?;
+        Ok((subject, version.0))
     }
 
     /// The tonic server; wrap it in `haven_authz::AuthLayer` before serving.
@@ -396,40 +430,102 @@ impl Identity for IdentityService {
 
     async fn register_subject(
         &self,
-        _request: Request<pb::RegisterSubjectRequest>,
+        request: Request<pb::RegisterSubjectRequest>,
     ) -> Result<Response<pb::RegisterSubjectResponse>, Status> {
-        Err(subjects_not_served())
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let school_id = school_id(&request.school_id, "school_id")?;
+        check(&caller, Action::WriteSubjects, &Resource::school(school_id.clone()))?;
+        let subject_id = crate::secret::random_subject_id();
+        let command = SubjectCommand::Register {
+            subject_id: subject_id.clone(),
+            school_id,
+            display_name: request.display_name,
+            year_group: request.year_group,
+            flags: flags(&request.flags)?,
+        };
+        let context = user_context(&caller.principal, now());
+        let (subject, version) = self.app.subject_command(&context, &subject_id, command).await.map_err(status)?;
+        Ok(Response::new(pb::RegisterSubjectResponse { subject: Some(convert::subject_to_proto(&subject, version.0)) }))
     }
 
     async fn change_subject_flags(
         &self,
-        _request: Request<pb::ChangeSubjectFlagsRequest>,
+        request: Request<pb::ChangeSubjectFlagsRequest>,
     ) -> Result<Response<pb::ChangeSubjectFlagsResponse>, Status> {
-        Err(subjects_not_served())
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        self.subject(&caller, Action::WriteSubjects, &request.subject_id).await?;
+        let command = SubjectCommand::ChangeFlags { flags: flags(&request.flags)? };
+        let context = user_context(&caller.principal, now());
+        let (subject, version) =
+            self.app.subject_command(&context, &request.subject_id, command).await.map_err(status)?;
+        Ok(Response::new(pb::ChangeSubjectFlagsResponse {
+            subject: Some(convert::subject_to_proto(&subject, version.0)),
+        }))
     }
 
     async fn get_subject(
         &self,
-        _request: Request<pb::GetSubjectRequest>,
+        request: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::GetSubjectResponse>, Status> {
-        Err(subjects_not_served())
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let purpose = purpose(&request.purpose)?;
+        let (subject, version) = self.subject(&caller, Action::ReadSubjects, &request.subject_id).await?;
+        let context = user_context(&caller.principal, now());
+        self.app
+            .record_subject_view(&context, &subject.school_id, Some(&subject.subject_id), purpose)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetSubjectResponse { subject: Some(convert::subject_to_proto(&subject, version)) }))
     }
 
     async fn list_subjects(
         &self,
-        _request: Request<pb::ListSubjectsRequest>,
+        request: Request<pb::ListSubjectsRequest>,
     ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
-        Err(subjects_not_served())
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let school_id = school_id(&request.school_id, "school_id")?;
+        check(&caller, Action::ReadSubjects, &Resource::school(school_id.clone()))?;
+        let purpose = purpose(&request.purpose)?;
+        let context = user_context(&caller.principal, now());
+        self.app.record_subject_view(&context, &school_id, None, purpose).await.map_err(status)?;
+        let subjects = self.subjects.of_school(&school_id);
+        Ok(Response::new(pb::ListSubjectsResponse {
+            subjects: subjects.iter().map(|(subject, version)| convert::subject_to_proto(subject, version.0)).collect(),
+        }))
     }
 
     async fn import_roster(
         &self,
-        _request: Request<pb::ImportRosterRequest>,
+        request: Request<pb::ImportRosterRequest>,
     ) -> Result<Response<pb::ImportRosterResponse>, Status> {
-        Err(subjects_not_served())
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let school_id = school_id(&request.school_id, "school_id")?;
+        check(&caller, Action::WriteSubjects, &Resource::school(school_id.clone()))?;
+        let context = user_context(&caller.principal, now());
+        let report = self.app.import_roster(&context, &school_id, &request.csv).await.map_err(status)?;
+        Ok(Response::new(pb::ImportRosterResponse {
+            imported: report
+                .imported
+                .iter()
+                .map(|(subject, version)| convert::subject_to_proto(subject, version.0))
+                .collect(),
+            errors: report
+                .errors
+                .into_iter()
+                .map(|error| pb::RosterRowError { line: error.line, column: error.column.into(), reason: error.reason })
+                .collect(),
+        }))
     }
 }
 
-fn subjects_not_served() -> Status {
-    Status::unimplemented("the subject directory is not served yet")
+/// Flags from a request; an unspecified or unknown one is refused.
+fn flags(raw: &[i32]) -> Result<std::collections::BTreeSet<SubjectFlag>, Status> {
+    raw.iter()
+        .map(|flag| flag_from_proto(*flag).ok_or_else(|| invalid("flags", format!("{flag} is not a flag"))))
+        .collect()
 }
