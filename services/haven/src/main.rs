@@ -18,6 +18,7 @@ mod cluster;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
 mod event_counts;
+mod sign_in;
 mod tail;
 mod up;
 mod verify;
@@ -51,6 +52,18 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+    /// Sign in to identity; the password is read from standard input. Prints the tokens as JSON.
+    SignIn {
+        /// Identity's gRPC address.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        grpc_addr: SocketAddr,
+        /// The login, e.g. kestrel-dsl@brightwater.example in the demo.
+        #[arg(long)]
+        login: String,
+        /// Accept the acceptable use policy in force if it is not accepted yet (you have read it).
+        #[arg(long)]
+        accept_aup: bool,
     },
     /// Event log tools.
     Log {
@@ -184,6 +197,9 @@ fn main() -> ExitCode {
                 BenchCommand::Read(args) => runtime.block_on(bench::read(args.clone())),
                 BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
             })
+        }
+        Command::SignIn { grpc_addr, login, accept_aup } => {
+            runtime().and_then(|runtime| runtime.block_on(sign_in::run(*grpc_addr, login, *accept_aup)))
         }
         Command::Log { command: LogCommand::Verify { data_dir } } => {
             init_tracing("info");

@@ -78,8 +78,11 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let mut identity_tasks = Vec::new();
     if runs_identity {
         if seed_demo {
-            let report =
-                demo::seed(&IdentityApp::new(Arc::clone(&shared_log))).await.context("seeding the demo trust")?;
+            let hasher = haven_identity::password::PasswordHasher::new(config.identity.password_cost())
+                .map_err(|error| anyhow::anyhow!("invalid configuration: identity password cost: {error}"))?;
+            let report = demo::seed(&IdentityApp::new(Arc::clone(&shared_log)), &hasher)
+                .await
+                .context("seeding the demo trust")?;
             tracing::info!(written = report.written, already_present = report.already_present, "demo trust seeded");
         }
         let keys_dir = config.data_dir.join("identity").join("keys");
@@ -294,9 +297,14 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
     println!("  metrics       curl http://{http}/metrics");
     println!("  HTTP API      curl http://{http}/openapi.json");
     println!("  gRPC          {grpc}: haven.v1.EventLog, haven.v1.Identity, grpc.health.v1, reflection");
-    if seed_demo {
-        println!("  demo trust    5 invented schools with pupil numbers, written as events;");
-        println!("                list them: grpcurl -plaintext {grpc} haven.v1.Identity/ListSchools");
+    if seed_demo && part != Part::EventLog {
+        println!("  demo trust    5 invented schools, 10 invented people, 6 invented learners, AUP version 1;");
+        println!("                list the schools: grpcurl -plaintext {grpc} haven.v1.Identity/ListSchools");
+        println!(
+            "  sign in       haven sign-in --grpc-addr {grpc} --login kestrel-dsl@brightwater.example  (password: {})",
+            demo::DEMO_PASSWORD
+        );
+        println!("                people: {}", demo::DEMO_PEOPLE.map(|person| person.id).join(", "));
     }
     match &config.nats_url {
         None => println!("  bus           embedded: projections fed straight from the log (--nats URL for NATS)"),

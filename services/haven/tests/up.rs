@@ -87,6 +87,10 @@ fn a_bad_flag_is_refused_naming_it() {
     assert!(stderr.contains("--grpc-addr"), "{stderr}");
 }
 
+/// The demo (the trust, 5 schools, 10 people registered, granted a role and given a password,
+/// the AUP, 6 learners) and the signing key's announcement.
+const DEMO_EVENTS: u64 = 1 + 5 + 3 * 10 + 1 + 6 + 1;
+
 fn stop(child: &mut Child) {
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -126,8 +130,8 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         stop(&mut child);
         assert_eq!(
             verified_events(dir.path()),
-            7,
-            "the trust, five schools and the signing key's announcement, written once"
+            DEMO_EVENTS,
+            "the demo and the signing key's announcement, written once"
         );
     }
 }
@@ -160,8 +164,8 @@ fn identity_served_alone_uses_a_log_node_served_alone() {
     stop(&mut log_node);
     assert_eq!(
         verified_events(dir.path()),
-        7,
-        "identity wrote the demo trust and its signing key through the remote log"
+        DEMO_EVENTS,
+        "identity wrote the demo and its signing key through the remote log"
     );
 }
 
@@ -205,5 +209,65 @@ fn identity_routes_answer_at_the_edge_and_deny_by_default() {
         let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "signing keys are stored 0600");
     }
+    stop(&mut child);
+}
+
+#[test]
+fn a_demo_dsl_signs_in_from_the_command_line_and_sees_their_school_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["up", "--demo", "--data-dir"])
+        .arg(dir.path())
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http_port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, http_port);
+    let sign_in = |password: &str, accept: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_haven"));
+        command.args([
+            "sign-in",
+            "--grpc-addr",
+            &format!("127.0.0.1:{grpc}"),
+            "--login",
+            "kestrel-dsl@brightwater.example",
+        ]);
+        if accept {
+            command.arg("--accept-aup");
+        }
+        let mut process = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        writeln!(process.stdin.take().unwrap(), "{password}").unwrap();
+        process.wait_with_output().unwrap()
+    };
+    let refused = sign_in("not the demo password", false);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("sign-in refused"));
+    let pending: serde_json::Value = serde_json::from_slice(&sign_in("brightwater demo 2026", false).stdout).unwrap();
+    assert_eq!(pending["aup_required"], true, "{pending}");
+    let output = sign_in("brightwater demo 2026", true);
+    let tokens: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(tokens["aup_required"], false, "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap();
+    let authorised = |path: &str| {
+        let mut stream = TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status: u16 = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, response)
+    };
+    let (status, me) = authorised("/api/v1/me");
+    assert_eq!(status, 200, "{me}");
+    assert!(me.contains("user-kestrel-dsl") && me.contains("\"dsl\""), "{me}");
+    assert_eq!(authorised("/api/v1/access-register?school_id=kestrel-primary").0, 200);
+    assert_eq!(authorised("/api/v1/access-register?school_id=heronsgate-academy").0, 403);
+    assert_eq!(authorised("/api/v1/access-register").0, 403, "not the whole trust");
     stop(&mut child);
 }

@@ -1,15 +1,74 @@
-//! The demo trust: invented schools with invented pupil numbers, written as ordinary identity
-//! commands. Every event id is derived from the demo's own keys, and every command is refused
-//! as already done when it was, so seeding on every start writes once and only once.
+//! The demo trust: invented schools with invented pupil numbers, invented staff with roles,
+//! the first AUP, and invented learners, written as ordinary identity commands. Every event id
+//! is derived from the demo's own keys, and every command is refused as already done when it
+//! was, so seeding on every start writes once and only once.
 //!
-//! None of these names is a real school; keep it that way.
+//! None of these names is a real school or a real person; keep it that way (never take names
+//! from the policy documents). Every demo account has the password [`DEMO_PASSWORD`]: a demo,
+//! not a deployment.
 
+use std::collections::BTreeSet;
+
+use haven_authz::{Role, RoleGrant, Scope, UserId};
 use haven_kernel::SchoolId;
 use haven_proto::v1 as pb;
 
 use crate::app::{CommandContext, EventIds};
-use crate::domain::{SchoolCommand, SchoolError, SchoolPhase, TrustCommand, TrustError};
+use crate::domain::{
+    AupError, SchoolCommand, SchoolError, SchoolPhase, SubjectCommand, SubjectError, SubjectFlag, TrustCommand,
+    TrustError, UnixTime, UserCommand, UserError,
+};
+use crate::password::PasswordHasher;
 use crate::{Error, IdentityApp};
+
+/// The password of every demo account.
+pub const DEMO_PASSWORD: &str = "brightwater demo 2026";
+/// The text of the demo's AUP (version 1).
+pub const DEMO_AUP_TEXT: &str = "Brightwater Learning Trust (demo) acceptable use policy, version 1: \
+    use Haven only for safeguarding work you are asked to do; never share what you see.";
+/// An invented person of the demo.
+#[derive(Clone, Copy, Debug)]
+pub struct DemoPerson {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub home: Option<&'static str>,
+    pub role: Role,
+    /// Where the role is held; `None` for the trust.
+    pub held_in: Option<&'static str>,
+}
+
+const fn person(
+    id: &'static str,
+    name: &'static str,
+    home: Option<&'static str>,
+    role: Role,
+    held_in: Option<&'static str>,
+) -> DemoPerson {
+    DemoPerson { id, name, home, role, held_in }
+}
+
+/// The invented people (login `<id>@brightwater.example`).
+pub const DEMO_PEOPLE: [DemoPerson; 10] = [
+    person("demo-admin", "Avery Quill (demo)", None, Role::TrustAdmin, None),
+    person("demo-lead", "Rowan Pike (demo)", None, Role::TrustSafeguardingLead, None),
+    person("demo-auditor", "Sasha Wren (demo)", None, Role::Auditor, None),
+    person("kestrel-head", "Jordan Ashby (demo)", Some("kestrel-primary"), Role::Principal, Some("kestrel-primary")),
+    person("kestrel-dsl", "Morgan Vale (demo)", Some("kestrel-primary"), Role::Dsl, Some("kestrel-primary")),
+    person("kestrel-deputy", "Casey Lowe (demo)", Some("kestrel-primary"), Role::DeputyDsl, Some("kestrel-primary")),
+    person("kestrel-teacher", "Robin Hale (demo)", Some("kestrel-primary"), Role::Staff, Some("kestrel-primary")),
+    person("kestrel-tech", "Drew Fenn (demo)", Some("kestrel-primary"), Role::TechnicalStaff, Some("kestrel-primary")),
+    person("kestrel-governor", "Ellis Marsh (demo)", Some("kestrel-primary"), Role::Governor, Some("kestrel-primary")),
+    person("heronsgate-dsl", "Kit Harrow (demo)", Some("heronsgate-academy"), Role::Dsl, Some("heronsgate-academy")),
+];
+/// (key, display name, school, year group, flags) of each invented learner.
+pub const DEMO_LEARNERS: [(&str, &str, &str, u32, &[SubjectFlag]); 6] = [
+    ("k1", "Tam Example", "kestrel-primary", 4, &[]),
+    ("k2", "Nico Sample", "kestrel-primary", 6, &[SubjectFlag::Send]),
+    ("k3", "Ari Placeholder", "kestrel-primary", 2, &[SubjectFlag::LookedAfter, SubjectFlag::Eal]),
+    ("h1", "Jess Fictional", "heronsgate-academy", 9, &[]),
+    ("h2", "Lou Invented", "heronsgate-academy", 11, &[SubjectFlag::ChildProtectionPlan]),
+    ("h3", "Sam Madeup", "heronsgate-academy", 8, &[SubjectFlag::Eal]),
+];
 
 /// The demo trust's id.
 pub const DEMO_TRUST_ID: &str = "brightwater";
@@ -46,8 +105,11 @@ fn context(key: &str) -> CommandContext {
     }
 }
 
-/// Seeds the demo trust and its schools; safe to run on every start.
-pub async fn seed(app: &IdentityApp) -> Result<SeedReport, Error> {
+/// The demo's fixed time (2026-09-01T00:00:00Z) as the domain's time.
+const DEMO_AT: UnixTime = UnixTime(1_788_220_800);
+
+/// Seeds the demo trust, its schools, people, AUP and learners; safe to run on every start.
+pub async fn seed(app: &IdentityApp, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
     let mut report = SeedReport::default();
     let trust = TrustCommand::Establish { trust_id: DEMO_TRUST_ID.into(), name: DEMO_TRUST_NAME.into() };
     match app.establish_trust(&context("trust"), trust).await {
@@ -70,5 +132,70 @@ pub async fn seed(app: &IdentityApp) -> Result<SeedReport, Error> {
             Err(other) => return Err(other),
         }
     }
+    seed_people(app, hasher, &mut report).await?;
+    let aup_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(DEMO_AUP_TEXT.as_bytes()).into();
+    tally(&mut report, app.publish_aup(&context("aup:1"), 1, aup_sha256).await, |e| {
+        matches!(e, Error::Aup(AupError::NotNextVersion { .. } | AupError::SameText))
+    })?;
+    for (key, name, school, year_group, flags) in DEMO_LEARNERS {
+        let key = format!("learner:{key}");
+        let bits = *uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("haven:demo:{key}").as_bytes()).as_bytes();
+        let subject_id = crate::secret::subject_id_from(bits);
+        let command = SubjectCommand::Register {
+            subject_id: subject_id.clone(),
+            school_id: SchoolId::parse(school).expect("demo ids are valid"),
+            display_name: name.into(),
+            year_group,
+            flags: flags.iter().copied().collect::<BTreeSet<_>>(),
+        };
+        let outcome = app.subject_command(&context(&key), &subject_id, command).await;
+        tally(&mut report, outcome, |e| matches!(e, Error::Subject(SubjectError::AlreadyRegistered)))?;
+    }
     Ok(report)
+}
+
+/// Counts a command as written, or as already present when `done` says its refusal means so.
+fn tally<T>(report: &mut SeedReport, outcome: Result<T, Error>, done: impl Fn(&Error) -> bool) -> Result<(), Error> {
+    match outcome {
+        Ok(_) => report.written += 1,
+        Err(error) if done(&error) => report.already_present += 1,
+        Err(other) => return Err(other),
+    }
+    Ok(())
+}
+
+async fn seed_people(app: &IdentityApp, hasher: &PasswordHasher, report: &mut SeedReport) -> Result<(), Error> {
+    for DemoPerson { id, name, home, role, held_in } in DEMO_PEOPLE {
+        let user_id = UserId::parse(id).expect("demo ids are valid");
+        let school = |raw: Option<&str>| raw.map(|raw| SchoolId::parse(raw).expect("demo ids are valid"));
+        let register = UserCommand::Register {
+            user_id: user_id.clone(),
+            display_name: name.into(),
+            login: format!("{id}@brightwater.example"),
+            home_school: school(home),
+            registered_by: "haven".into(),
+            at: DEMO_AT,
+        };
+        let outcome = app.register_user(&context(&format!("user:{id}")), register).await;
+        tally(report, outcome, |e| matches!(e, Error::User(UserError::AlreadyRegistered)))?;
+        let grant = UserCommand::GrantRole {
+            grant: RoleGrant { role, scope: school(held_in).map_or(Scope::Trust, Scope::School) },
+            granted_by: "haven".into(),
+            reason: "demo account".into(),
+            at: DEMO_AT,
+        };
+        let outcome = app.user_command(&context(&format!("grant:{id}")), &user_id, grant).await;
+        tally(report, outcome, |e| matches!(e, Error::User(UserError::AlreadyGranted)))?;
+        // A hash has a random salt, so it is set only when none is (a retry would differ).
+        let has_password = app.user(&user_id).await?.is_some_and(|(user, _)| user.password_hash.is_some());
+        if has_password {
+            report.already_present += 1;
+            continue;
+        }
+        let password_hash = hasher.hash(DEMO_PASSWORD).map_err(Error::Internal)?;
+        app.user_command(&context(&format!("password:{id}")), &user_id, UserCommand::SetPassword { password_hash })
+            .await?;
+        report.written += 1;
+    }
+    Ok(())
 }

@@ -20,7 +20,12 @@ const BASE32: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 /// A pseudonymous subject id: `s-` and 26 base32 characters of 128 random bits. It says
 /// nothing about the learner and cannot be guessed.
 pub fn random_subject_id() -> String {
-    let value = u128::from_be_bytes(random_bytes::<16>());
+    subject_id_from(random_bytes::<16>())
+}
+
+/// The subject id of 128 given bits (the demo derives its learners' ids from its keys).
+pub fn subject_id_from(bits: [u8; 16]) -> String {
+    let value = u128::from_be_bytes(bits);
     let mut id = String::with_capacity(28);
     id.push_str("s-");
     for index in (0..26).rev() {
