@@ -72,6 +72,9 @@ pub struct UpArgs {
     /// This event-log node's id in its raft cluster, 1 or more [default: 1].
     #[arg(long, value_name = "N")]
     pub node_id: Option<u64>,
+    /// The local address connections to other log nodes leave from [default: the OS chooses].
+    #[arg(long, value_name = "IP")]
+    pub raft_source_ip: Option<std::net::IpAddr>,
     /// Address for the HTTP gateway [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
@@ -103,6 +106,7 @@ impl UpArgs {
             eventlog_url: self.eventlog_url.clone(),
             node_id: self.node_id,
             nats_url: self.nats_url.clone(),
+            raft_source_ip: self.raft_source_ip,
         }
     }
 }

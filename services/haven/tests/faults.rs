@@ -1,14 +1,20 @@
 //! Fault injection against a real three-node cluster: `haven serve eventlog` processes on
 //! loopback, concurrent clients, and a randomized schedule of faults — SIGKILL of the leader or
-//! a follower (restarted with its data), SIGSTOP/SIGCONT pauses, and a node wiped and re-added.
+//! a follower (restarted with its data), SIGSTOP/SIGCONT pauses, network partitions (a node
+//! isolated, or one link cut one way), and a node wiped and re-added.
 //! After healing, a checker over the recorded history asserts:
 //! - every acknowledged append is present exactly once, at the same position, on every node;
 //! - `$all` (positions, event ids, hash chain) is identical on every node;
 //! - no two acknowledged expected-version appends hold the same stream version;
 //! - an append that failed or timed out is either wholly present or wholly absent.
 //!
-//! `FAULT_SEED=N` replays a schedule; `FAULT_SECONDS=N` makes it longer (default 12 s).
-//! Network partitions (a TCP proxy between nodes) are not injected yet.
+//! `FAULT_SEED=N` replays a schedule; `FAULT_SECONDS=N` makes it longer (default 15 s).
+//!
+//! The network: every node is known to the others by the address of a TCP proxy in front of
+//! it, and each node's outgoing connections leave from its own loopback address
+//! (`--raft-source-ip 127.0.0.1N`), so the proxy knows which link a connection is. A cut link
+//! is a black hole, as a real partition is: its connections stay open and carry nothing,
+//! new ones are accepted and carry nothing, until it heals (then they are closed).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::TcpListener;
@@ -20,6 +26,8 @@ use std::time::{Duration, Instant};
 use haven_eventlog_client::{EventLog, GrpcEventLog, LogError, ReadStream};
 use haven_kernel::{ExpectedVersion, Position, StreamId, Version};
 use haven_proto::v1::{Actor, ActorKind, EventFilter, ProposedEvent};
+use tokio::net::{TcpListener as TokioListener, TcpStream};
+use tokio::sync::watch;
 
 const NODES: usize = 3;
 
@@ -31,6 +39,14 @@ fn free_port() -> u16 {
 struct Rng(u64);
 
 impl Rng {
+    /// Mixes the seed (splitmix64) so that small seeds still give well-spread schedules.
+    fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -42,8 +58,92 @@ impl Rng {
     }
 }
 
+/// The links between nodes that are cut: (from, to) — `from`'s connections to `to` carry nothing.
+struct Net {
+    cut: Mutex<HashSet<(u64, u64)>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Net {
+    fn new() -> Arc<Net> {
+        Arc::new(Net { cut: Mutex::new(HashSet::new()), changed: watch::Sender::new(0) })
+    }
+
+    fn is_cut(&self, link: (u64, u64)) -> bool {
+        self.cut.lock().unwrap().contains(&link)
+    }
+
+    fn set(&self, links: &[(u64, u64)], cut: bool) {
+        let mut set = self.cut.lock().unwrap();
+        for link in links {
+            if cut {
+                set.insert(*link);
+            } else {
+                set.remove(link);
+            }
+        }
+        drop(set);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn heal_all(&self) {
+        self.cut.lock().unwrap().clear();
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Returns once `link` is not cut.
+    async fn healed(&self, link: (u64, u64)) {
+        let mut changes = self.changed.subscribe();
+        while self.is_cut(link) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Returns once `link` is cut.
+    async fn broken(&self, link: (u64, u64)) {
+        let mut changes = self.changed.subscribe();
+        while !self.is_cut(link) {
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// The proxy in front of node `to`: a connection from 127.0.0.1N is node N's.
+async fn proxy(listener: TokioListener, to: u64, upstream: String, net: Arc<Net>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((mut inbound, peer)) = listener.accept().await else { continue };
+        let from = match peer.ip() {
+            std::net::IpAddr::V4(ip) if (11..=19).contains(&ip.octets()[3]) => u64::from(ip.octets()[3] - 10),
+            _ => 0,
+        };
+        let link = (from, to);
+        let (net, upstream) = (Arc::clone(&net), upstream.clone());
+        connections.spawn(async move {
+            if net.is_cut(link) {
+                net.healed(link).await;
+                return;
+            }
+            let Ok(mut outbound) = TcpStream::connect(&upstream).await else { return };
+            let _ = outbound.set_nodelay(true);
+            let _ = inbound.set_nodelay(true);
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                () = net.broken(link) => net.healed(link).await,
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
 struct Node {
     id: u64,
+    /// Where the other nodes reach this one: its proxy.
+    proxy: u16,
     grpc: u16,
     http: u16,
     dir: PathBuf,
@@ -56,10 +156,15 @@ impl Node {
         format!("127.0.0.1:{}", self.grpc)
     }
 
+    fn peer_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.proxy)
+    }
+
     fn start(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_haven"))
             .args(["serve", "eventlog", "--node-id", &self.id.to_string(), "--log", "warn"])
             .args(["--grpc-addr", &self.addr(), "--http-addr", &format!("127.0.0.1:{}", self.http)])
+            .args(["--raft-source-ip", &format!("127.0.0.{}", 10 + self.id)])
             .arg("--data-dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -103,6 +208,10 @@ fn cluster(grpc: &str, args: &[&str]) -> String {
 }
 
 fn leader_of(nodes: &[Node]) -> Option<u64> {
+    leader_of_nodes(&nodes.iter().collect::<Vec<_>>())
+}
+
+fn leader_of_nodes(nodes: &[&Node]) -> Option<u64> {
     for node in nodes.iter().filter(|n| n.child.is_some() && !n.paused) {
         let status = cluster(&node.addr(), &["status"]);
         let leader = status.split("leader ").nth(1)?.split_whitespace().next()?.parse().ok();
@@ -214,13 +323,14 @@ async fn acknowledged_appends_survive_kills_pauses_and_a_wiped_node() {
     let seed: u64 = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64 | 1
     });
-    let seconds: u64 = std::env::var("FAULT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
+    let seconds: u64 = std::env::var("FAULT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
     eprintln!("fault test: FAULT_SEED={seed} FAULT_SECONDS={seconds}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut nodes: Vec<Node> = (1..=NODES as u64)
         .map(|id| Node {
             id,
+            proxy: free_port(),
             grpc: free_port(),
             http: free_port(),
             dir: dir.path().join(format!("n{id}")),
@@ -228,18 +338,48 @@ async fn acknowledged_appends_survive_kills_pauses_and_a_wiped_node() {
             paused: false,
         })
         .collect();
+    let net = Net::new();
+    let mut proxies = tokio::task::JoinSet::new();
     for node in &mut nodes {
+        let listener = TokioListener::bind(node.peer_addr()).await.unwrap();
+        proxies.spawn(proxy(listener, node.id, node.addr(), Arc::clone(&net)));
         node.start();
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
     let mut init = vec!["init".to_owned()];
     for node in &nodes {
         init.push("--member".into());
-        init.push(format!("{}={}", node.id, node.addr()));
+        init.push(format!("{}={}", node.id, node.peer_addr()));
     }
     let init: Vec<&str> = init.iter().map(String::as_str).collect();
     let out = cluster(&nodes[0].addr(), &init);
     assert!(out.contains("voter"), "cluster init: {out}");
+
+    // The partition works: the leader cut off from both others is replaced.
+    let mut first = None;
+    for _ in 0..50 {
+        first = tokio::task::block_in_place(|| leader_of(&nodes));
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = first.expect("a leader is elected");
+    let links: Vec<(u64, u64)> =
+        (1..=NODES as u64).filter(|&n| n != first).flat_map(|o| [(first, o), (o, first)]).collect();
+    net.set(&links, true);
+    let mut replaced = false;
+    for _ in 0..100 {
+        let others: Vec<&Node> = nodes.iter().filter(|n| n.id != first).collect();
+        let leader = tokio::task::block_in_place(|| leader_of_nodes(&others));
+        if leader.is_some_and(|l| l != first) {
+            replaced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    net.set(&links, false);
+    assert!(replaced, "the other nodes did not elect a new leader while {first} was cut off");
 
     let history = Arc::new(Mutex::new(History::default()));
     let until = Instant::now() + Duration::from_secs(seconds);
@@ -255,7 +395,7 @@ async fn acknowledged_appends_survive_kills_pauses_and_a_wiped_node() {
             (0, Some(leader)) => (leader - 1) as usize,
             _ => rng.below(NODES as u64) as usize,
         };
-        match rng.below(4) {
+        match rng.below(6) {
             0 | 1 => {
                 eprintln!("fault: SIGKILL node {} (leader {leader:?}), restart with its data", victim + 1);
                 nodes[victim].kill();
@@ -269,6 +409,23 @@ async fn acknowledged_appends_survive_kills_pauses_and_a_wiped_node() {
                 tokio::time::sleep(Duration::from_millis(300 + rng.below(1200))).await;
                 nodes[victim].signal("-CONT");
                 nodes[victim].paused = false;
+            }
+            3 => {
+                let id = victim as u64 + 1;
+                let others: Vec<u64> = (1..=NODES as u64).filter(|&n| n != id).collect();
+                let links: Vec<(u64, u64)> = others.iter().flat_map(|&o| [(id, o), (o, id)]).collect();
+                eprintln!("fault: partition node {id} from the others (leader {leader:?})");
+                net.set(&links, true);
+                tokio::time::sleep(Duration::from_millis(500 + rng.below(1500))).await;
+                net.set(&links, false);
+            }
+            4 => {
+                let from = victim as u64 + 1;
+                let to = (from + rng.below(NODES as u64 - 1)) % NODES as u64 + 1;
+                eprintln!("fault: cut the link {from} → {to} one way (leader {leader:?})");
+                net.set(&[(from, to)], true);
+                tokio::time::sleep(Duration::from_millis(500 + rng.below(1500))).await;
+                net.set(&[(from, to)], false);
             }
             _ if !wiped && Some(victim as u64 + 1) != leader => {
                 // A follower loses its disk: removed, wiped, and added back as a new learner.
@@ -286,7 +443,7 @@ async fn acknowledged_appends_survive_kills_pauses_and_a_wiped_node() {
                 wipe(&nodes[victim].dir);
                 nodes[victim].start();
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let addr = nodes[victim].addr();
+                let addr = nodes[victim].peer_addr();
                 let id_text = id.to_string();
                 for attempt in 0..20 {
                     let leader_addr = match tokio::task::block_in_place(|| leader_of(&nodes)) {
@@ -312,7 +469,8 @@ async fn acknowledged_appends_survive_kills_pauses_and_a_wiped_node() {
         client.await.unwrap();
     }
 
-    // Heal: everything running, then wait until every node holds the same head.
+    // Heal: every link up, everything running, then wait until every node holds the same head.
+    net.heal_all();
     for node in &mut nodes {
         node.signal("-CONT");
         if node.child.is_none() {

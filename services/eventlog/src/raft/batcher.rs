@@ -12,14 +12,17 @@
 //! changes until [`RETRY_FOR`] has passed. Retrying is safe because appends are idempotent by
 //! event id: a call that did commit is answered with its original positions.
 
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use haven_eventlog_client::status::{append_to_proto, batch_from_proto, from_status};
 use haven_eventlog_client::{BatchItemOutcome, LogError, StreamAppend};
 use haven_proto::v1 as pb;
+use haven_proto::v1::raft_client::RaftClient;
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tonic::transport::Channel;
 
 use super::{Command, NodeId, Raft};
 
@@ -54,10 +57,12 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn start(raft: Raft, me: NodeId, limits: BatchLimits, queue_depth: usize) -> Self {
+    /// `source_ip`: where connections to the leader (for forwarding) leave from.
+    pub fn start(raft: Raft, me: NodeId, limits: BatchLimits, queue_depth: usize, source_ip: Option<IpAddr>) -> Self {
         let (queue, calls) = mpsc::channel(queue_depth);
         let (closing, closed) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(run(raft, me, calls, closed, limits));
+        let forwarder = Arc::new(Forwarder { raft, source_ip, leader: Mutex::new(None) });
+        let task = tokio::spawn(run(forwarder, me, calls, closed, limits));
         Batcher { queue, closing, task }
     }
 
@@ -92,7 +97,7 @@ fn size(call: &Call) -> (usize, usize) {
 }
 
 async fn run(
-    raft: Raft,
+    forwarder: Arc<Forwarder>,
     me: NodeId,
     mut calls: mpsc::Receiver<Call>,
     mut closed: tokio::sync::watch::Receiver<bool>,
@@ -129,9 +134,9 @@ async fn run(
             bytes += b;
             batch.push(call);
         }
-        let raft = raft.clone();
+        let forwarder = Arc::clone(&forwarder);
         tokio::spawn(async move {
-            propose(&raft, me, batch).await;
+            propose(&forwarder, me, batch).await;
             drop(slot);
         });
     }
@@ -144,9 +149,10 @@ async fn run(
 }
 
 /// Proposes a batch here if this node leads, else forwards each call to the leader.
-async fn propose(raft: &Raft, me: NodeId, batch: Vec<Call>) {
+async fn propose(forwarder: &Forwarder, me: NodeId, batch: Vec<Call>) {
+    let raft = &forwarder.raft;
     if raft.current_leader().await != Some(me) {
-        forward_all(raft, batch).await;
+        forward_all(forwarder, batch).await;
         return;
     }
     let forwardable: Vec<bool> = batch.iter().map(|c| c.forward).collect();
@@ -180,7 +186,7 @@ async fn propose(raft: &Raft, me: NodeId, batch: Vec<Call>) {
                 .zip(forwardable)
                 .map(|((reply, appends), forward)| Call { appends, forward, reply })
                 .collect();
-            forward_all(raft, batch).await;
+            forward_all(forwarder, batch).await;
         }
         Err(error) => {
             // Fatal (shutting down) or a membership error: the entry may or may not commit;
@@ -193,10 +199,10 @@ async fn propose(raft: &Raft, me: NodeId, batch: Vec<Call>) {
     }
 }
 
-async fn forward_all(raft: &Raft, batch: Vec<Call>) {
+async fn forward_all(forwarder: &Forwarder, batch: Vec<Call>) {
     let forwards = batch.into_iter().map(|call| async move {
         let answer = if call.forward {
-            forward(raft, call.appends).await
+            forwarder.forward(call.appends).await
         } else {
             Err(LogError::Unavailable("this node is no longer the leader".into()))
         };
@@ -205,35 +211,53 @@ async fn forward_all(raft: &Raft, batch: Vec<Call>) {
     futures_util::future::join_all(forwards).await;
 }
 
-/// Sends a call to the leader's `Forward` RPC, retrying across leader changes.
-async fn forward(raft: &Raft, appends: Vec<StreamAppend>) -> Answer {
-    let request = pb::AppendBatchRequest { appends: appends.into_iter().map(append_to_proto).collect() };
-    let deadline = tokio::time::Instant::now() + RETRY_FOR;
-    let mut wait = Duration::from_millis(20);
-    loop {
-        let leader = leader_addr(raft).await;
-        let error = match leader {
-            None => LogError::Unavailable("no leader is known".into()),
-            Some(addr) => match super::network::raft_client(&addr) {
-                Err(e) => LogError::Unavailable(e),
+/// Sends calls on to the leader, over one connection kept while the leader stays.
+struct Forwarder {
+    raft: Raft,
+    source_ip: Option<IpAddr>,
+    /// The leader's address and a client connected to it.
+    leader: Mutex<Option<(String, RaftClient<Channel>)>>,
+}
+
+impl Forwarder {
+    /// Sends a call to the leader's `Forward` RPC, retrying across leader changes.
+    async fn forward(&self, appends: Vec<StreamAppend>) -> Answer {
+        let request = pb::AppendBatchRequest { appends: appends.into_iter().map(append_to_proto).collect() };
+        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        let mut wait = Duration::from_millis(20);
+        loop {
+            let error = match self.leader_client() {
+                Err(error) => error,
                 Ok(mut client) => match client.forward(request.clone()).await {
                     Ok(response) => return batch_from_proto(&response.into_inner()),
                     Err(status) => from_status(&status),
                 },
-            },
-        };
-        if !matches!(error, LogError::Unavailable(_)) || tokio::time::Instant::now() + wait > deadline {
-            return Err(error);
+            };
+            if !matches!(error, LogError::Unavailable(_)) || tokio::time::Instant::now() + wait > deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(500));
         }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_millis(500));
     }
-}
 
-async fn leader_addr(raft: &Raft) -> Option<String> {
-    let metrics = raft.metrics().borrow().clone();
-    let leader = metrics.current_leader?;
-    metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
+    /// A client for the current leader: the kept one while the leader's address is the same.
+    fn leader_client(&self) -> Result<RaftClient<Channel>, LogError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let addr = metrics
+            .current_leader
+            .and_then(|leader| metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone()))
+            .ok_or_else(|| LogError::Unavailable("no leader is known".into()))?;
+        let mut kept = self.leader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((kept_addr, client)) = kept.as_ref()
+            && *kept_addr == addr
+        {
+            return Ok(client.clone());
+        }
+        let client = super::network::raft_client(&addr, self.source_ip).map_err(LogError::Unavailable)?;
+        *kept = Some((addr, client.clone()));
+        Ok(client)
+    }
 }
 
 fn now() -> prost_types::Timestamp {

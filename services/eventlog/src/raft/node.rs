@@ -31,6 +31,8 @@ pub struct RaftNodeConfig {
     pub election_timeout: (Duration, Duration),
     /// A snapshot is taken (and the raft log purged) after this many entries.
     pub snapshot_every: u64,
+    /// The local address connections to other nodes leave from; `None`: the OS chooses.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 impl RaftNodeConfig {
@@ -42,6 +44,7 @@ impl RaftNodeConfig {
             heartbeat: Duration::from_millis(100),
             election_timeout: (Duration::from_millis(400), Duration::from_millis(800)),
             snapshot_every: 5_000,
+            source_ip: None,
         }
     }
 }
@@ -91,12 +94,19 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| LogError::invalid("raft", e.to_string()))?;
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), Network::default(), log_store, state_machine)
-            .await
-            .map_err(|e| LogError::Unavailable(format!("raft did not start: {e}")))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            Network { source_ip: config.source_ip },
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| LogError::Unavailable(format!("raft did not start: {e}")))?;
         let limits =
             BatchLimits { max_events: eventlog.group_commit_max_events, max_bytes: eventlog.group_commit_max_bytes };
-        let batcher = Batcher::start(raft.clone(), config.node_id, limits, eventlog.write_queue_depth);
+        let batcher =
+            Batcher::start(raft.clone(), config.node_id, limits, eventlog.write_queue_depth, config.source_ip);
         let handle = NodeHandle {
             raft: raft.clone(),
             id: config.node_id,
