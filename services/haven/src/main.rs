@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_failover;
 mod bench_relay;
 mod cluster;
 
@@ -129,6 +130,8 @@ enum BenchCommand {
     Read(bench::ReadArgs),
     /// Relay throughput to JetStream, and append-to-projection lag at a fixed rate.
     Relay(bench_relay::RelayArgs),
+    /// A three-node cluster of this binary: how long writes stop when the leader is killed.
+    Failover(bench_failover::FailoverArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +190,7 @@ fn main() -> ExitCode {
                 BenchCommand::Append(args) => runtime.block_on(bench::append(args.clone())),
                 BenchCommand::Read(args) => runtime.block_on(bench::read(args.clone())),
                 BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
+                BenchCommand::Failover(args) => runtime.block_on(bench_failover::failover(args.clone())),
             })
         }
         Command::Log { command: LogCommand::Verify { data_dir } } => {

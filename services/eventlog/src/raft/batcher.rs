@@ -31,6 +31,9 @@ const IN_FLIGHT: usize = 4;
 /// How long a call is retried across leader changes before `Unavailable`.
 const RETRY_FOR: Duration = Duration::from_secs(10);
 
+/// How long one forwarded call may take before it is retried.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The limits of one entry.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchLimits {
@@ -61,7 +64,7 @@ impl Batcher {
     pub fn start(raft: Raft, me: NodeId, limits: BatchLimits, queue_depth: usize, source_ip: Option<IpAddr>) -> Self {
         let (queue, calls) = mpsc::channel(queue_depth);
         let (closing, closed) = tokio::sync::watch::channel(false);
-        let forwarder = Arc::new(Forwarder { raft, source_ip, leader: Mutex::new(None) });
+        let forwarder = Arc::new(Forwarder { raft, me, source_ip, leader: Mutex::new(None) });
         let task = tokio::spawn(run(forwarder, me, calls, closed, limits));
         Batcher { queue, closing, task }
     }
@@ -120,7 +123,23 @@ async fn run(
                 _ = closed.changed() => continue,
             },
         };
-        let slot = Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let waiting = tokio::time::Instant::now();
+                let slot = Arc::clone(&slots).acquire_owned();
+                tokio::pin!(slot);
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(5), &mut slot).await {
+                        Ok(slot) => break slot.expect("the semaphore is never closed"),
+                        Err(_) => tracing::warn!(
+                            waited_s = waiting.elapsed().as_secs(),
+                            "every raft proposal slot is still taken; appends are waiting"
+                        ),
+                    }
+                }
+            }
+        };
         let (mut events, mut bytes) = size(&first);
         let mut batch = vec![first];
         while events < limits.max_events && bytes < limits.max_bytes {
@@ -211,9 +230,18 @@ async fn forward_all(forwarder: &Forwarder, batch: Vec<Call>) {
     futures_util::future::join_all(forwards).await;
 }
 
+/// A forwarded call carries the time left as its deadline, so a leader that stops answering
+/// fails it instead of holding it (and this node's proposal slot) forever.
+fn forward_request(request: &pb::AppendBatchRequest) -> tonic::Request<pb::AppendBatchRequest> {
+    let mut request = tonic::Request::new(request.clone());
+    request.set_timeout(FORWARD_TIMEOUT);
+    request
+}
+
 /// Sends calls on to the leader, over one connection kept while the leader stays.
 struct Forwarder {
     raft: Raft,
+    me: NodeId,
     source_ip: Option<IpAddr>,
     /// The leader's address and a client connected to it.
     leader: Mutex<Option<(String, RaftClient<Channel>)>>,
@@ -222,23 +250,64 @@ struct Forwarder {
 impl Forwarder {
     /// Sends a call to the leader's `Forward` RPC, retrying across leader changes.
     async fn forward(&self, appends: Vec<StreamAppend>) -> Answer {
-        let request = pb::AppendBatchRequest { appends: appends.into_iter().map(append_to_proto).collect() };
+        let request = pb::AppendBatchRequest { appends: appends.iter().cloned().map(append_to_proto).collect() };
         let deadline = tokio::time::Instant::now() + RETRY_FOR;
         let mut wait = Duration::from_millis(20);
         loop {
-            let error = match self.leader_client() {
-                Err(error) => error,
-                Ok(mut client) => match client.forward(request.clone()).await {
-                    Ok(response) => return batch_from_proto(&response.into_inner()),
-                    Err(status) => from_status(&status),
-                },
+            // This node may have become the leader meanwhile: it proposes the call itself (a
+            // call to its own Forward RPC would wait for the proposal slot this call holds).
+            let error = if self.raft.current_leader().await == Some(self.me) {
+                match self.propose_here(appends.clone()).await {
+                    Some(answer) => return answer,
+                    None => LogError::Unavailable("leadership moved before the proposal was accepted".into()),
+                }
+            } else {
+                match self.leader_client() {
+                    Err(error) => error,
+                    Ok(mut client) => match client.forward(forward_request(&request)).await {
+                        Ok(response) => return batch_from_proto(&response.into_inner()),
+                        Err(status) => from_status(&status),
+                    },
+                }
             };
             if !matches!(error, LogError::Unavailable(_)) || tokio::time::Instant::now() + wait > deadline {
                 return Err(error);
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_millis(500));
+            // Retried as soon as another leader is known, or after the backoff.
+            if !self.leader_changes(wait).await {
+                wait = (wait * 2).min(Duration::from_millis(200));
+            }
         }
+    }
+
+    /// Proposes one call as a raft entry of its own; `None` if this node no longer leads.
+    async fn propose_here(&self, appends: Vec<StreamAppend>) -> Option<Answer> {
+        match self.raft.client_write(Command::new(now(), vec![appends])).await {
+            Ok(response) => {
+                Some(response.data.calls.into_iter().next().unwrap_or_else(|| {
+                    Err(LogError::Internal("the raft entry was refused by the state machine".into()))
+                }))
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => None,
+            Err(error) => Some(Err(LogError::Unavailable(format!("the raft proposal failed: {error}")))),
+        }
+    }
+
+    /// Waits up to `wait` for the known leader to change; true if it did.
+    async fn leader_changes(&self, wait: Duration) -> bool {
+        let mut metrics = self.raft.metrics();
+        let before = metrics.borrow_and_update().current_leader;
+        tokio::time::timeout(wait, async {
+            while metrics.changed().await.is_ok() {
+                let now = metrics.borrow_and_update().current_leader;
+                if now.is_some() && now != before {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        })
+        .await
+        .is_ok()
     }
 
     /// A client for the current leader: the kept one while the leader's address is the same.
