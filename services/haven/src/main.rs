@@ -18,6 +18,7 @@ mod cluster;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
 mod event_counts;
+mod ingest_parse;
 mod tail;
 mod up;
 mod verify;
@@ -51,6 +52,11 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+    /// Filtering-events ingest tools.
+    Ingest {
+        #[command(subcommand)]
+        command: IngestCommand,
     },
     /// Event log tools.
     Log {
@@ -128,6 +134,13 @@ enum BenchCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum IngestCommand {
+    /// Parse filter or proxy log files without writing anything: one JSON line per line
+    /// (the normalised breach, or why it was refused), then a summary on stderr.
+    Parse(ingest_parse::ParseArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum LogCommand {
     /// Recompute the hash chain over every stored event; report the first break or OK.
     Verify {
@@ -185,6 +198,7 @@ fn main() -> ExitCode {
                 BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
             })
         }
+        Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),
         Command::Log { command: LogCommand::Verify { data_dir } } => {
             init_tracing("info");
             verify::run(data_dir)
