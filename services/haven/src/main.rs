@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_parse;
 mod bench_relay;
 mod cluster;
 
@@ -131,6 +132,8 @@ enum BenchCommand {
     Read(bench::ReadArgs),
     /// Relay throughput to JetStream, and append-to-projection lag at a fixed rate.
     Relay(bench_relay::RelayArgs),
+    /// Ingest's parse + normalise + classify over the corpus mix, lines/s on every core.
+    Parse(bench_parse::ParseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +199,7 @@ fn main() -> ExitCode {
                 BenchCommand::Append(args) => runtime.block_on(bench::append(args.clone())),
                 BenchCommand::Read(args) => runtime.block_on(bench::read(args.clone())),
                 BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
+                BenchCommand::Parse(args) => bench_parse::parse(args),
             })
         }
         Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),

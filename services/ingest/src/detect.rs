@@ -2,11 +2,17 @@
 //! runs on each candidate payload of a line (after the syslog header, then after the host and
 //! the tag), so a feed may mix formats and envelopes.
 
-use memchr::memmem;
-
 use crate::format::SourceFormat;
-use crate::text::next_token;
+use crate::text::{needle, next_token};
 use crate::time;
+
+needle!(SOPHOS_FIREWALL, b"log_type=");
+needle!(SOPHOS_UTM, b" httpproxy[");
+needle!(SOPHOS_APPLIANCE_TIME, b" t=");
+needle!(FORTIGATE_LOGID, b"logid=");
+needle!(ZSCALER_URLCAT, b"urlcat=");
+needle!(SQUIDGUARD_REQUEST, b"Request(");
+needle!(BARRACUDA_MARKER, b" BYF ");
 
 pub(crate) fn detect(payload: &str) -> Option<SourceFormat> {
     let bytes = payload.as_bytes();
@@ -20,18 +26,18 @@ pub(crate) fn detect(payload: &str) -> Option<SourceFormat> {
         }
         _ => {}
     }
-    if memmem::find(head, b"log_type=").is_some()
-        || memmem::find(head, b" httpproxy[").is_some()
-        || (payload.starts_with("h=") && memmem::find(head, b" t=").is_some())
+    if SOPHOS_FIREWALL.is_in(head)
+        || SOPHOS_UTM.is_in(head)
+        || (payload.starts_with("h=") && SOPHOS_APPLIANCE_TIME.is_in(head))
     {
         return Some(SourceFormat::Sophos);
     }
     if ["date=", "logver=", "logid=", "itime=", "eventtime="].iter().any(|p| payload.starts_with(p))
-        && memmem::find(head, b"logid=").is_some()
+        && FORTIGATE_LOGID.is_in(head)
     {
         return Some(SourceFormat::Fortigate);
     }
-    if memchr::memchr(b'\t', head).is_some() && memmem::find(bytes, b"urlcat=").is_some() {
+    if memchr::memchr(b'\t', head).is_some() && ZSCALER_URLCAT.is_in(bytes) {
         return Some(SourceFormat::ZscalerNss);
     }
     if !bytes[0].is_ascii_digit() {
@@ -45,7 +51,7 @@ pub(crate) fn detect(payload: &str) -> Option<SourceFormat> {
         return Some(SourceFormat::PanOs);
     }
     if let Some((_, rest)) = time::ymd_hms(payload) {
-        if rest.starts_with(" [") && memmem::find(head, b"Request(").is_some() {
+        if rest.starts_with(" [") && SQUIDGUARD_REQUEST.is_in(head) {
             return Some(SourceFormat::Squidguard);
         }
         // Squid's cache.log (`2019/10/11 09:14:49 kid1| …`): read as Squid so it is refused
@@ -57,7 +63,7 @@ pub(crate) fn detect(payload: &str) -> Option<SourceFormat> {
     let mut rest = payload;
     let first = next_token(&mut rest)?;
     if first.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        if memmem::find(head, b" BYF ").is_some() {
+        if BARRACUDA_MARKER.is_in(head) {
             return Some(SourceFormat::Barracuda);
         }
         let mut fields = rest;

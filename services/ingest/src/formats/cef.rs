@@ -163,15 +163,16 @@ pub(super) fn unescape(raw: &str) -> Cow<'_, str> {
 /// The `key=value` pairs of an extension, values raw (still escaped) and trimmed.
 struct Extension<'a> {
     text: &'a str,
-    /// Where the next key starts; `None` when done.
-    key_start: Option<usize>,
+    /// The next key's start and its `=`; `None` when done.
+    next: Option<(usize, usize)>,
 }
 
 impl<'a> Extension<'a> {
     fn new(text: &'a str) -> Self {
+        let mut extension = Extension { text, next: None };
         let trimmed = text.trim_start();
-        let offset = text.len() - trimmed.len();
-        Extension { text, key_start: (!trimmed.is_empty()).then_some(offset) }
+        extension.next = extension.next_key_at(text.len() - trimmed.len());
+        extension
     }
 
     /// The next `=` that starts a pair: unescaped, with a key-like word right before it.
@@ -194,14 +195,10 @@ impl<'a> Iterator for Extension<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let start = self.key_start?;
-        let (key_start, eq) = self.next_key_at(start)?;
+        let (key_start, eq) = self.next?;
         let value_start = eq + 1;
-        let (value_end, next) = match self.next_key_at(value_start) {
-            Some((next_key, _)) => (next_key, Some(next_key)),
-            None => (self.text.len(), None),
-        };
-        self.key_start = next;
+        self.next = self.next_key_at(value_start);
+        let value_end = self.next.map_or(self.text.len(), |(next_key, _)| next_key);
         Some((&self.text[key_start..eq], self.text[value_start..value_end].trim()))
     }
 }

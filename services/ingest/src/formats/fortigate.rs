@@ -33,11 +33,15 @@ struct Fields<'a> {
     appcat: Option<Value<'a>>,
 }
 
+const NOT_WEB: ParseError = ParseError::not_web("a FortiGate traffic, event or UTM record without a URL");
+
 pub(super) fn parse<'a>(payload: &'a str, cx: &Cx<'a>) -> Result<BreachObserved<'a>, ParseError> {
     let mut f = Fields::default();
     for pair in kv::pairs(payload) {
         let (key, value) = pair?;
         match key {
+            // Most of a firewall's lines are traffic records: stop reading them at `type`.
+            "type" if value.raw != "utm" => return Err(NOT_WEB),
             "date" => f.date = Some(value.raw),
             "time" => f.time = Some(value.raw),
             "tz" => f.tz = Some(value.raw),
@@ -58,10 +62,6 @@ pub(super) fn parse<'a>(payload: &'a str, cx: &Cx<'a>) -> Result<BreachObserved<
     }
     if f.kind.is_none() {
         return Err(ParseError::missing("type", "no type= field"));
-    }
-    const NOT_WEB: ParseError = ParseError::not_web("a FortiGate traffic, event or UTM record without a URL");
-    if f.kind != Some("utm") {
-        return Err(NOT_WEB);
     }
     let url = match (f.hostname, f.url) {
         (Some(host), Some(path)) => url::from_host_and_path(host, path)?,

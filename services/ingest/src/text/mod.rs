@@ -5,6 +5,9 @@ pub(crate) mod kv;
 pub(crate) mod url;
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use crate::error::ParseError;
 
@@ -31,3 +34,28 @@ pub(crate) fn next_token<'a>(rest: &mut &'a str) -> Option<&'a str> {
     *rest = after;
     Some(token)
 }
+
+/// Substring searchers built once: building one per search was a tenth of the parse time.
+pub(crate) struct Needle(LazyLock<Finder<'static>>);
+
+impl Needle {
+    pub const fn new(init: fn() -> Finder<'static>) -> Self {
+        Needle(LazyLock::new(init))
+    }
+
+    pub fn is_in(&self, haystack: &[u8]) -> bool {
+        self.0.find(haystack).is_some()
+    }
+
+    pub fn find(&self, haystack: &[u8]) -> Option<usize> {
+        self.0.find(haystack)
+    }
+}
+
+/// A static [`Needle`] for a byte string.
+macro_rules! needle {
+    ($name:ident, $bytes:literal) => {
+        static $name: $crate::text::Needle = $crate::text::Needle::new(|| memchr::memmem::Finder::new($bytes));
+    };
+}
+pub(crate) use needle;

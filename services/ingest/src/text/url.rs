@@ -6,6 +6,9 @@
 use std::borrow::Cow;
 
 use crate::error::ParseError;
+use crate::text::needle;
+
+needle!(SCHEME_END, b"://");
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Url<'a> {
@@ -49,7 +52,7 @@ pub(crate) fn parse_field(raw: Cow<'_, str>) -> Result<Url<'_>, ParseError> {
 /// A host field and a path field (FortiOS `hostname` + `url`); a path that is itself a whole
 /// URL wins.
 pub(crate) fn from_host_and_path<'a>(host: &'a str, path: &'a str) -> Result<Url<'a>, ParseError> {
-    if memchr::memmem::find(path.as_bytes(), b"://").is_some() {
+    if SCHEME_END.is_in(path.as_bytes()) {
         return parse(path);
     }
     let host_url = parse(host)?;
@@ -63,7 +66,7 @@ pub(crate) fn from_host_and_path<'a>(host: &'a str, path: &'a str) -> Result<Url
 }
 
 fn host_of(url: &str) -> Result<Cow<'_, str>, ParseError> {
-    let authority = match memchr::memmem::find(url.as_bytes(), b"://") {
+    let authority = match SCHEME_END.find(url.as_bytes()) {
         Some(at) => &url[at + 3..],
         None if url.starts_with('/') => return Err(NO_HOST),
         None => url,
