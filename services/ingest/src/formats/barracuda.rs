@@ -5,9 +5,10 @@
 //! matched-category [user] referer …`. Time is UTC.
 //!
 //! Values are not quoted, and category names and the reason may hold spaces (`Hate Speech`,
-//! `Stream=>Eicar-Test-Signature FOUND`), so only the fields before the reason are read by
-//! position. The user is the one bracketed field, and the matched category is what lies
-//! between `spy-type spy-id score matched-part` and it, read from the bracket backwards.
+//! `Stream=>Eicar-Test-Signature FOUND`), so positions are trusted up to the action word, and
+//! the action type (after the reason) only on CloudGen's template. The user is the one
+//! bracketed field, and the matched category is what lies between `spy-type spy-id score
+//! matched-part` and it, read from the bracket backwards.
 //!
 //! CloudGen's template writes the words `BYF ALLOWED CLEAN` literally, so there the real
 //! decision is the action type (`%actionnum%`, 1 = blocked); a CloudGen line (reason `CLEAN`
