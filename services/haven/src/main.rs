@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_failover;
+mod bench_parse;
 mod bench_relay;
 mod cluster;
 
@@ -19,6 +20,7 @@ mod cluster;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
 mod event_counts;
+mod ingest_parse;
 mod tail;
 mod up;
 mod verify;
@@ -52,6 +54,11 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+    /// Filtering-events ingest tools.
+    Ingest {
+        #[command(subcommand)]
+        command: IngestCommand,
     },
     /// Event log tools.
     Log {
@@ -132,6 +139,15 @@ enum BenchCommand {
     Relay(bench_relay::RelayArgs),
     /// A three-node cluster of this binary: how long writes stop when the leader is killed.
     Failover(bench_failover::FailoverArgs),
+    /// Ingest's parse + normalise + classify over the corpus mix, lines/s on every core.
+    Parse(bench_parse::ParseArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum IngestCommand {
+    /// Parse filter or proxy log files without writing anything: one JSON line per line
+    /// (the normalised breach, or why it was refused), then a summary on stderr.
+    Parse(ingest_parse::ParseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,8 +207,10 @@ fn main() -> ExitCode {
                 BenchCommand::Read(args) => runtime.block_on(bench::read(args.clone())),
                 BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
                 BenchCommand::Failover(args) => runtime.block_on(bench_failover::failover(args.clone())),
+                BenchCommand::Parse(args) => bench_parse::parse(args),
             })
         }
+        Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),
         Command::Log { command: LogCommand::Verify { data_dir } } => {
             init_tracing("info");
             verify::run(data_dir)
