@@ -8,13 +8,23 @@ use haven_kernel::{Decider, ExpectedVersion, SchoolId, StreamId, Version, fold};
 use haven_proto::v1 as pb;
 
 use crate::Error;
-use crate::domain::{School, SchoolCommand, SchoolDecider, Trust, TrustCommand, TrustDecider};
+use haven_authz::UserId;
+
+use crate::domain::{
+    Aup, AupCommand, AupDecider, School, SchoolCommand, SchoolDecider, SchoolSystem, SystemCommand, SystemDecider,
+    Trust, TrustCommand, TrustDecider, UnixTime, User, UserCommand, UserDecider,
+};
 use crate::events;
+use crate::keys::SigningKey;
 
 /// How many times a command is re-decided when the stream moved under it.
 const MAX_ATTEMPTS: u32 = 5;
 /// Events read per page when loading a stream.
 const LOAD_PAGE: u32 = 1_000;
+/// The stream of the acceptable use policy (one trust per deployment).
+pub const AUP_STREAM: &str = "aup-policy";
+/// The stream announcing each token signing key's public half.
+pub const SIGNING_KEYS_STREAM: &str = "signingkeys-identity";
 
 /// Where new event ids come from.
 #[derive(Clone, Debug)]
@@ -48,6 +58,17 @@ pub struct CommandContext {
     pub event_ids: EventIds,
 }
 
+/// An event's type and protobuf payload.
+type EncodedEvent = (&'static str, Vec<u8>);
+
+/// How one aggregate's events are stored: their protobuf forms, and the school a state's
+/// events belong to (the envelope's tenancy; `None` for trust-wide streams).
+struct Codec<'a, D: Decider> {
+    decode: fn(&pb::EventEnvelope) -> Result<D::Event, Error>,
+    encode: &'a dyn Fn(&D::Event) -> EncodedEvent,
+    school: fn(&D::State) -> Option<SchoolId>,
+}
+
 /// Identity's application service.
 #[derive(Clone)]
 pub struct IdentityApp {
@@ -73,7 +94,12 @@ impl IdentityApp {
         let TrustCommand::Establish { trust_id, .. } = &command;
         let stream_id = stream("trust", trust_id, "trust_id")?;
         let (state, _) = self
-            .execute::<TrustDecider>(&stream_id, &command, context, None, events::decode_trust, events::encode_trust)
+            .execute::<TrustDecider>(
+                &stream_id,
+                &command,
+                context,
+                Codec { decode: events::decode_trust, encode: &events::encode_trust, school: |_| None },
+            )
             .await?;
         state.ok_or_else(|| Error::NotFound(format!("trust {trust_id}")))
     }
@@ -118,13 +144,176 @@ impl IdentityApp {
                 &stream_id,
                 &command,
                 context,
-                Some(school_id),
-                events::decode_school,
-                events::encode_school,
+                Codec {
+                    decode: events::decode_school,
+                    encode: &events::encode_school,
+                    school: |state| state.as_ref().map(|school| school.school_id.clone()),
+                },
             )
             .await?;
         let school = state.ok_or_else(|| Error::NotFound(format!("school {school_id}")))?;
         Ok((school, version.unwrap_or(Version(0))))
+    }
+
+    /// Registers a user; the home school, when given, must exist.
+    pub async fn register_user(
+        &self,
+        context: &CommandContext,
+        command: UserCommand,
+    ) -> Result<(User, Version), Error> {
+        let UserCommand::Register { user_id, home_school, .. } = &command else {
+            return Err(Error::invalid("command", "is not a registration"));
+        };
+        if let Some(school_id) = home_school {
+            self.require_school(school_id, "home_school_id").await?;
+        }
+        let user_id = user_id.clone();
+        self.user_command(context, &user_id, command).await
+    }
+
+    /// Any command on an existing user. A school-scoped grant needs the school to exist.
+    pub async fn user_command(
+        &self,
+        context: &CommandContext,
+        user_id: &UserId,
+        command: UserCommand,
+    ) -> Result<(User, Version), Error> {
+        if let UserCommand::GrantRole { grant, .. } = &command
+            && let Some(school_id) = grant.scope.school()
+        {
+            self.require_school(school_id, "school_id").await?;
+        }
+        let stream_id = stream("user", user_id.as_str(), "user_id")?;
+        let encode = |event: &_| events::encode_user(user_id, event);
+        let (state, version) = self
+            .execute::<UserDecider>(
+                &stream_id,
+                &command,
+                context,
+                Codec {
+                    decode: events::decode_user,
+                    encode: &encode,
+                    school: |state| state.as_ref().and_then(|user| user.home_school.clone()),
+                },
+            )
+            .await?;
+        let user = state.ok_or_else(|| Error::NotFound(format!("user {user_id}")))?;
+        Ok((user, version.unwrap_or(Version(0))))
+    }
+
+    /// Accepts the AUP in force for a user.
+    pub async fn accept_aup(
+        &self,
+        context: &CommandContext,
+        user_id: &UserId,
+        version: u32,
+        at: UnixTime,
+    ) -> Result<(User, Version), Error> {
+        let current_version = self.aup().await?.map(|aup| aup.version);
+        self.user_command(context, user_id, UserCommand::AcceptAup { version, current_version, at }).await
+    }
+
+    /// A user as its stream says now, with the stream's version.
+    pub async fn user(&self, user_id: &UserId) -> Result<Option<(User, Version)>, Error> {
+        let stream_id = stream("user", user_id.as_str(), "user_id")?;
+        let (history, version) = self.load(&stream_id, events::decode_user).await?;
+        Ok(fold::<UserDecider>(&history).zip(version))
+    }
+
+    /// Publishes a new AUP version.
+    pub async fn publish_aup(
+        &self,
+        context: &CommandContext,
+        version: u32,
+        text_sha256: [u8; 32],
+    ) -> Result<Aup, Error> {
+        let stream_id = StreamId::parse(AUP_STREAM).map_err(|e| Error::invalid("aup stream", e.to_string()))?;
+        let command = AupCommand::Publish { version, text_sha256 };
+        let (state, _) = self
+            .execute::<AupDecider>(
+                &stream_id,
+                &command,
+                context,
+                Codec { decode: events::decode_aup, encode: &events::encode_aup, school: |_| None },
+            )
+            .await?;
+        state.ok_or_else(|| Error::NotFound("aup".into()))
+    }
+
+    /// The AUP in force, if any has been published.
+    pub async fn aup(&self) -> Result<Option<Aup>, Error> {
+        let stream_id = StreamId::parse(AUP_STREAM).map_err(|e| Error::invalid("aup stream", e.to_string()))?;
+        let (history, _) = self.load(&stream_id, events::decode_aup).await?;
+        Ok(fold::<AupDecider>(&history))
+    }
+
+    /// A command on a school system's credential; issuing needs the school to exist.
+    pub async fn system_command(
+        &self,
+        context: &CommandContext,
+        system_id: &str,
+        command: SystemCommand,
+    ) -> Result<SchoolSystem, Error> {
+        if let SystemCommand::Issue { school_id, .. } = &command {
+            self.require_school(school_id, "school_id").await?;
+        }
+        let stream_id = stream("system", system_id, "system_id")?;
+        let encode = |event: &_| events::encode_system(system_id, event);
+        let (state, _) = self
+            .execute::<SystemDecider>(
+                &stream_id,
+                &command,
+                context,
+                Codec {
+                    decode: events::decode_system,
+                    encode: &encode,
+                    school: |state| state.as_ref().map(|system| system.school_id.clone()),
+                },
+            )
+            .await?;
+        state.ok_or_else(|| Error::NotFound(format!("school system {system_id}")))
+    }
+
+    /// A school system as its stream says now.
+    pub async fn system(&self, system_id: &str) -> Result<Option<SchoolSystem>, Error> {
+        let stream_id = stream("system", system_id, "system_id")?;
+        let (history, _) = self.load(&stream_id, events::decode_system).await?;
+        Ok(fold::<SystemDecider>(&history))
+    }
+
+    /// Announces a signing key's public half in the log, once: the event id is derived from
+    /// the key id and the content from the key, so announcing again on every start writes
+    /// nothing new. Services in other processes learn verification keys from these events.
+    pub async fn announce_signing_key(&self, key: &SigningKey) -> Result<(), Error> {
+        let stream_id =
+            StreamId::parse(SIGNING_KEYS_STREAM).map_err(|e| Error::invalid("signing key stream", e.to_string()))?;
+        let payload =
+            pb::SigningKeyRotated { key_id: key.kid.clone(), public_key_der: key.public_key_der(), retire_after: None };
+        let event = pb::ProposedEvent {
+            event_id: EventIds::Derived { key: format!("signing-key:{}", key.kid) }.id(0),
+            event_type: events::SIGNING_KEY_ROTATED.into(),
+            schema_version: 1,
+            school_id: String::new(),
+            occurred_at: Some(events::time_to_proto(UnixTime(key.created_at))),
+            actor: Some(pb::Actor {
+                principal_id: "haven".into(),
+                kind: pb::ActorKind::System as i32,
+                roles: vec!["identity".into()],
+            }),
+            correlation_id: vec![],
+            causation_id: vec![],
+            trace_context: None,
+            payload: prost::Message::encode_to_vec(&payload),
+        };
+        self.log.append(&stream_id, ExpectedVersion::Any, vec![event]).await?;
+        Ok(())
+    }
+
+    async fn require_school(&self, school_id: &SchoolId, field: &str) -> Result<(), Error> {
+        match self.school(school_id).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::invalid(field, format!("school {school_id} is not registered"))),
+        }
     }
 
     /// Every event of a stream, decoded, and its last version.
@@ -153,31 +342,31 @@ impl IdentityApp {
         stream_id: &StreamId,
         command: &D::Command,
         context: &CommandContext,
-        school_id: Option<&SchoolId>,
-        decode: fn(&pb::EventEnvelope) -> Result<D::Event, Error>,
-        encode: fn(&D::Event) -> (&'static str, Vec<u8>),
+        codec: Codec<'_, D>,
     ) -> Result<(D::State, Option<Version>), Error>
     where
         D: Decider,
         Error: From<D::Error>,
     {
         for _attempt in 0..MAX_ATTEMPTS {
-            let (history, version) = self.load(stream_id, decode).await?;
+            let (history, version) = self.load(stream_id, codec.decode).await?;
             let state = fold::<D>(&history);
             let new_events = D::decide(&state, command)?;
             if new_events.is_empty() {
                 return Ok((state, version));
             }
+            let new_state = new_events.iter().fold(state, D::evolve);
+            let school_id = (codec.school)(&new_state);
             let proposed = new_events
                 .iter()
                 .enumerate()
                 .map(|(index, event)| {
-                    let (event_type, payload) = encode(event);
+                    let (event_type, payload) = (codec.encode)(event);
                     pb::ProposedEvent {
                         event_id: context.event_ids.id(index),
                         event_type: event_type.to_owned(),
                         schema_version: 1,
-                        school_id: school_id.map(ToString::to_string).unwrap_or_default(),
+                        school_id: school_id.as_ref().map(ToString::to_string).unwrap_or_default(),
                         occurred_at: Some(context.occurred_at),
                         actor: Some(context.actor.clone()),
                         correlation_id: vec![],
@@ -189,10 +378,7 @@ impl IdentityApp {
                 .collect();
             let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
             match self.log.append(stream_id, expected, proposed).await {
-                Ok(outcome) => {
-                    let state = new_events.iter().fold(state, D::evolve);
-                    return Ok((state, Some(outcome.last_version)));
-                }
+                Ok(outcome) => return Ok((new_state, Some(outcome.last_version))),
                 Err(LogError::WrongExpectedVersion(_)) => continue,
                 Err(other) => return Err(other.into()),
             }

@@ -3,16 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use futures_util::StreamExt;
 use haven_eventlog_client::EventLog;
-use haven_kernel::{Position, SchoolId, Version};
+use haven_kernel::{SchoolId, Version};
 use haven_proto::v1::EventFilter;
 use haven_runtime::{ReadinessHandle, Shutdown};
 
 use crate::domain::{School, SchoolDecider};
 use crate::events;
+use crate::follow::follow_log;
 
 /// Every school, by id, with the version of its stream.
 #[derive(Clone, Debug, Default)]
@@ -29,46 +28,10 @@ impl SchoolDirectory {
         self.schools.read().expect("directory lock").get(school_id).cloned()
     }
 
-    /// Follows the log until `shutdown`, resubscribing from its checkpoint when a subscription
-    /// ends (a restart of the log, a slow-subscriber cut).
+    /// Follows the log until `shutdown` (see [`follow_log`]).
     pub async fn follow(self, log: Arc<dyn EventLog>, readiness: ReadinessHandle, shutdown: Shutdown) {
         let filter = EventFilter { stream_categories: vec!["school".into()], ..Default::default() };
-        let mut checkpoint = Position(0);
-        while !shutdown.is_triggered() {
-            let mut subscription = match log.subscribe(checkpoint, filter.clone()).await {
-                Ok(subscription) => subscription,
-                Err(error) => {
-                    readiness.set_not_ready("cannot subscribe to the event log");
-                    tracing::warn!(%error, "school directory cannot subscribe; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        () = shutdown.triggered() => return,
-                    }
-                }
-            };
-            loop {
-                let next = tokio::select! {
-                    next = subscription.next() => next,
-                    () = shutdown.triggered() => return,
-                };
-                match next {
-                    Some(Ok(batch)) => {
-                        for envelope in &batch.events {
-                            self.apply(envelope);
-                        }
-                        checkpoint = batch.checkpoint;
-                        if batch.caught_up {
-                            readiness.set_ready();
-                        }
-                    }
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, position = checkpoint.0, "school directory subscription ended; resuming");
-                        break;
-                    }
-                    None => break,
-                }
-            }
-        }
+        follow_log(log, filter, "schools", |envelope| self.apply(envelope), readiness, shutdown).await;
     }
 
     fn apply(&self, envelope: &haven_proto::v1::EventEnvelope) {

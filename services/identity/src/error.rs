@@ -3,7 +3,7 @@
 use haven_eventlog_client::LogError;
 use haven_kernel::ErrorCode;
 
-use crate::domain::{SchoolError, TrustError};
+use crate::domain::{AupError, SchoolError, SystemError, TrustError, UserError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,6 +16,22 @@ pub enum Error {
     School(#[from] SchoolError),
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Aup(#[from] AupError),
+    #[error(transparent)]
+    System(#[from] SystemError),
+    /// The login or password is wrong, or the account may not sign in. One message for every
+    /// case, so it does not tell whether an account exists.
+    #[error("the login or password is wrong")]
+    SignInRefused,
+    /// The token signing keys cannot be read, written or used.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    /// A bug or an unexpected failure of a local task.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Concurrent writers kept moving the stream; the caller may retry.
     #[error("{stream} kept changing; gave up after {attempts} attempts")]
     Contended { stream: String, attempts: u32 },
@@ -42,9 +58,37 @@ impl Error {
             Error::School(SchoolError::NotRegistered) => ErrorCode::NotFound,
             Error::School(SchoolError::InvalidName(_) | SchoolError::PupilCountOutOfRange(_))
             | Error::Trust(TrustError::InvalidName(_)) => ErrorCode::InvalidArgument,
+            Error::User(error) => user_code(error),
+            Error::Aup(AupError::NotNextVersion { .. }) => ErrorCode::Conflict,
+            Error::Aup(AupError::SameText) => ErrorCode::AlreadyExists,
+            Error::System(SystemError::AlreadyIssued) => ErrorCode::AlreadyExists,
+            Error::System(SystemError::NotIssued) => ErrorCode::NotFound,
+            Error::System(SystemError::OtherSchool(_)) => ErrorCode::Conflict,
+            Error::System(SystemError::InvalidSystemId | SystemError::NotArgon2id) => ErrorCode::InvalidArgument,
+            Error::SignInRefused => ErrorCode::Unauthenticated,
+            Error::Internal(_) | Error::Keys(_) => ErrorCode::Internal,
             Error::Contended { .. } => ErrorCode::Conflict,
             Error::UnreadableEvent { .. } => ErrorCode::DataLoss,
             Error::Log(error) => error.code(),
         }
+    }
+}
+
+fn user_code(error: &UserError) -> ErrorCode {
+    match error {
+        UserError::AlreadyRegistered | UserError::AlreadyGranted => ErrorCode::AlreadyExists,
+        UserError::NotRegistered | UserError::NotGranted => ErrorCode::NotFound,
+        UserError::InvalidDisplayName(_)
+        | UserError::InvalidLogin(_)
+        | UserError::InvalidReason(_)
+        | UserError::RoleNotAllowedInScope { .. }
+        | UserError::NotArgon2id
+        | UserError::SessionExpiresBeforeStart => ErrorCode::InvalidArgument,
+        UserError::Disabled
+        | UserError::AlreadyDisabled
+        | UserError::NoAupPublished
+        | UserError::NotCurrentAup { .. } => ErrorCode::Conflict,
+        UserError::Locked { .. } | UserError::TryLater { .. } => ErrorCode::ResourceExhausted,
+        UserError::SessionNotUsable => ErrorCode::Unauthenticated,
     }
 }

@@ -50,8 +50,50 @@ fn refuse_write() -> Status {
     )
 }
 
+/// Calls that need sign-in, refused until it exists (deny by default).
+macro_rules! refused_until_sign_in {
+    ($($name:ident($request:ty) -> $response:ty;)*) => {$(
+        fn $name<'life0, 'async_trait>(
+            &'life0 self,
+            _request: Request<$request>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Result<Response<$response>, Status>> + Send + 'async_trait>>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async { Err(refuse_write()) })
+        }
+    )*};
+}
+
 #[tonic::async_trait]
 impl Identity for IdentityService {
+    refused_until_sign_in! {
+        register_user(pb::RegisterUserRequest) -> pb::RegisterUserResponse;
+        set_password(pb::SetPasswordRequest) -> pb::SetPasswordResponse;
+        grant_role(pb::GrantRoleRequest) -> pb::GrantRoleResponse;
+        revoke_role(pb::RevokeRoleRequest) -> pb::RevokeRoleResponse;
+        disable_user(pb::DisableUserRequest) -> pb::DisableUserResponse;
+        get_user(pb::GetUserRequest) -> pb::GetUserResponse;
+        list_access_register(pb::ListAccessRegisterRequest) -> pb::ListAccessRegisterResponse;
+        publish_aup(pb::PublishAupRequest) -> pb::PublishAupResponse;
+        get_aup(pb::GetAupRequest) -> pb::GetAupResponse;
+        accept_aup(pb::AcceptAupRequest) -> pb::AcceptAupResponse;
+        sign_in(pb::SignInRequest) -> pb::SignInResponse;
+        refresh_token(pb::RefreshTokenRequest) -> pb::RefreshTokenResponse;
+        sign_out(pb::SignOutRequest) -> pb::SignOutResponse;
+        who_am_i(pb::WhoAmIRequest) -> pb::WhoAmIResponse;
+        get_jwks(pb::GetJwksRequest) -> pb::GetJwksResponse;
+        issue_school_system_credential(pb::IssueSchoolSystemCredentialRequest) -> pb::IssueSchoolSystemCredentialResponse;
+        revoke_school_system_credential(pb::RevokeSchoolSystemCredentialRequest) -> pb::RevokeSchoolSystemCredentialResponse;
+        exchange_client_credentials(pb::ExchangeClientCredentialsRequest) -> pb::ExchangeClientCredentialsResponse;
+        register_subject(pb::RegisterSubjectRequest) -> pb::RegisterSubjectResponse;
+        change_subject_flags(pb::ChangeSubjectFlagsRequest) -> pb::ChangeSubjectFlagsResponse;
+        get_subject(pb::GetSubjectRequest) -> pb::GetSubjectResponse;
+        list_subjects(pb::ListSubjectsRequest) -> pb::ListSubjectsResponse;
+        import_roster(pb::ImportRosterRequest) -> pb::ImportRosterResponse;
+    }
+
     async fn establish_trust(
         &self,
         _request: Request<pb::EstablishTrustRequest>,

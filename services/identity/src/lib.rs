@@ -1,10 +1,13 @@
-//! Identity (DESIGN.md §5): it owns the trust (`trust-<id>`) and its schools (`school-<id>`,
-//! with pupil numbers for rates per 100 pupils). Users, role grants, AUP acceptance, sign-in,
-//! school-system credentials and the protected subject directory arrive with issue 6.
+//! Identity (DESIGN.md §5): it owns the trust (`trust-<id>`), its schools (`school-<id>`,
+//! with pupil numbers for rates per 100 pupils), people's accounts (`user-<id>`: role grants
+//! with who granted them and why, AUP acceptance, sessions, sign-in failures, leaving) and the
+//! acceptable use policy (`aup-policy`).
 //!
 //! ```text
 //!  gRPC (grpc.rs) ──▶ app.rs: load stream ─▶ fold ─▶ decide (domain/) ─▶ append(expected version)
 //!  event log ──subscribe──▶ directory.rs: the schools read model (ready once caught up)
+//!            ──subscribe──▶ users.rs: accounts by id and login, the access register
+//!  sign_in.rs: passwords (password/: policy, argon2id) with backoff and lockout
 //! ```
 //! The domain is pure; only `events.rs` knows the protobuf forms of its events, and only
 //! `grpc.rs` knows tonic. Writes are refused over gRPC until sign-in exists (deny by default).
@@ -15,9 +18,18 @@ mod directory;
 pub mod domain;
 mod error;
 mod events;
+mod follow;
 mod grpc;
+pub mod keys;
+pub mod password;
+mod secret;
+mod sign_in;
+pub mod tokens;
+mod users;
 
-pub use app::{CommandContext, EventIds, IdentityApp};
+pub use app::{AUP_STREAM, CommandContext, EventIds, IdentityApp, SIGNING_KEYS_STREAM};
 pub use directory::SchoolDirectory;
 pub use error::Error;
 pub use grpc::IdentityService;
+pub use sign_in::{Accounts, user_context};
+pub use users::{AccessChange, AccessRegisterEntry, UserDirectory};

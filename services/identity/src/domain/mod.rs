@@ -1,10 +1,27 @@
 //! Identity's pure domain: aggregates as deciders, no I/O, no clock, no random ids.
 
+pub mod aup;
 pub mod school;
+pub mod system;
 pub mod trust;
+pub mod user;
 
+pub use aup::{Aup, AupCommand, AupDecider, AupError, AupEvent};
 pub use school::{School, SchoolCommand, SchoolDecider, SchoolError, SchoolEvent, SchoolPhase};
+pub use system::{SchoolSystem, SystemCommand, SystemDecider, SystemError, SystemEvent};
 pub use trust::{Trust, TrustCommand, TrustDecider, TrustError, TrustEvent};
+pub use user::{GrantRecord, User, UserCommand, UserDecider, UserError, UserEvent};
+
+/// A moment, in whole seconds since the Unix epoch (UTC). Commands carry it; the domain
+/// never reads a clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct UnixTime(pub i64);
+
+impl std::fmt::Display for UnixTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} s after the epoch", self.0)
+    }
+}
 
 /// Longest school or trust name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 120;

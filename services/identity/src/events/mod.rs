@@ -1,12 +1,20 @@
-//! The protobuf forms of identity's events: the only module that knows them. Event types are
+//! The protobuf forms of identity's events: the only modules that know them. Event types are
 //! `identity.<MessageName>`, schema version 1.
+
+mod aup;
+mod system;
+mod user;
+
+pub use aup::{decode_aup, encode_aup};
+pub use system::{SIGNING_KEY_ROTATED, decode_system, encode_system};
+pub use user::{decode_user, encode_user};
 
 use haven_kernel::SchoolId;
 use haven_proto::v1 as pb;
 use prost::Message;
 
 use crate::Error;
-use crate::domain::{SchoolEvent, SchoolPhase, TrustEvent};
+use crate::domain::{SchoolEvent, SchoolPhase, TrustEvent, UnixTime};
 
 pub const TRUST_ESTABLISHED: &str = "identity.TrustEstablished";
 pub const SCHOOL_REGISTERED: &str = "identity.SchoolRegistered";
@@ -56,13 +64,32 @@ pub fn encode_school(event: &SchoolEvent) -> (&'static str, Vec<u8>) {
     }
 }
 
-/// Decodes a stored school event.
-pub fn decode_school(envelope: &pb::EventEnvelope) -> Result<SchoolEvent, Error> {
-    let unreadable = |reason: String| Error::UnreadableEvent {
+/// The error for a stored event that cannot be read back.
+pub(crate) fn unreadable(envelope: &pb::EventEnvelope) -> impl Fn(String) -> Error + '_ {
+    |reason: String| Error::UnreadableEvent {
         position: envelope.position,
         event_type: envelope.event_type.clone(),
         reason,
-    };
+    }
+}
+
+/// Decodes a payload as `M`, naming the event when it is not one.
+pub(crate) fn payload<M: Message + Default>(envelope: &pb::EventEnvelope) -> Result<M, Error> {
+    M::decode(envelope.payload.as_slice()).map_err(|e| unreadable(envelope)(e.to_string()))
+}
+
+pub fn time_to_proto(time: UnixTime) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: time.0, nanos: 0 }
+}
+
+/// Whole seconds; an unset time is the epoch.
+pub fn time_from_proto(time: Option<&prost_types::Timestamp>) -> UnixTime {
+    UnixTime(time.map_or(0, |t| t.seconds))
+}
+
+/// Decodes a stored school event.
+pub fn decode_school(envelope: &pb::EventEnvelope) -> Result<SchoolEvent, Error> {
+    let unreadable = unreadable(envelope);
     let school_id = |raw: &str| SchoolId::parse(raw).map_err(|e| unreadable(format!("school_id {e}")));
     match envelope.event_type.as_str() {
         SCHOOL_REGISTERED => {
@@ -97,11 +124,7 @@ pub fn encode_trust(event: &TrustEvent) -> (&'static str, Vec<u8>) {
 }
 
 pub fn decode_trust(envelope: &pb::EventEnvelope) -> Result<TrustEvent, Error> {
-    let unreadable = |reason: String| Error::UnreadableEvent {
-        position: envelope.position,
-        event_type: envelope.event_type.clone(),
-        reason,
-    };
+    let unreadable = unreadable(envelope);
     match envelope.event_type.as_str() {
         TRUST_ESTABLISHED => {
             let event =
