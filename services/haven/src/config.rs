@@ -38,6 +38,9 @@ pub struct HavenConfig {
     /// This event-log node's id in its raft cluster (1 or more). Other nodes reach it at
     /// `grpc_addr`.
     pub node_id: u64,
+    /// The local address this node's connections to other log nodes leave from, for hosts
+    /// with several addresses or firewall rules that name the source. Unset: the OS chooses.
+    pub raft_source_ip: Option<std::net::IpAddr>,
     /// The event log's limits and tuning.
     pub eventlog: EventLogConfig,
     /// Identity: token lifetimes and the password hashing cost.
@@ -55,6 +58,7 @@ impl Default for HavenConfig {
             nats_url: None,
             shutdown_grace_ms: 1_500,
             node_id: 1,
+            raft_source_ip: None,
             eventlog: EventLogConfig::default(),
             identity: IdentityConfig::default(),
         }
@@ -78,6 +82,8 @@ pub struct FlagOverrides {
     pub node_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raft_source_ip: Option<std::net::IpAddr>,
 }
 
 impl HavenConfig {

@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_failover;
+mod bench_parse;
 mod bench_relay;
 mod cluster;
 
@@ -18,6 +20,7 @@ mod cluster;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
 mod event_counts;
+mod ingest_parse;
 mod sign_in;
 mod tail;
 mod up;
@@ -53,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Filtering-events ingest tools.
+    Ingest {
+        #[command(subcommand)]
+        command: IngestCommand,
+    },
     /// Sign in to identity; the password is read from standard input. Prints the tokens as JSON.
     SignIn {
         /// Identity's gRPC address.
@@ -85,6 +93,9 @@ pub struct UpArgs {
     /// This event-log node's id in its raft cluster, 1 or more [default: 1].
     #[arg(long, value_name = "N")]
     pub node_id: Option<u64>,
+    /// The local address connections to other log nodes leave from [default: the OS chooses].
+    #[arg(long, value_name = "IP")]
+    pub raft_source_ip: Option<std::net::IpAddr>,
     /// Address for the HTTP gateway [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
@@ -116,6 +127,7 @@ impl UpArgs {
             eventlog_url: self.eventlog_url.clone(),
             node_id: self.node_id,
             nats_url: self.nats_url.clone(),
+            raft_source_ip: self.raft_source_ip,
         }
     }
 }
@@ -138,6 +150,17 @@ enum BenchCommand {
     Read(bench::ReadArgs),
     /// Relay throughput to JetStream, and append-to-projection lag at a fixed rate.
     Relay(bench_relay::RelayArgs),
+    /// A three-node cluster of this binary: how long writes stop when the leader is killed.
+    Failover(bench_failover::FailoverArgs),
+    /// Ingest's parse + normalise + classify over the corpus mix, lines/s on every core.
+    Parse(bench_parse::ParseArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum IngestCommand {
+    /// Parse filter or proxy log files without writing anything: one JSON line per line
+    /// (the normalised breach, or why it was refused), then a summary on stderr.
+    Parse(ingest_parse::ParseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,8 +219,11 @@ fn main() -> ExitCode {
                 BenchCommand::Append(args) => runtime.block_on(bench::append(args.clone())),
                 BenchCommand::Read(args) => runtime.block_on(bench::read(args.clone())),
                 BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
+                BenchCommand::Failover(args) => runtime.block_on(bench_failover::failover(args.clone())),
+                BenchCommand::Parse(args) => bench_parse::parse(args),
             })
         }
+        Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),
         Command::SignIn { grpc_addr, login, accept_aup } => {
             runtime().and_then(|runtime| runtime.block_on(sign_in::run(*grpc_addr, login, *accept_aup)))
         }

@@ -51,7 +51,9 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     // The log: embedded here, or reached over gRPC.
     // A log node is always a raft node; `haven up` is a one-node cluster of it.
     let (node, shared_log): (Option<RaftNode>, Arc<dyn EventLog>) = if runs_log {
-        let raft_config = RaftNodeConfig::new(config.node_id, config.grpc_addr.to_string(), config.eventlog.clone());
+        let mut raft_config =
+            RaftNodeConfig::new(config.node_id, config.grpc_addr.to_string(), config.eventlog.clone());
+        raft_config.source_ip = config.raft_source_ip;
         let node = RaftNode::open(&config.data_dir.join("eventlog"), raft_config)
             .await
             .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;

@@ -46,3 +46,26 @@ fn bad_bench_flags_are_refused_by_name() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--clients"));
 }
+
+#[test]
+fn parse_reports_the_mix_it_parsed() {
+    let corpus = std::env::var("HAVEN_CORPUS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../ingest/corpus").to_owned());
+    let report = bench(&["parse", "--corpus", &corpus, "--threads", "2", "--seconds", "0.2"]);
+    let samples: usize = haven_ingest::samples::SYNTHETIC
+        .iter()
+        .map(|(_, text)| text.lines().filter(|line| !line.trim().is_empty()).count())
+        .sum();
+    // The corpus's .log files hold 91 non-blank lines.
+    assert_eq!(report["mix_lines"], 91 + samples);
+    assert_eq!(report["threads"], 2);
+    let parsed = report["mix_parsed"].as_u64().unwrap();
+    assert!(parsed > 0 && parsed < report["mix_lines"].as_u64().unwrap());
+    let lines = report["lines"].as_u64().unwrap();
+    assert!(lines > 0 && lines.is_multiple_of(1_024), "each thread counts whole rounds of 1 024 lines: {lines}");
+    assert!(report["lines_per_second"].as_f64().unwrap() > 0.0);
+    if cfg!(target_os = "linux") {
+        let cpu = report["cpu_seconds"].as_f64().unwrap();
+        assert!(cpu > 0.0 && cpu <= 2.0 * report["seconds"].as_f64().unwrap() + 0.05, "{cpu}");
+    }
+}

@@ -12,14 +12,17 @@
 //! changes until [`RETRY_FOR`] has passed. Retrying is safe because appends are idempotent by
 //! event id: a call that did commit is answered with its original positions.
 
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use haven_eventlog_client::status::{append_to_proto, batch_from_proto, from_status};
 use haven_eventlog_client::{BatchItemOutcome, LogError, StreamAppend};
 use haven_proto::v1 as pb;
+use haven_proto::v1::raft_client::RaftClient;
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tonic::transport::Channel;
 
 use super::{Command, NodeId, Raft};
 
@@ -27,6 +30,9 @@ use super::{Command, NodeId, Raft};
 const IN_FLIGHT: usize = 4;
 /// How long a call is retried across leader changes before `Unavailable`.
 const RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// How long one forwarded call may take before it is retried.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The limits of one entry.
 #[derive(Clone, Copy, Debug)]
@@ -54,10 +60,12 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn start(raft: Raft, me: NodeId, limits: BatchLimits, queue_depth: usize) -> Self {
+    /// `source_ip`: where connections to the leader (for forwarding) leave from.
+    pub fn start(raft: Raft, me: NodeId, limits: BatchLimits, queue_depth: usize, source_ip: Option<IpAddr>) -> Self {
         let (queue, calls) = mpsc::channel(queue_depth);
         let (closing, closed) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(run(raft, me, calls, closed, limits));
+        let forwarder = Arc::new(Forwarder { raft, me, source_ip, leader: Mutex::new(None) });
+        let task = tokio::spawn(run(forwarder, me, calls, closed, limits));
         Batcher { queue, closing, task }
     }
 
@@ -92,7 +100,7 @@ fn size(call: &Call) -> (usize, usize) {
 }
 
 async fn run(
-    raft: Raft,
+    forwarder: Arc<Forwarder>,
     me: NodeId,
     mut calls: mpsc::Receiver<Call>,
     mut closed: tokio::sync::watch::Receiver<bool>,
@@ -115,7 +123,23 @@ async fn run(
                 _ = closed.changed() => continue,
             },
         };
-        let slot = Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let waiting = tokio::time::Instant::now();
+                let slot = Arc::clone(&slots).acquire_owned();
+                tokio::pin!(slot);
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(5), &mut slot).await {
+                        Ok(slot) => break slot.expect("the semaphore is never closed"),
+                        Err(_) => tracing::warn!(
+                            waited_s = waiting.elapsed().as_secs(),
+                            "every raft proposal slot is still taken; appends are waiting"
+                        ),
+                    }
+                }
+            }
+        };
         let (mut events, mut bytes) = size(&first);
         let mut batch = vec![first];
         while events < limits.max_events && bytes < limits.max_bytes {
@@ -129,9 +153,9 @@ async fn run(
             bytes += b;
             batch.push(call);
         }
-        let raft = raft.clone();
+        let forwarder = Arc::clone(&forwarder);
         tokio::spawn(async move {
-            propose(&raft, me, batch).await;
+            propose(&forwarder, me, batch).await;
             drop(slot);
         });
     }
@@ -144,9 +168,10 @@ async fn run(
 }
 
 /// Proposes a batch here if this node leads, else forwards each call to the leader.
-async fn propose(raft: &Raft, me: NodeId, batch: Vec<Call>) {
+async fn propose(forwarder: &Forwarder, me: NodeId, batch: Vec<Call>) {
+    let raft = &forwarder.raft;
     if raft.current_leader().await != Some(me) {
-        forward_all(raft, batch).await;
+        forward_all(forwarder, batch).await;
         return;
     }
     let forwardable: Vec<bool> = batch.iter().map(|c| c.forward).collect();
@@ -180,7 +205,7 @@ async fn propose(raft: &Raft, me: NodeId, batch: Vec<Call>) {
                 .zip(forwardable)
                 .map(|((reply, appends), forward)| Call { appends, forward, reply })
                 .collect();
-            forward_all(raft, batch).await;
+            forward_all(forwarder, batch).await;
         }
         Err(error) => {
             // Fatal (shutting down) or a membership error: the entry may or may not commit;
@@ -193,10 +218,10 @@ async fn propose(raft: &Raft, me: NodeId, batch: Vec<Call>) {
     }
 }
 
-async fn forward_all(raft: &Raft, batch: Vec<Call>) {
+async fn forward_all(forwarder: &Forwarder, batch: Vec<Call>) {
     let forwards = batch.into_iter().map(|call| async move {
         let answer = if call.forward {
-            forward(raft, call.appends).await
+            forwarder.forward(call.appends).await
         } else {
             Err(LogError::Unavailable("this node is no longer the leader".into()))
         };
@@ -205,35 +230,103 @@ async fn forward_all(raft: &Raft, batch: Vec<Call>) {
     futures_util::future::join_all(forwards).await;
 }
 
-/// Sends a call to the leader's `Forward` RPC, retrying across leader changes.
-async fn forward(raft: &Raft, appends: Vec<StreamAppend>) -> Answer {
-    let request = pb::AppendBatchRequest { appends: appends.into_iter().map(append_to_proto).collect() };
-    let deadline = tokio::time::Instant::now() + RETRY_FOR;
-    let mut wait = Duration::from_millis(20);
-    loop {
-        let leader = leader_addr(raft).await;
-        let error = match leader {
-            None => LogError::Unavailable("no leader is known".into()),
-            Some(addr) => match super::network::raft_client(&addr) {
-                Err(e) => LogError::Unavailable(e),
-                Ok(mut client) => match client.forward(request.clone()).await {
-                    Ok(response) => return batch_from_proto(&response.into_inner()),
-                    Err(status) => from_status(&status),
-                },
-            },
-        };
-        if !matches!(error, LogError::Unavailable(_)) || tokio::time::Instant::now() + wait > deadline {
-            return Err(error);
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_millis(500));
-    }
+/// A forwarded call carries the time left as its deadline, so a leader that stops answering
+/// fails it instead of holding it (and this node's proposal slot) forever.
+fn forward_request(request: &pb::AppendBatchRequest) -> tonic::Request<pb::AppendBatchRequest> {
+    let mut request = tonic::Request::new(request.clone());
+    request.set_timeout(FORWARD_TIMEOUT);
+    request
 }
 
-async fn leader_addr(raft: &Raft) -> Option<String> {
-    let metrics = raft.metrics().borrow().clone();
-    let leader = metrics.current_leader?;
-    metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
+/// Sends calls on to the leader, over one connection kept while the leader stays.
+struct Forwarder {
+    raft: Raft,
+    me: NodeId,
+    source_ip: Option<IpAddr>,
+    /// The leader's address and a client connected to it.
+    leader: Mutex<Option<(String, RaftClient<Channel>)>>,
+}
+
+impl Forwarder {
+    /// Sends a call to the leader's `Forward` RPC, retrying across leader changes.
+    async fn forward(&self, appends: Vec<StreamAppend>) -> Answer {
+        let request = pb::AppendBatchRequest { appends: appends.iter().cloned().map(append_to_proto).collect() };
+        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        let mut wait = Duration::from_millis(20);
+        loop {
+            // This node may have become the leader meanwhile: it proposes the call itself (a
+            // call to its own Forward RPC would wait for the proposal slot this call holds).
+            let error = if self.raft.current_leader().await == Some(self.me) {
+                match self.propose_here(appends.clone()).await {
+                    Some(answer) => return answer,
+                    None => LogError::Unavailable("leadership moved before the proposal was accepted".into()),
+                }
+            } else {
+                match self.leader_client() {
+                    Err(error) => error,
+                    Ok(mut client) => match client.forward(forward_request(&request)).await {
+                        Ok(response) => return batch_from_proto(&response.into_inner()),
+                        Err(status) => from_status(&status),
+                    },
+                }
+            };
+            if !matches!(error, LogError::Unavailable(_)) || tokio::time::Instant::now() + wait > deadline {
+                return Err(error);
+            }
+            // Retried as soon as another leader is known, or after the backoff.
+            if !self.leader_changes(wait).await {
+                wait = (wait * 2).min(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// Proposes one call as a raft entry of its own; `None` if this node no longer leads.
+    async fn propose_here(&self, appends: Vec<StreamAppend>) -> Option<Answer> {
+        match self.raft.client_write(Command::new(now(), vec![appends])).await {
+            Ok(response) => {
+                Some(response.data.calls.into_iter().next().unwrap_or_else(|| {
+                    Err(LogError::Internal("the raft entry was refused by the state machine".into()))
+                }))
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => None,
+            Err(error) => Some(Err(LogError::Unavailable(format!("the raft proposal failed: {error}")))),
+        }
+    }
+
+    /// Waits up to `wait` for the known leader to change; true if it did.
+    async fn leader_changes(&self, wait: Duration) -> bool {
+        let mut metrics = self.raft.metrics();
+        let before = metrics.borrow_and_update().current_leader;
+        tokio::time::timeout(wait, async {
+            while metrics.changed().await.is_ok() {
+                let now = metrics.borrow_and_update().current_leader;
+                if now.is_some() && now != before {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        })
+        .await
+        .is_ok()
+    }
+
+    /// A client for the current leader: the kept one while the leader's address is the same.
+    fn leader_client(&self) -> Result<RaftClient<Channel>, LogError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let addr = metrics
+            .current_leader
+            .and_then(|leader| metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone()))
+            .ok_or_else(|| LogError::Unavailable("no leader is known".into()))?;
+        let mut kept = self.leader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((kept_addr, client)) = kept.as_ref()
+            && *kept_addr == addr
+        {
+            return Ok(client.clone());
+        }
+        let client = super::network::raft_client(&addr, self.source_ip).map_err(LogError::Unavailable)?;
+        *kept = Some((addr, client.clone()));
+        Ok(client)
+    }
 }
 
 fn now() -> prost_types::Timestamp {

@@ -6,6 +6,7 @@
 //! overall deadline (a real snapshot can take minutes), only the replication's own cancel.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use haven_eventlog_client::LogError;
@@ -30,7 +31,10 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 /// Makes a connection per peer.
 #[derive(Clone, Debug, Default)]
-pub struct Network {}
+pub struct Network {
+    /// The local address connections to peers leave from; `None`: the OS chooses.
+    pub source_ip: Option<IpAddr>,
+}
 
 /// One peer.
 #[derive(Debug)]
@@ -39,17 +43,18 @@ pub struct Peer {
     client: Result<RaftClient<Channel>, String>,
 }
 
-pub(crate) fn channel(addr: &str) -> Result<Channel, String> {
+pub(crate) fn channel(addr: &str, source_ip: Option<IpAddr>) -> Result<Channel, String> {
     let uri = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
     Ok(Endpoint::from_shared(uri)
         .map_err(|e| format!("bad node address {addr}: {e}"))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
+        .local_address(source_ip)
         .connect_lazy())
 }
 
-pub(crate) fn raft_client(addr: &str) -> Result<RaftClient<Channel>, String> {
-    Ok(RaftClient::new(channel(addr)?)
+pub(crate) fn raft_client(addr: &str, source_ip: Option<IpAddr>) -> Result<RaftClient<Channel>, String> {
+    Ok(RaftClient::new(channel(addr, source_ip)?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
@@ -58,7 +63,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        Peer { target, client: raft_client(&node.addr) }
+        Peer { target, client: raft_client(&node.addr, self.source_ip) }
     }
 }
 
@@ -98,6 +103,13 @@ impl Peer {
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
+    /// Retries an unreachable peer every 100 ms (openraft's default is 500 ms): a restarted
+    /// node hears from the leader while its elections are held (`hold_elections`), instead of
+    /// campaigning and unseating a healthy leader.
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(100)))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,

@@ -31,6 +31,8 @@ pub struct RaftNodeConfig {
     pub election_timeout: (Duration, Duration),
     /// A snapshot is taken (and the raft log purged) after this many entries.
     pub snapshot_every: u64,
+    /// The local address connections to other nodes leave from; `None`: the OS chooses.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 impl RaftNodeConfig {
@@ -39,11 +41,24 @@ impl RaftNodeConfig {
             node_id,
             addr: addr.into(),
             eventlog,
-            heartbeat: Duration::from_millis(100),
-            election_timeout: (Duration::from_millis(400), Duration::from_millis(800)),
+            heartbeat: Duration::from_millis(50),
+            election_timeout: (Duration::from_millis(200), Duration::from_millis(400)),
             snapshot_every: 5_000,
+            source_ip: None,
         }
     }
+}
+
+/// A restarted node has no record of when it last heard from a leader, so openraft would let
+/// it campaign at its first tick — and its higher term would unseat a healthy leader that had
+/// simply not reached it yet. It stays quiet for `quiet` first. (A node started alone,
+/// [`RaftNode::initialize_alone`], may campaign at once.)
+fn hold_elections(raft: &Raft, quiet: Duration) {
+    let raft = raft.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(quiet).await;
+        raft.runtime_config().elect(true);
+    });
 }
 
 /// A running node.
@@ -87,16 +102,26 @@ impl RaftNode {
             install_snapshot_timeout: 600_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: 1_000,
+            // Enabled by `hold_elections` once the leader has had time to reach this node.
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
         .map_err(|e| LogError::invalid("raft", e.to_string()))?;
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), Network::default(), log_store, state_machine)
-            .await
-            .map_err(|e| LogError::Unavailable(format!("raft did not start: {e}")))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            Network { source_ip: config.source_ip },
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| LogError::Unavailable(format!("raft did not start: {e}")))?;
+        hold_elections(&raft, config.election_timeout.1 + Duration::from_millis(400));
         let limits =
             BatchLimits { max_events: eventlog.group_commit_max_events, max_bytes: eventlog.group_commit_max_bytes };
-        let batcher = Batcher::start(raft.clone(), config.node_id, limits, eventlog.write_queue_depth);
+        let batcher =
+            Batcher::start(raft.clone(), config.node_id, limits, eventlog.write_queue_depth, config.source_ip);
         let handle = NodeHandle {
             raft: raft.clone(),
             id: config.node_id,
@@ -144,6 +169,7 @@ impl RaftNode {
             )]);
             self.handle.raft.initialize(members).await.map_err(|e| LogError::Unavailable(e.to_string()))?;
         }
+        self.handle.raft.runtime_config().elect(true);
         Ok(())
     }
 
