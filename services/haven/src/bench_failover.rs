@@ -277,16 +277,16 @@ pub async fn failover(args: FailoverArgs) -> anyhow::Result<ExitCode> {
             );
         }
         cluster.nodes[(leader - 1) as usize].start()?;
-        // Keep draining acks while the restarted node catches up, so writers never block.
+        // The restarted node catches up, then a second of normal running, so the next kill is
+        // independent of this one. Acks are drained meanwhile so the channel stays small.
+        let settle = async {
+            cluster.caught_up(Duration::from_secs(60)).await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            anyhow::Ok(())
+        };
         let drain = async { while acks.recv().await.is_some() {} };
         tokio::select! {
-            result = cluster.caught_up(Duration::from_secs(60)) => result?,
-            () = drain => anyhow::bail!("the writers stopped"),
-        }
-        // The next kill is independent of this one: a second of normal running first.
-        let drain = async { while acks.recv().await.is_some() {} };
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            result = settle => result?,
             () = drain => anyhow::bail!("the writers stopped"),
         }
     }
