@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::EventLogConfig;
 use crate::metrics::LogMetrics;
 use crate::raft::batcher::{self, Batcher, Call};
+use crate::raft::read_index::ReadIndex;
 use crate::store::{SegmentStore, Store, StoreHead};
 use crate::subscribe::{self, SubscribeLimits};
 use crate::writer::{WriteRequest, Writer};
@@ -35,6 +36,8 @@ struct Inner {
     metrics: LogMetrics,
     /// Taken on close; `None` once closed.
     writer: Mutex<Option<WritePath>>,
+    /// Replicated: what makes a read linearizable. A log alone is always current.
+    read_index: Option<ReadIndex>,
 }
 
 /// Where appends go.
@@ -68,7 +71,8 @@ impl LocalEventLog {
         let metrics = LogMetrics::default();
         metrics.head_position.set(head.borrow().next_position.0 as i64);
         let writer = WritePath::Writer(Writer::start(Arc::clone(&store), &config, head_tx, metrics.clone()));
-        Ok(LocalEventLog { inner: Arc::new(Inner { config, store, head, metrics, writer: Mutex::new(Some(writer)) }) })
+        let writer = Mutex::new(Some(writer));
+        Ok(LocalEventLog { inner: Arc::new(Inner { config, store, head, metrics, writer, read_index: None }) })
     }
 
     /// A log whose appends go through raft (`batcher`); `head` follows the state machine.
@@ -78,9 +82,11 @@ impl LocalEventLog {
         head: watch::Receiver<StoreHead>,
         metrics: LogMetrics,
         batcher: Batcher,
+        read_index: ReadIndex,
     ) -> Self {
         let writer = Mutex::new(Some(WritePath::Replicated(batcher)));
-        LocalEventLog { inner: Arc::new(Inner { config, store, head, metrics, writer }) }
+        let read_index = Some(read_index);
+        LocalEventLog { inner: Arc::new(Inner { config, store, head, metrics, writer, read_index }) }
     }
 
     /// Stops accepting writes, waits for queued ones to be written and answered, and stops
@@ -192,5 +198,12 @@ impl EventLog for LocalEventLog {
     async fn head(&self) -> Result<Head, LogError> {
         let head = self.durable_head();
         Ok(Head { next_position: head.next_position, head_hash: head.head_hash })
+    }
+
+    async fn read_barrier(&self) -> Result<(), LogError> {
+        match &self.inner.read_index {
+            Some(read_index) => read_index.barrier().await,
+            None => Ok(()),
+        }
     }
 }

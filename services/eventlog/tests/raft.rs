@@ -117,17 +117,23 @@ async fn converge(logs: &[LocalEventLog], count: u64) {
     panic!("the nodes did not converge on {count} events");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_three_node_cluster_replicates_forwards_fails_over_and_catches_up_a_new_node() {
-    let dir = tempfile::tempdir().unwrap();
+/// Three nodes started and initialised as one cluster; the leader they elected.
+async fn three_nodes(dir: &std::path::Path, snapshot_every: u64) -> (Vec<Running>, u64) {
     let mut nodes = Vec::new();
     for id in 1..=3 {
-        nodes.push(start(dir.path(), id, 40).await);
+        nodes.push(start(dir, id, snapshot_every).await);
     }
     let members: BTreeMap<u64, openraft::BasicNode> =
         nodes.iter().map(|n| (n.node.id(), openraft::BasicNode::new(n.addr.clone()))).collect();
     nodes[0].node.raft().initialize(members).await.unwrap();
     let leader = nodes[0].node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    (nodes, leader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_three_node_cluster_replicates_forwards_fails_over_and_catches_up_a_new_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, leader) = three_nodes(dir.path(), 40).await;
 
     eprintln!("@raft initialized");
     // Appends through every node, over gRPC, concurrently; followers forward to the leader.
@@ -229,4 +235,63 @@ async fn a_three_node_cluster_replicates_forwards_fails_over_and_catches_up_a_ne
     for node in nodes {
         node.stop().await;
     }
+}
+
+/// Linearizable reads (read index): a follower that has just come back answers with
+/// everything acknowledged before the read, over gRPC and in process; a leader that has lost
+/// its quorum refuses a linearizable read instead of answering from a possibly stale store,
+/// while a local read still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn linearizable_reads_see_every_acknowledged_append_and_need_a_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, leader) = three_nodes(dir.path(), 10_000).await;
+    let leader_index = nodes.iter().position(|n| n.node.id() == leader).unwrap();
+    let follower_index = (leader_index + 1) % 3;
+    let stream = StreamId::parse("case-reads").unwrap();
+    let leader_log = nodes[leader_index].node.log();
+    for i in 0..10 {
+        leader_log.append(&stream, ExpectedVersion::Any, vec![event(i)]).await.unwrap();
+    }
+
+    // A follower goes down; the other two acknowledge more appends.
+    let follower = nodes.remove(follower_index);
+    let (follower_id, follower_addr) = (follower.node.id(), follower.addr.clone());
+    follower.stop().await;
+    let mut acknowledged = 10;
+    for i in 10..200 {
+        leader_log.append(&stream, ExpectedVersion::Any, vec![event(i)]).await.unwrap();
+        acknowledged += 1;
+    }
+
+    // It comes back: its first linearizable read already holds all of them.
+    let listener = TcpListener::bind(&follower_addr).await.unwrap();
+    let back = start_on(dir.path(), follower_id, 10_000, listener, follower_addr.clone()).await;
+    let over_grpc = GrpcEventLog::connect_lazy(&format!("http://{follower_addr}"), Duration::from_secs(20)).unwrap();
+    let head = over_grpc.head().await.unwrap();
+    assert_eq!(head.next_position.0, acknowledged, "a linearizable GetHead on the returned follower");
+    let slice = over_grpc.read_all(Position(0), 1000, &EventFilter::default()).await.unwrap();
+    assert_eq!(slice.events.len() as u64, acknowledged, "a linearizable ReadAll on the returned follower");
+    // One more append, then the in-process barrier on the follower.
+    leader_log.append(&stream, ExpectedVersion::Any, vec![event(500)]).await.unwrap();
+    acknowledged += 1;
+    back.node.log().read_barrier().await.unwrap();
+    assert_eq!(back.node.log().head().await.unwrap().next_position.0, acknowledged);
+    let local = over_grpc.clone().with_read_consistency(haven_proto::v1::ReadConsistency::Local);
+    assert!(local.head().await.unwrap().next_position.0 <= acknowledged);
+
+    // The leader loses both followers: a linearizable read cannot be confirmed.
+    let leader_node = nodes.remove(if leader_index > follower_index { leader_index - 1 } else { leader_index });
+    back.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+    let refused = leader_node.node.log().read_barrier().await;
+    assert!(matches!(refused, Err(LogError::Unavailable(_))), "{refused:?}");
+    let over_grpc =
+        GrpcEventLog::connect_lazy(&format!("http://{}", leader_node.addr), Duration::from_secs(20)).unwrap();
+    let refused = over_grpc.head().await;
+    assert!(matches!(refused, Err(LogError::Unavailable(_))), "a linearizable GetHead without a quorum: {refused:?}");
+    let local = over_grpc.with_read_consistency(haven_proto::v1::ReadConsistency::Local);
+    assert_eq!(local.head().await.unwrap().next_position.0, acknowledged, "a local read still answers");
+    leader_node.stop().await;
 }

@@ -6,7 +6,9 @@
 //! - every acknowledged append is present exactly once, at the same position, on every node;
 //! - `$all` (positions, event ids, hash chain) is identical on every node;
 //! - no two acknowledged expected-version appends hold the same stream version;
-//! - an append that failed or timed out is either wholly present or wholly absent.
+//! - an append that failed or timed out is either wholly present or wholly absent;
+//! - a linearizable read of the head, on any node, saw every append acknowledged before the
+//!   read began (a reader runs beside the writers throughout the faults).
 //!
 //! `FAULT_SEED=N` replays a schedule; `FAULT_SECONDS=N` makes it longer (default 15 s).
 //!
@@ -243,6 +245,26 @@ struct History {
     versions: Vec<(String, u64, Vec<u8>)>,
     /// Calls that failed or timed out: their event ids (all or none may be present).
     uncertain: Vec<Vec<Vec<u8>>>,
+    /// Linearizable reads of the head: (highest position acknowledged before the read began,
+    /// the head's next position the read answered).
+    reads: Vec<(Option<u64>, u64)>,
+}
+
+/// Reads the head, linearizably, from every node in turn while the clients write.
+async fn reader(addrs: Vec<String>, history: Arc<Mutex<History>>, until: Instant) {
+    let logs: Vec<GrpcEventLog> = addrs
+        .iter()
+        .map(|a| GrpcEventLog::connect_lazy(&format!("http://{a}"), Duration::from_secs(5)).unwrap())
+        .collect();
+    let mut i = 0;
+    while Instant::now() < until {
+        let before = history.lock().unwrap().acked.values().max().copied();
+        i += 1;
+        if let Ok(head) = logs[i % logs.len()].head().await {
+            history.lock().unwrap().reads.push((before, head.next_position.0));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn client(n: usize, addrs: Vec<String>, history: Arc<Mutex<History>>, until: Instant) {
@@ -384,7 +406,9 @@ async fn acknowledged_appends_survive_kills_pauses_and_a_wiped_node() {
     let history = Arc::new(Mutex::new(History::default()));
     let until = Instant::now() + Duration::from_secs(seconds);
     let addrs: Vec<String> = nodes.iter().map(Node::addr).collect();
-    let clients: Vec<_> = (0..4).map(|n| tokio::spawn(client(n, addrs.clone(), Arc::clone(&history), until))).collect();
+    let mut clients: Vec<_> =
+        (0..4).map(|n| tokio::spawn(client(n, addrs.clone(), Arc::clone(&history), until))).collect();
+    clients.push(tokio::spawn(reader(addrs.clone(), Arc::clone(&history), until)));
 
     // The nemesis: one fault at a time, each healed before the next.
     let mut wiped = false;
@@ -490,10 +514,11 @@ async fn acknowledged_appends_survive_kills_pauses_and_a_wiped_node() {
     }
     let history = history.lock().unwrap();
     eprintln!(
-        "checked: {} acknowledged events, {} versioned appends, {} uncertain calls, {} events on the log",
+        "checked: {} acknowledged events, {} versioned appends, {} uncertain calls, {} linearizable reads, {} events on the log",
         history.acked.len(),
         history.versions.len(),
         history.uncertain.len(),
+        history.reads.len(),
         histories[0].len()
     );
     assert!(history.acked.len() > 20, "the clients got too few appends through to test anything");
@@ -520,6 +545,16 @@ async fn acknowledged_appends_survive_kills_pauses_and_a_wiped_node() {
     for (stream, version, id) in &history.versions {
         assert!(taken.insert((stream, *version), id).is_none(), "two appends hold {stream}@{version}");
     }
+    // A linearizable read saw every append acknowledged before it began.
+    for (before, seen) in &history.reads {
+        if let Some(before) = before {
+            assert!(
+                seen > before,
+                "a read answered head {seen} after position {before} was acknowledged (FAULT_SEED={seed})"
+            );
+        }
+    }
+    assert!(!history.reads.is_empty(), "no linearizable read succeeded");
     // A failed call: all of its events or none.
     let present: HashSet<&Vec<u8>> = log.iter().map(|e| &e.1).collect();
     for ids in &history.uncertain {

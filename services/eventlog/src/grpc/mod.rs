@@ -72,6 +72,15 @@ fn stream_append(request: pb::AppendRequest, prefix: &str) -> Result<StreamAppen
     })
 }
 
+/// Waits for a read index unless the caller asked for a local read.
+async fn before_read(log: &dyn EventLog, consistency: i32) -> Result<(), LogError> {
+    match pb::ReadConsistency::try_from(consistency) {
+        Ok(pb::ReadConsistency::Local) => Ok(()),
+        Ok(pb::ReadConsistency::Linearizable | pb::ReadConsistency::Unspecified) => log.read_barrier().await,
+        Err(_) => Err(LogError::invalid("consistency", format!("{consistency} is not a read consistency"))),
+    }
+}
+
 #[tonic::async_trait]
 impl EventLogRpc for EventLogService {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
@@ -111,6 +120,7 @@ impl EventLogRpc for EventLogService {
             backwards,
             limit: request.limit,
         };
+        before_read(self.log.as_ref(), request.consistency).await.map_err(status)?;
         let slice = self.log.read_stream(read).await.map_err(status)?;
         Ok(Response::new(pb::ReadStreamResponse {
             events: slice.events,
@@ -122,6 +132,7 @@ impl EventLogRpc for EventLogService {
 
     async fn read_all(&self, request: Request<pb::ReadAllRequest>) -> Result<Response<pb::ReadAllResponse>, Status> {
         let request = request.into_inner();
+        before_read(self.log.as_ref(), request.consistency).await.map_err(status)?;
         let filter = request.filter.unwrap_or_default();
         let slice = self.log.read_all(Position(request.from_position), request.limit, &filter).await.map_err(status)?;
         Ok(Response::new(pb::ReadAllResponse {
@@ -154,7 +165,8 @@ impl EventLogRpc for EventLogService {
         Ok(Response::new(Box::pin(responses)))
     }
 
-    async fn get_head(&self, _request: Request<pb::GetHeadRequest>) -> Result<Response<pb::GetHeadResponse>, Status> {
+    async fn get_head(&self, request: Request<pb::GetHeadRequest>) -> Result<Response<pb::GetHeadResponse>, Status> {
+        before_read(self.log.as_ref(), request.into_inner().consistency).await.map_err(status)?;
         let head = self.log.head().await.map_err(status)?;
         Ok(Response::new(pb::GetHeadResponse {
             next_position: head.next_position.0,

@@ -55,6 +55,7 @@ pub struct Call {
 #[derive(Debug)]
 pub struct Batcher {
     queue: mpsc::Sender<Call>,
+    forwarder: Arc<Forwarder>,
     closing: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -65,13 +66,18 @@ impl Batcher {
         let (queue, calls) = mpsc::channel(queue_depth);
         let (closing, closed) = tokio::sync::watch::channel(false);
         let forwarder = Arc::new(Forwarder { raft, me, source_ip, leader: Mutex::new(None) });
-        let task = tokio::spawn(run(forwarder, me, calls, closed, limits));
-        Batcher { queue, closing, task }
+        let task = tokio::spawn(run(Arc::clone(&forwarder), me, calls, closed, limits));
+        Batcher { queue, forwarder, closing, task }
     }
 
     /// A handle for submitting calls.
     pub fn sender(&self) -> mpsc::Sender<Call> {
         self.queue.clone()
+    }
+
+    /// What talks to the leader (the read index uses it too).
+    pub(crate) fn forwarder(&self) -> Arc<Forwarder> {
+        Arc::clone(&self.forwarder)
     }
 
     /// Stops taking calls, proposes the queued ones and waits for their answers.
@@ -239,12 +245,18 @@ fn forward_request(request: &pb::AppendBatchRequest) -> tonic::Request<pb::Appen
 }
 
 /// Sends calls on to the leader, over one connection kept while the leader stays.
-struct Forwarder {
+pub(crate) struct Forwarder {
     raft: Raft,
     me: NodeId,
     source_ip: Option<IpAddr>,
     /// The leader's address and a client connected to it.
     leader: Mutex<Option<(String, RaftClient<Channel>)>>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder").field("me", &self.me).finish_non_exhaustive()
+    }
 }
 
 impl Forwarder {
@@ -294,7 +306,7 @@ impl Forwarder {
     }
 
     /// Waits up to `wait` for the known leader to change; true if it did.
-    async fn leader_changes(&self, wait: Duration) -> bool {
+    pub(crate) async fn leader_changes(&self, wait: Duration) -> bool {
         let mut metrics = self.raft.metrics();
         let before = metrics.borrow_and_update().current_leader;
         tokio::time::timeout(wait, async {
@@ -311,7 +323,7 @@ impl Forwarder {
     }
 
     /// A client for the current leader: the kept one while the leader's address is the same.
-    fn leader_client(&self) -> Result<RaftClient<Channel>, LogError> {
+    pub(crate) fn leader_client(&self) -> Result<RaftClient<Channel>, LogError> {
         let metrics = self.raft.metrics().borrow().clone();
         let addr = metrics
             .current_leader

@@ -17,6 +17,7 @@ pub(crate) mod batcher;
 mod log_store;
 mod network;
 mod node;
+pub(crate) mod read_index;
 mod service;
 mod state_machine;
 

@@ -5,8 +5,10 @@
 //! this node's store in chunks, so a store much larger than memory can be sent; it has no
 //! overall deadline (a real snapshot can take minutes), only the replication's own cancel.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use haven_eventlog_client::LogError;
@@ -29,11 +31,20 @@ use crate::store::{Scan, StoreHead};
 const CHUNK_BYTES: usize = 1024 * 1024;
 pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
-/// Makes a connection per peer.
+/// Clients for the peers: one HTTP/2 connection per peer address, shared by replication,
+/// votes and the heartbeats of read-index checks (openraft asks for a new client for each of
+/// those; a connection each would churn through ports under a read load).
 #[derive(Clone, Debug, Default)]
 pub struct Network {
     /// The local address connections to peers leave from; `None`: the OS chooses.
     pub source_ip: Option<IpAddr>,
+    clients: Arc<Mutex<HashMap<String, RaftClient<Channel>>>>,
+}
+
+impl Network {
+    pub fn new(source_ip: Option<IpAddr>) -> Self {
+        Network { source_ip, clients: Arc::default() }
+    }
 }
 
 /// One peer.
@@ -49,6 +60,11 @@ pub(crate) fn channel(addr: &str, source_ip: Option<IpAddr>) -> Result<Channel, 
         .map_err(|e| format!("bad node address {addr}: {e}"))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
+        // A peer that stops answering on a kept connection (paused, partitioned) is noticed
+        // and the connection replaced, instead of calls waiting on it.
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(2))
+        .keep_alive_while_idle(true)
         .local_address(source_ip)
         .connect_lazy())
 }
@@ -63,7 +79,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        Peer { target, client: raft_client(&node.addr, self.source_ip) }
+        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let client = match clients.get(&node.addr) {
+            Some(client) => Ok(client.clone()),
+            None => raft_client(&node.addr, self.source_ip).inspect(|client| {
+                clients.insert(node.addr.clone(), client.clone());
+            }),
+        };
+        Peer { target, client }
     }
 }
 

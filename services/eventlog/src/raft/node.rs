@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::batcher::{BatchLimits, Batcher};
 use super::network::Network;
+use super::read_index::ReadIndex;
 use super::service::{ClusterService, NodeHandle, RaftService, status_of};
 use super::{LogStore, NodeId, Raft, StateMachine};
 use crate::config::EventLogConfig;
@@ -108,15 +109,10 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| LogError::invalid("raft", e.to_string()))?;
-        let raft = Raft::new(
-            config.node_id,
-            Arc::new(raft_config),
-            Network { source_ip: config.source_ip },
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| LogError::Unavailable(format!("raft did not start: {e}")))?;
+        let raft =
+            Raft::new(config.node_id, Arc::new(raft_config), Network::new(config.source_ip), log_store, state_machine)
+                .await
+                .map_err(|e| LogError::Unavailable(format!("raft did not start: {e}")))?;
         hold_elections(&raft, config.election_timeout.1 + Duration::from_millis(400));
         let limits =
             BatchLimits { max_events: eventlog.group_commit_max_events, max_bytes: eventlog.group_commit_max_bytes };
@@ -130,7 +126,8 @@ impl RaftNode {
             staging: raft_dir.join("staging"),
             calls: batcher.sender(),
         };
-        let log = LocalEventLog::replicated(store, eventlog, head, metrics, batcher);
+        let reads = ReadIndex::new(raft.clone(), config.node_id, batcher.forwarder());
+        let log = LocalEventLog::replicated(store, eventlog, head, metrics, batcher, reads);
         let raft_metrics = RaftMetrics::default();
         let metrics_task = tokio::spawn(watch_metrics(raft, raft_metrics.clone()));
         Ok(RaftNode { handle, log, metrics_task, raft_metrics })

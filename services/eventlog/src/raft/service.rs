@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::batcher::{Call, submit};
 use super::network::MAX_MESSAGE_BYTES;
+use super::read_index::leader_read_index;
 use super::state_machine::SnapshotData;
 use super::{NodeId, Raft, TypeConfig, decode, encode};
 use crate::store::{Store, StoreHead};
@@ -147,6 +148,14 @@ impl RaftRpc for RaftService {
         let appends = crate::grpc::batch_from_request(request.into_inner()).map_err(|e| to_status(&e))?;
         let outcomes = submit(self.node.calls.clone(), appends, false).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(batch_to_proto(&outcomes)))
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<pb::ReadIndexRequest>,
+    ) -> Result<Response<pb::ReadIndexResponse>, Status> {
+        let index = leader_read_index(&self.node.raft).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ReadIndexResponse { index }))
     }
 }
 

@@ -123,4 +123,13 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The head of the log.
     async fn head(&self) -> Result<Head, LogError>;
+
+    /// Waits until reads from this log see every append acknowledged before the call began
+    /// (a read index: on a replicated log the leader confirms it still leads with a quorum,
+    /// and this node's store applies up to the commit it names). `Unavailable` when no quorum
+    /// answers. Reads of a log that has no replicas are always current: the default does
+    /// nothing.
+    async fn read_barrier(&self) -> Result<(), LogError> {
+        Ok(())
+    }
 }

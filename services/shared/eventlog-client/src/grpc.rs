@@ -23,6 +23,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct GrpcEventLog {
     client: EventLogClient<Channel>,
     request_timeout: Duration,
+    consistency: pb::ReadConsistency,
 }
 
 impl GrpcEventLog {
@@ -38,7 +39,15 @@ impl GrpcEventLog {
         let client = EventLogClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(GrpcEventLog { client, request_timeout })
+        Ok(GrpcEventLog { client, request_timeout, consistency: pb::ReadConsistency::Linearizable })
+    }
+
+    /// How fresh reads must be (`ReadStream`, `ReadAll`, `GetHead`); linearizable unless
+    /// set. [`pb::ReadConsistency::Local`] reads whatever the node holds: no round trip to
+    /// the leader, possibly stale. Subscriptions are unaffected.
+    pub fn with_read_consistency(mut self, consistency: pb::ReadConsistency) -> Self {
+        self.consistency = consistency;
+        self
     }
 
     fn client(&self) -> EventLogClient<Channel> {
@@ -86,6 +95,7 @@ impl EventLog for GrpcEventLog {
             from_end: read.from_end,
             direction: direction as i32,
             limit: read.limit,
+            consistency: self.consistency as i32,
         };
         let response = self.client().read_stream(self.unary(request)).await.map_err(|s| from_status(&s))?.into_inner();
         Ok(StreamSlice {
@@ -96,7 +106,12 @@ impl EventLog for GrpcEventLog {
     }
 
     async fn read_all(&self, from: Position, limit: u32, filter: &pb::EventFilter) -> Result<AllSlice, LogError> {
-        let request = pb::ReadAllRequest { from_position: from.0, limit, filter: Some(filter.clone()) };
+        let request = pb::ReadAllRequest {
+            from_position: from.0,
+            limit,
+            filter: Some(filter.clone()),
+            consistency: self.consistency as i32,
+        };
         let response = self.client().read_all(self.unary(request)).await.map_err(|s| from_status(&s))?.into_inner();
         Ok(AllSlice {
             events: response.events,
@@ -119,8 +134,18 @@ impl EventLog for GrpcEventLog {
     }
 
     async fn head(&self) -> Result<Head, LogError> {
-        let response =
-            self.client().get_head(self.unary(pb::GetHeadRequest {})).await.map_err(|s| from_status(&s))?.into_inner();
+        self.head_with(self.consistency).await
+    }
+
+    async fn read_barrier(&self) -> Result<(), LogError> {
+        self.head_with(pb::ReadConsistency::Linearizable).await.map(|_| ())
+    }
+}
+
+impl GrpcEventLog {
+    async fn head_with(&self, consistency: pb::ReadConsistency) -> Result<Head, LogError> {
+        let request = pb::GetHeadRequest { consistency: consistency as i32 };
+        let response = self.client().get_head(self.unary(request)).await.map_err(|s| from_status(&s))?.into_inner();
         let head_hash: [u8; 32] = response
             .head_hash
             .as_slice()
