@@ -25,6 +25,9 @@ pub struct EventLogConfig {
     pub group_commit_max_bytes: usize,
     /// Append requests waiting for the writer; callers wait (backpressure) when it is full.
     pub write_queue_depth: usize,
+    /// Replicated: raft entries proposed and not yet answered, at most. More lets the next
+    /// entry gather while earlier ones replicate; each is smaller.
+    pub raft_proposals_in_flight: usize,
     /// Batches buffered per subscriber before it counts as slow.
     pub subscriber_buffer_batches: usize,
     /// How long a subscriber may leave its buffer full before it is ended with
@@ -45,6 +48,7 @@ impl Default for EventLogConfig {
             group_commit_max_events: 20_000,
             group_commit_max_bytes: 32 * 1024 * 1024,
             write_queue_depth: 4_096,
+            raft_proposals_in_flight: 4,
             subscriber_buffer_batches: 16,
             slow_subscriber_timeout_ms: 5_000,
             cache_bytes: 32 * 1024 * 1024,
@@ -68,6 +72,7 @@ impl EventLogConfig {
             ("group_commit_max_events", self.group_commit_max_events as u64),
             ("group_commit_max_bytes", self.group_commit_max_bytes as u64),
             ("write_queue_depth", self.write_queue_depth as u64),
+            ("raft_proposals_in_flight", self.raft_proposals_in_flight as u64),
             ("subscriber_buffer_batches", self.subscriber_buffer_batches as u64),
             ("slow_subscriber_timeout_ms", self.slow_subscriber_timeout_ms),
             ("cache_bytes", self.cache_bytes),

@@ -21,8 +21,12 @@ use serde::Serialize;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Target {
     /// Benchmark a running node at this gRPC address instead of an embedded log.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "cluster")]
     pub grpc_addr: Option<std::net::SocketAddr>,
+    /// Start a cluster of N `haven serve eventlog` processes on loopback (fresh temporary
+    /// directories, removed after) and benchmark its leader over gRPC.
+    #[arg(long, value_name = "N", conflicts_with = "data_dir")]
+    pub cluster: Option<u64>,
     /// Data directory of the embedded log [default: a fresh temporary directory, removed after].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -121,6 +125,8 @@ pub(crate) struct Opened {
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) local: Option<LocalEventLog>,
     _temp: Option<TempDir>,
+    /// Stopped (its processes killed, its directory removed) on drop.
+    _cluster: Option<crate::bench_cluster::Cluster>,
 }
 
 /// A temporary directory removed on drop.
@@ -132,10 +138,16 @@ impl Drop for TempDir {
     }
 }
 
-pub(crate) fn open(target: &Target) -> anyhow::Result<Opened> {
+pub(crate) async fn open(target: &Target) -> anyhow::Result<Opened> {
     if let Some(addr) = target.grpc_addr {
         let log = GrpcEventLog::connect_lazy(&format!("http://{addr}"), Duration::from_secs(30))?;
-        return Ok(Opened { log: Arc::new(log), local: None, _temp: None });
+        return Ok(Opened { log: Arc::new(log), local: None, _temp: None, _cluster: None });
+    }
+    if let Some(nodes) = target.cluster {
+        let cluster = crate::bench_cluster::Cluster::start("append", nodes).await?;
+        let addr = cluster.leader_addr().await?;
+        let log = GrpcEventLog::connect_lazy(&format!("http://{addr}"), Duration::from_secs(30))?;
+        return Ok(Opened { log: Arc::new(log), local: None, _temp: None, _cluster: Some(cluster) });
     }
     let (dir, temp) = match &target.data_dir {
         Some(dir) => (dir.clone(), None),
@@ -146,7 +158,7 @@ pub(crate) fn open(target: &Target) -> anyhow::Result<Opened> {
     };
     let config = EventLogConfig { cache_bytes: target.cache_mib * 1024 * 1024, ..EventLogConfig::default() };
     let local = LocalEventLog::open(&dir, config).with_context(|| format!("opening a log in {}", dir.display()))?;
-    Ok(Opened { log: Arc::new(local.clone()), local: Some(local), _temp: temp })
+    Ok(Opened { log: Arc::new(local.clone()), local: Some(local), _temp: temp, _cluster: None })
 }
 
 pub(crate) fn event(payload_bytes: usize) -> pb::ProposedEvent {
@@ -188,7 +200,7 @@ pub async fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
     anyhow::ensure!(args.events_per_append > 0, "--events-per-append must be at least 1");
     anyhow::ensure!(args.streams >= args.clients, "--streams must be at least --clients");
-    let opened = open(&args.target)?;
+    let opened = open(&args.target).await?;
     let appends_total = args.total_events.div_ceil(args.events_per_append as u64);
     let next_append = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -299,7 +311,7 @@ pub async fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.page > 0, "--page must be at least 1");
-    let opened = open(&args.target)?;
+    let opened = open(&args.target).await?;
     let log = Arc::clone(&opened.log);
     // Fill the log to --events in 1000-event batches across 100 streams.
     let mut have = log.head().await?.next_position.0;

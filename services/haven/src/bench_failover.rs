@@ -5,20 +5,18 @@
 //! leader, measures from the kill to the first append that was *sent after the kill* and
 //! acknowledged, restarts the killed node with its data and waits until it has caught up.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use haven_eventlog_client::{EventLog, GrpcEventLog};
 use haven_kernel::{ExpectedVersion, StreamId};
-use haven_proto::v1 as pb;
-use haven_proto::v1::cluster_client::ClusterClient;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+
+use crate::bench_cluster::Cluster;
 
 const NODES: u64 = 3;
 
@@ -50,143 +48,6 @@ struct FailoverReport {
     max_ms: f64,
 }
 
-/// One node process.
-struct Node {
-    id: u64,
-    grpc: SocketAddr,
-    http: SocketAddr,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn start(&mut self) -> anyhow::Result<()> {
-        let exe = std::env::current_exe().context("finding the haven binary")?;
-        let child = Command::new(exe)
-            .args(["serve", "eventlog", "--log", "warn,haven_eventlog=debug", "--node-id", &self.id.to_string()])
-            .args(["--grpc-addr", &self.grpc.to_string(), "--http-addr", &self.http.to_string()])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(self.log_file()?)
-            .spawn()
-            .context("starting a node")?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    /// The node's log, appended to across restarts, beside its data directory.
-    fn log_file(&self) -> anyhow::Result<std::fs::File> {
-        let path = self.dir.with_extension("log");
-        std::fs::create_dir_all(self.dir.parent().unwrap_or(&self.dir))?;
-        Ok(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn cluster(&self) -> ClusterClient<Channel> {
-        let channel = Endpoint::from_shared(format!("http://{}", self.grpc))
-            .expect("a socket address is a valid URI")
-            .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(2))
-            .connect_lazy();
-        ClusterClient::new(channel)
-    }
-
-    async fn status(&self) -> Option<pb::ClusterStatus> {
-        self.child.as_ref()?;
-        self.cluster().status(pb::ClusterStatusRequest {}).await.ok().map(tonic::Response::into_inner)
-    }
-}
-
-/// Every node process, stopped on drop (also on an error or a panic). The directory is
-/// removed after a clean run and kept, with each node's log, after a failure.
-struct Cluster {
-    nodes: Vec<Node>,
-    dir: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            node.kill();
-        }
-        if self.keep {
-            eprintln!("node logs and data kept in {}", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-impl Cluster {
-    /// The leader as the live nodes see it, once they agree on one.
-    async fn leader(&self, within: Duration) -> anyhow::Result<u64> {
-        let deadline = Instant::now() + within;
-        loop {
-            for node in &self.nodes {
-                if let Some(status) = node.status().await
-                    && status.leader_id != 0
-                    && status.state == "Leader"
-                {
-                    return Ok(status.node_id);
-                }
-            }
-            if Instant::now() > deadline {
-                anyhow::bail!("no leader within {within:?}: {}", self.describe().await);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Each node's view, for an error message.
-    async fn describe(&self) -> String {
-        let mut views = Vec::new();
-        for node in &self.nodes {
-            views.push(match node.status().await {
-                Some(s) => format!(
-                    "node {} {} leader {} term {} last {} applied {}",
-                    s.node_id, s.state, s.leader_id, s.term, s.last_log_index, s.applied_index
-                ),
-                None => format!("node {} down or not answering", node.id),
-            });
-        }
-        views.join("; ")
-    }
-
-    /// Waits until every node applied what the leader had when this was called.
-    async fn caught_up(&self, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        let leader = self.leader(within).await?;
-        let target = self.nodes[(leader - 1) as usize].status().await.map_or(0, |s| s.last_log_index);
-        loop {
-            let mut behind = 0;
-            for node in &self.nodes {
-                if node.status().await.is_none_or(|s| s.applied_index < target) {
-                    behind += 1;
-                }
-            }
-            if behind == 0 {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                anyhow::bail!("{behind} node(s) not caught up within {within:?}: {}", self.describe().await);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
 /// Appends in a loop; reports (sent, acknowledged) of every acknowledged call.
 async fn writer(n: usize, addrs: Vec<SocketAddr>, acks: mpsc::UnboundedSender<(Instant, Instant)>) {
     let logs: Vec<GrpcEventLog> = addrs
@@ -211,32 +72,9 @@ async fn writer(n: usize, addrs: Vec<SocketAddr>, acks: mpsc::UnboundedSender<(I
 
 pub async fn failover(args: FailoverArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.kills > 0 && args.writers > 0, "--kills and --writers must be 1 or more");
-    let dir = std::env::temp_dir().join(format!("haven-bench-failover-{}", std::process::id()));
-    let mut nodes = Vec::new();
-    for id in 1..=NODES {
-        nodes.push(Node { id, grpc: free_addr()?, http: free_addr()?, dir: dir.join(format!("n{id}")), child: None });
-    }
-    let mut cluster = Cluster { nodes, dir, keep: true };
-    for node in &mut cluster.nodes {
-        node.start()?;
-    }
-    let members: Vec<pb::ClusterMember> = cluster
-        .nodes
-        .iter()
-        .map(|n| pb::ClusterMember { node_id: n.id, addr: n.grpc.to_string(), voter: true, matched_index: 0 })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match cluster.nodes[0].cluster().init(pb::ClusterInitRequest { members: members.clone() }).await {
-            Ok(_) => break,
-            Err(status) if Instant::now() < deadline => {
-                tracing::debug!(error = %status.message(), "cluster init: retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(status) => anyhow::bail!("cluster init: {}", status.message()),
-        }
-    }
-    cluster.leader(Duration::from_secs(10)).await?;
+    let mut cluster = Cluster::start("failover", NODES).await?;
+    // Kept if the run fails, with each node's log.
+    cluster.keep = true;
 
     let (acks_tx, mut acks) = mpsc::unbounded_channel();
     let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.grpc).collect();

@@ -99,7 +99,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     let _ = nats.jetstream().delete_stream(EVENTS_STREAM).await;
     let _ = nats.jetstream().delete_key_value(LEASE_BUCKET).await;
     nats.ensure_events_stream().await?;
-    let opened = open(&args.target)?;
+    let opened = open(&args.target).await?;
     let log = Arc::clone(&opened.log);
     let stream = StreamId::parse("bench-relay")?;
     let mut written = 0;

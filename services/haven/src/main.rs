@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_cluster;
 mod bench_failover;
 mod bench_parse;
 mod bench_relay;

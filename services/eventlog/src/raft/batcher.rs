@@ -6,7 +6,7 @@
 //!                             count and byte limits ──▶ raft.client_write(one Command)
 //!                                                        └─▶ each caller gets its own Reply
 //! ```
-//! Up to [`IN_FLIGHT`] entries are proposed at once, so the next batch is gathered while the
+//! Up to `eventlog.raft_proposals_in_flight` entries are proposed at once, so the next batch is gathered while the
 //! previous one is being replicated. On a follower (or when leadership moves mid-proposal)
 //! each call is forwarded to the leader's `Forward` RPC instead; it is retried across leader
 //! changes until [`RETRY_FOR`] has passed. Retrying is safe because appends are idempotent by
@@ -26,8 +26,6 @@ use tonic::transport::Channel;
 
 use super::{Command, NodeId, Raft};
 
-/// Entries proposed and not yet answered, at most.
-const IN_FLIGHT: usize = 4;
 /// How long a call is retried across leader changes before `Unavailable`.
 const RETRY_FOR: Duration = Duration::from_secs(10);
 
@@ -39,6 +37,8 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct BatchLimits {
     pub max_events: usize,
     pub max_bytes: usize,
+    /// Entries proposed and not yet answered, at most.
+    pub in_flight: usize,
 }
 
 type Answer = Result<Vec<BatchItemOutcome>, LogError>;
@@ -112,7 +112,7 @@ async fn run(
     mut closed: tokio::sync::watch::Receiver<bool>,
     limits: BatchLimits,
 ) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let slots = Arc::new(Semaphore::new(limits.in_flight));
     let mut carried: Option<Call> = None;
     loop {
         let first = match carried.take() {
@@ -170,7 +170,7 @@ async fn run(
     while let Ok(call) = calls.try_recv() {
         let _ = call.reply.send(Err(shutting_down()));
     }
-    let _ = slots.acquire_many(IN_FLIGHT as u32).await;
+    let _ = slots.acquire_many(limits.in_flight as u32).await;
 }
 
 /// Proposes a batch here if this node leads, else forwards each call to the leader.

@@ -5,8 +5,12 @@
 //!  <dir>/vote                          crc32 ‖ postcard Vote          (written to a temporary file,
 //!  <dir>/purged                        crc32 ‖ postcard LogId          fsynced, renamed, dir fsynced)
 //! ```
-//! `append` writes the entries and fsyncs before it reports them flushed (openraft's callback):
-//! a vote or an entry is never acknowledged before it is on disk. A new file is started once
+//! `append` writes the entries (readable at once) and hands the fsync to the flusher thread,
+//! which reports them flushed (openraft's callback) only after the fsync: an entry is never
+//! acknowledged before it is on disk. Raft's core does not wait for the disk meanwhile, and
+//! the flusher covers every append queued behind one fsync with that one fsync (group commit
+//! at the raft log; the batcher does it in front of raft). A vote is written and fsynced
+//! before `save_vote` returns. A new file is started once
 //! the active one passes [`FILE_BYTES`]; purging deletes whole files below the purge point.
 //! On open, a torn entry at the end of the last file (a crash mid-append) is cut off.
 
@@ -52,6 +56,48 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct LogStore {
     inner: Arc<Mutex<Inner>>,
+    flusher: std::sync::mpsc::Sender<Flush>,
+}
+
+/// An append waiting for its fsync: the file it was written to and whom to tell.
+struct Flush {
+    file: Arc<File>,
+    callback: LogFlushed<TypeConfig>,
+}
+
+impl std::fmt::Debug for Flush {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flush").finish_non_exhaustive()
+    }
+}
+
+/// The flusher thread: takes every append queued, fsyncs each file they wrote once, then
+/// reports them flushed in order. Ends when the last `LogStore` clone is dropped.
+fn start_flusher() -> std::io::Result<std::sync::mpsc::Sender<Flush>> {
+    let (sender, queue) = std::sync::mpsc::channel::<Flush>();
+    std::thread::Builder::new().name("haven-raft-log-fsync".into()).spawn(move || {
+        while let Ok(first) = queue.recv() {
+            let mut batch = vec![first];
+            batch.extend(queue.try_iter());
+            let mut synced: Vec<&Arc<File>> = Vec::new();
+            let mut result: std::io::Result<()> = Ok(());
+            for flush in &batch {
+                if result.is_ok() && !synced.iter().any(|f| Arc::ptr_eq(f, &flush.file)) {
+                    result = flush.file.sync_data();
+                    synced.push(&flush.file);
+                }
+            }
+            let failed = result.err().map(|e| (e.kind(), e.to_string()));
+            for flush in batch {
+                let outcome = match &failed {
+                    None => Ok(()),
+                    Some((kind, message)) => Err(std::io::Error::new(*kind, message.clone())),
+                };
+                flush.callback.log_io_completed(outcome);
+            }
+        }
+    })?;
+    Ok(sender)
 }
 
 fn io_error(e: std::io::Error) -> StorageError {
@@ -130,7 +176,7 @@ impl LogStore {
             inner.end = at as u64;
             inner.files.insert(first, Arc::new(file));
         }
-        Ok(LogStore { inner: Arc::new(Mutex::new(inner)) })
+        Ok(LogStore { inner: Arc::new(Mutex::new(inner)), flusher: start_flusher().map_err(io_error)? })
     }
 }
 
@@ -159,8 +205,9 @@ impl Inner {
         Ok(out)
     }
 
-    fn append(&mut self, entries: Vec<Entry>) -> std::io::Result<()> {
-        let Some(first) = entries.first() else { return Ok(()) };
+    /// Writes the entries to the active file, not yet fsynced; returns that file.
+    fn append(&mut self, entries: Vec<Entry>) -> std::io::Result<Option<Arc<File>>> {
+        let Some(first) = entries.first() else { return Ok(None) };
         if self.files.is_empty() || self.end >= FILE_BYTES {
             let index = first.log_id.index;
             let file = OpenOptions::new()
@@ -185,12 +232,11 @@ impl Inner {
             bytes.extend_from_slice(&body);
         }
         file.write_all_at(&bytes, self.end)?;
-        file.sync_data()?;
         self.end += bytes.len() as u64;
         for location in locations {
             self.entries.insert(location.log_id.index, location);
         }
-        Ok(())
+        Ok(Some(Arc::clone(file)))
     }
 
     /// Removes the entries from `index` on.
@@ -282,13 +328,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let inner = Arc::clone(&self.inner);
-        let written = tokio::task::spawn_blocking(move || inner.lock().expect("raft log lock").append(entries))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(format!("raft log task failed: {e}"))));
-        // Reported flushed only now: after the fsync (or with the error).
+        // Into the page cache (readable at once); reported flushed by the flusher after fsync.
+        let written = self.inner.lock().expect("raft log lock").append(entries);
         match written {
-            Ok(()) => {
+            Ok(Some(file)) => {
+                self.flusher
+                    .send(Flush { file, callback })
+                    .map_err(|_| io_error(std::io::Error::other("the raft log's flusher thread stopped")))?;
+                Ok(())
+            }
+            Ok(None) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }

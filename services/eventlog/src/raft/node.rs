@@ -114,8 +114,11 @@ impl RaftNode {
                 .await
                 .map_err(|e| LogError::Unavailable(format!("raft did not start: {e}")))?;
         hold_elections(&raft, config.election_timeout.1 + Duration::from_millis(400));
-        let limits =
-            BatchLimits { max_events: eventlog.group_commit_max_events, max_bytes: eventlog.group_commit_max_bytes };
+        let limits = BatchLimits {
+            max_events: eventlog.group_commit_max_events,
+            max_bytes: eventlog.group_commit_max_bytes,
+            in_flight: eventlog.raft_proposals_in_flight,
+        };
         let batcher =
             Batcher::start(raft.clone(), config.node_id, limits, eventlog.write_queue_depth, config.source_ip);
         let handle = NodeHandle {

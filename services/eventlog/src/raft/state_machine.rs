@@ -8,6 +8,13 @@
 //! snapshots write a tag-only group, so a purged raft log never holds the only record of
 //! where the store stands.
 //!
+//! Applied groups are written with [`Store::write_deferred`]: the raft log, fsynced on a
+//! majority before an entry commits, is what makes an append durable, so the store is not
+//! fsynced again on the reply's path. It is fsynced before a snapshot (the applied tag is
+//! written durably first), so the raft log is never purged past what the store holds on
+//! disk; after a power loss the store ends at an earlier group and raft applies the rest
+//! again, the same way.
+//!
 //! A snapshot is the store's events below a position. Because every node applies the same
 //! committed entries in the same order, a follower's store is always a prefix of the
 //! leader's: sending a snapshot sends only the records the follower lacks (network.rs), and
@@ -234,7 +241,9 @@ fn apply_entries(
                 Some(mut set) => {
                     written += set.records.len();
                     set.tag = Some(encode(applied));
-                    store.write(set).map_err(sm_error)?;
+                    // Not fsynced here: the committed raft log holds these entries on a
+                    // majority until a snapshot (which fsyncs the store first) lets it purge.
+                    store.write_deferred(set).map_err(sm_error)?;
                     tag_due = false;
                 }
                 None if tag_due => {

@@ -86,6 +86,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn scan(&self, from: Position, visit: &mut dyn FnMut(Position, &[u8]) -> Scan) -> Result<(), LogError>;
     /// Writes a set atomically (all or nothing) and durably (fsynced) before returning.
     fn write(&self, set: WriteSet) -> Result<(), LogError>;
+    /// Writes a set atomically, readable at once, made durable later: by the next
+    /// [`Store::write`] or [`Store::sync`], or when the engine checkpoints. For an owner that
+    /// holds the same data durably elsewhere until then (the raft log, ADR 0008); after a
+    /// crash the store ends at an earlier group, never a torn one.
+    fn write_deferred(&self, set: WriteSet) -> Result<(), LogError> {
+        self.write(set)
+    }
+    /// Makes every deferred write durable.
+    fn sync(&self) -> Result<(), LogError> {
+        Ok(())
+    }
     /// The tag of the last write that had one; empty if none had.
     fn tag(&self) -> Result<Vec<u8>, LogError>;
     /// Bytes the engine occupies on disk.

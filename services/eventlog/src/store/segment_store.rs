@@ -159,6 +159,10 @@ struct Tail {
     checkpoint: Checkpoint,
     /// The last group's tag (empty when no group had one).
     tag: Vec<u8>,
+    /// The active segment holds groups written by [`Store::write_deferred`] and not fsynced
+    /// yet. Fsynced before the segment is left behind and before an index checkpoint names
+    /// them, so no checkpoint ever runs ahead of what is on disk.
+    unsynced: bool,
 }
 
 /// Event storage: segment files and a redb index.
@@ -286,7 +290,7 @@ impl SegmentStore {
             head: RwLock::new(checkpoint.head),
             overlays,
             flusher: Mutex::new(Some(flusher)),
-            tail: Mutex::new(Tail { checkpoint, tag }),
+            tail: Mutex::new(Tail { checkpoint, tag, unsynced: false }),
         })
     }
 
@@ -328,6 +332,77 @@ impl SegmentStore {
         }
         let frozen = self.overlays.write().expect("overlay lock").freeze(checkpoint.encode_with(tag));
         flusher.queue.send(frozen).map_err(|_| LogError::Internal("storage: the index flusher stopped".into()))
+    }
+
+    /// Fsyncs the active segment if deferred writes are waiting in it.
+    fn sync_active(&self, tail: &mut Tail) -> Result<(), LogError> {
+        if tail.unsynced {
+            if let Some(segment) = self.segments.read().expect("segments lock").last() {
+                segment.file.sync_data().map_err(io_error("syncing", &segment.path))?;
+            }
+            tail.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// One group: `durable` fsyncs it before returning.
+    fn write_group(&self, set: WriteSet, durable: bool) -> Result<(), LogError> {
+        if set.records.is_empty() && set.tag.is_none() {
+            return Ok(());
+        }
+        let mut tail = self.tail.lock().expect("tail lock");
+        let mut checkpoint = tail.checkpoint;
+        let active = self.segments.read().expect("segments lock").last().cloned();
+        let segment = match active {
+            Some(segment) if checkpoint.end < SEGMENT_BYTES => segment,
+            _ => {
+                self.sync_active(&mut tail)?;
+                let first = set.records.first().map_or(set.head.next_position.0, |r| r.position.0);
+                checkpoint.segment = first;
+                checkpoint.end = 0;
+                self.roll(first)?
+            }
+        };
+        let (group, locations) =
+            encode_group(&set.records, set.tag.as_deref(), set.head.next_position.0, checkpoint.end);
+        let end = checkpoint.end;
+        checkpoint = Checkpoint { head: set.head, segment: segment.first, end: end + group.len() as u64 };
+        // The commit: the group's bytes, fsynced (deferred: the owner's own log is the commit,
+        // and the bytes are fsynced with the next write that needs it).
+        segment.file.write_all_at(&group, end).map_err(io_error("writing", &segment.path))?;
+        if durable {
+            segment.file.sync_data().map_err(io_error("syncing", &segment.path))?;
+        }
+        tail.unsynced = !durable;
+        // The index: in memory now, in redb at the next flush; a crash rebuilds it from the
+        // segments.
+        {
+            let mut overlays = self.overlays.write().expect("overlay lock");
+            for (record, location) in set.records.iter().zip(&locations) {
+                overlays.active.add(
+                    record.position.0,
+                    *location,
+                    record.stream_id.as_str(),
+                    record.version.0,
+                    id_key(&record.event_id),
+                );
+            }
+        }
+        tail.checkpoint = checkpoint;
+        if let Some(tag) = set.tag {
+            tail.tag = tag;
+        }
+        *self.head.write().expect("head lock") = set.head;
+        self.committed.store(set.head.next_position.0, Ordering::Release);
+        let due = {
+            let overlays = self.overlays.read().expect("overlay lock");
+            overlays.active.len() >= FLUSH_EVENTS || overlays.active.since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
+        };
+        if due {
+            self.sync_active(&mut tail)?;
+            self.freeze(&checkpoint, &tail.tag)?;
+        }
+        Ok(())
     }
 
     /// Starts a new segment at `first` and makes its name durable.
@@ -677,59 +752,16 @@ impl Store for SegmentStore {
     }
 
     fn write(&self, set: WriteSet) -> Result<(), LogError> {
-        if set.records.is_empty() && set.tag.is_none() {
-            return Ok(());
-        }
+        self.write_group(set, true)
+    }
+
+    fn write_deferred(&self, set: WriteSet) -> Result<(), LogError> {
+        self.write_group(set, false)
+    }
+
+    fn sync(&self) -> Result<(), LogError> {
         let mut tail = self.tail.lock().expect("tail lock");
-        let mut checkpoint = tail.checkpoint;
-        let active = self.segments.read().expect("segments lock").last().cloned();
-        let segment = match active {
-            Some(segment) if checkpoint.end < SEGMENT_BYTES => segment,
-            _ => {
-                let first = set.records.first().map_or(set.head.next_position.0, |r| r.position.0);
-                checkpoint.segment = first;
-                checkpoint.end = 0;
-                self.roll(first)?
-            }
-        };
-        let (group, locations) =
-            encode_group(&set.records, set.tag.as_deref(), set.head.next_position.0, checkpoint.end);
-        let end = checkpoint.end;
-        checkpoint = Checkpoint { head: set.head, segment: segment.first, end: end + group.len() as u64 };
-        // The commit: the group's bytes, fsynced.
-        segment
-            .file
-            .write_all_at(&group, end)
-            .and_then(|()| segment.file.sync_data())
-            .map_err(io_error("writing", &segment.path))?;
-        // The index: in memory now, in redb at the next flush; a crash rebuilds it from the
-        // segments.
-        {
-            let mut overlays = self.overlays.write().expect("overlay lock");
-            for (record, location) in set.records.iter().zip(&locations) {
-                overlays.active.add(
-                    record.position.0,
-                    *location,
-                    record.stream_id.as_str(),
-                    record.version.0,
-                    id_key(&record.event_id),
-                );
-            }
-        }
-        tail.checkpoint = checkpoint;
-        if let Some(tag) = set.tag {
-            tail.tag = tag;
-        }
-        *self.head.write().expect("head lock") = set.head;
-        self.committed.store(set.head.next_position.0, Ordering::Release);
-        let due = {
-            let overlays = self.overlays.read().expect("overlay lock");
-            overlays.active.len() >= FLUSH_EVENTS || overlays.active.since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
-        };
-        if due {
-            self.freeze(&checkpoint, &tail.tag)?;
-        }
-        Ok(())
+        self.sync_active(&mut tail)
     }
 
     fn tag(&self) -> Result<Vec<u8>, LogError> {
@@ -754,9 +786,11 @@ impl Drop for SegmentStore {
             let _ = flusher.thread.join();
         }
         let flushed = match (self.overlays.write(), self.tail.lock()) {
-            (Ok(mut overlays), Ok(tail)) if overlays.frozen.is_empty() => {
-                let rest = overlays.freeze(tail.checkpoint.encode_with(&tail.tag));
-                write_overlay(&self.index, &rest, true)
+            (Ok(mut overlays), Ok(mut tail)) if overlays.frozen.is_empty() => {
+                self.sync_active(&mut tail).and_then(|()| {
+                    let rest = overlays.freeze(tail.checkpoint.encode_with(&tail.tag));
+                    write_overlay(&self.index, &rest, true)
+                })
             }
             _ => Err(LogError::Internal("an earlier index flush failed".into())),
         };
