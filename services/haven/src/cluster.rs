@@ -47,7 +47,7 @@ fn parse_member(raw: &str) -> Result<(u64, String), String> {
     Ok((id, addr.to_owned()))
 }
 
-pub async fn run(grpc_addr: std::net::SocketAddr, command: ClusterCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(grpc_addr: &str, command: ClusterCommand) -> anyhow::Result<ExitCode> {
     let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))?.connect_lazy();
     let mut client = ClusterClient::new(channel);
     let node = |node_id: u64, addr: String| pb::ClusterNodeRequest { node_id, addr };

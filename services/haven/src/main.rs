@@ -174,9 +174,10 @@ enum LogCommand {
     },
     /// Manage the replicated log's cluster through one of its nodes.
     Cluster {
-        /// The node's gRPC address (the leader, for membership changes).
+        /// The node's gRPC address, HOST:PORT (a DNS name in Kubernetes; the leader, for
+        /// membership changes).
         #[arg(long, global = true, default_value = "127.0.0.1:7070")]
-        grpc_addr: SocketAddr,
+        grpc_addr: String,
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
@@ -233,7 +234,7 @@ fn main() -> ExitCode {
             verify::run(data_dir)
         }
         Command::Log { command: LogCommand::Cluster { grpc_addr, command } } => {
-            runtime().and_then(|runtime| runtime.block_on(cluster::run(*grpc_addr, command.clone())))
+            runtime().and_then(|runtime| runtime.block_on(cluster::run(grpc_addr, command.clone())))
         }
         Command::Log { command: LogCommand::Tail { grpc_addr, from, limit } } => {
             runtime().and_then(|runtime| runtime.block_on(tail::run(*grpc_addr, *from, *limit)))
