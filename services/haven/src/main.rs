@@ -21,6 +21,7 @@ mod cluster;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
 mod event_counts;
+mod identity_bootstrap;
 mod ingest_parse;
 mod sign_in;
 mod tail;
@@ -73,6 +74,11 @@ enum Command {
         /// Accept the acceptable use policy in force if it is not accepted yet (you have read it).
         #[arg(long)]
         accept_aup: bool,
+    },
+    /// Identity tools.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
     },
     /// Event log tools.
     Log {
@@ -141,6 +147,19 @@ enum ServiceName {
     Eventlog,
     /// Identity, against the log at --eventlog-url.
     Identity,
+}
+
+#[derive(Debug, Subcommand)]
+enum IdentityCommand {
+    /// A new deployment's trust and its first trust admin, written to the log at
+    /// --eventlog-url / eventlog_url; the password is read from standard input. Runs once.
+    Bootstrap {
+        #[command(flatten)]
+        args: identity_bootstrap::BootstrapArgs,
+        /// Where the event log is [default: eventlog_url of the config, http://127.0.0.1:7070].
+        #[arg(long, value_name = "URL")]
+        eventlog_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +247,13 @@ fn main() -> ExitCode {
         Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),
         Command::SignIn { grpc_addr, login, accept_aup } => {
             runtime().and_then(|runtime| runtime.block_on(sign_in::run(*grpc_addr, login, *accept_aup)))
+        }
+        Command::Identity { command: IdentityCommand::Bootstrap { args, eventlog_url } } => {
+            let flags = config::FlagOverrides { eventlog_url: eventlog_url.clone(), ..Default::default() };
+            config::HavenConfig::load(cli.config.as_deref(), &flags).and_then(|config| {
+                init_tracing("warn");
+                run_async(identity_bootstrap::run(config, args))
+            })
         }
         Command::Log { command: LogCommand::Verify { data_dir } } => {
             init_tracing("info");

@@ -271,3 +271,64 @@ fn a_demo_dsl_signs_in_from_the_command_line_and_sees_their_school_only() {
     assert_eq!(authorised("/api/v1/access-register").0, 403, "not the whole trust");
     stop(&mut child);
 }
+
+#[test]
+fn a_new_deployment_is_bootstrapped_once_and_its_first_admin_signs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let mut child = start(dir.path(), grpc, http_port);
+    wait_ready(&mut child, http_port);
+    let run = |args: &[&str], stdin: &str| {
+        let mut process = Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(process.stdin.take().unwrap(), "{stdin}").unwrap();
+        process.wait_with_output().unwrap()
+    };
+    let url = format!("http://127.0.0.1:{grpc}");
+    let bootstrap = [
+        "identity",
+        "bootstrap",
+        "--eventlog-url",
+        &url,
+        "--trust-id",
+        "fernhill",
+        "--trust-name",
+        "Fernhill Learning Trust (invented)",
+        "--admin-id",
+        "first-admin",
+        "--admin-name",
+        "Invented Administrator",
+        "--admin-login",
+        "first-admin@fernhill.example",
+    ];
+    let weak = run(&bootstrap, "password");
+    assert_eq!(weak.status.code(), Some(1), "a weak password is refused");
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"), "{}", String::from_utf8_lossy(&weak.stderr));
+    let done = run(&bootstrap, "kettle meadow lantern 7");
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let again = run(&bootstrap, "kettle meadow lantern 7");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already established"));
+    // The identity directory follows the log; the new admin can sign in once it has caught up.
+    let grpc_addr = format!("127.0.0.1:{grpc}");
+    // No AUP is published yet: the admin signs in with the AUP still to come, which lets them
+    // publish it (an AUP-exempt action) and nothing else.
+    let sign_in = ["sign-in", "--grpc-addr", &grpc_addr, "--login", "first-admin@fernhill.example"];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let tokens = loop {
+        let output = run(&sign_in, "kettle meadow lantern 7");
+        if output.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap();
+        }
+        assert!(Instant::now() < deadline, "never signed in: {}", String::from_utf8_lossy(&output.stderr));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(tokens["access_token"].as_str().is_some_and(|t| !t.is_empty()), "{tokens}");
+    assert_eq!(tokens["aup_required"], true, "{tokens}");
+    stop(&mut child);
+}

@@ -14,6 +14,7 @@
 //! handler checks its action against the resource it names (deny by default).
 
 mod app;
+pub mod bootstrap;
 mod config;
 pub mod demo;
 mod directory;
