@@ -21,11 +21,13 @@ pub mod audit;
 pub mod config;
 mod error;
 pub mod events;
+pub mod projection;
 pub mod time;
 
 pub use audit::{AsOf, Audit, ChainReport, Page, StreamHistory};
 pub use config::Limits;
 pub use error::Error;
+pub use projection::{ReportState, ReportView, ReportingProjection};
 
 use haven_proto::v1 as pb;
 
