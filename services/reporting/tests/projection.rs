@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::TestLog;
 use haven_bus::{BusMetrics, Consumer, EmbeddedSource};
 use haven_proto::v1 as pb;
-use haven_reporting::projection::{dashboard, registers, trends};
+use haven_reporting::projection::{dashboard, governors, registers, trends};
 use haven_reporting::{ReportState, ReportingProjection};
 use haven_runtime::Shutdown;
 
@@ -180,4 +180,26 @@ async fn the_live_projection_equals_a_rebuild_from_zero() {
 
     shutdown.trigger();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_governors_report_has_aggregates_only() {
+    let log = TestLog::open();
+    seed(&log, 0).await;
+    let projection = ReportingProjection::new();
+    let view = projection.view();
+    let mut consumer = Consumer::new(projection, log.log.clone(), BusMetrics::default());
+    consumer.catch_up().await.unwrap();
+    let report = view
+        .read(|state, _| governors::governors_report(state, "", "2024-25", haven_reporting::time::Term::Spring))
+        .unwrap();
+    assert_eq!(report.pupil_count, 1_000);
+    assert_eq!(report.breaches_by_category.len(), 1);
+    assert_eq!(report.breaches_by_category[0].breaches.unwrap().count, 24);
+    assert!(report.devices_confiscated.unwrap().suppressed, "one device is a small number");
+    let html = governors::governors_html(&report);
+    assert!(html.contains("Self harm") && html.contains("fewer than 5"));
+    for personal in ["case-0", "cust-0", "subj-1", "ref-0", "CR/1", "user-dsl"] {
+        assert!(!html.contains(personal), "{personal} in the governors' report");
+    }
 }

@@ -9,6 +9,7 @@
 //! [`haven_bus::Consumer`]: haven_bus::Consumer
 
 pub mod dashboard;
+pub mod governors;
 pub mod registers;
 pub mod state;
 pub mod trends;
