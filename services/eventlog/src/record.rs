@@ -13,19 +13,10 @@ use haven_eventlog_client::LogError;
 use haven_kernel::Position;
 use haven_proto::v1::EventEnvelope;
 use prost::Message;
-use sha2::{Digest, Sha256};
 
-/// The hash the first event chains to.
-pub const GENESIS_HASH: [u8; 32] = [0; 32];
+/// The chain's genesis and step, shared with readers that verify from envelopes.
+pub use haven_eventlog_client::chain::{GENESIS_HASH, chain_hash};
 const HEADER_BYTES: usize = 4 + 32;
-
-/// SHA-256(prev ‖ body).
-pub fn chain_hash(prev: &[u8; 32], body: &[u8]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(prev);
-    hasher.update(body);
-    hasher.finalize().into()
-}
 
 /// Encodes an envelope (whose `hash` must be empty) chained to `prev`; returns the stored
 /// value and the event's hash.

@@ -12,6 +12,7 @@
 //! This crate owns no storage and no policy: it validates nothing the log itself does not
 //! validate, so a remote caller and a local one see the same refusals.
 
+pub mod chain;
 mod client;
 mod error;
 mod filter;

@@ -1,0 +1,221 @@
+//! The trust dashboard, per school or trust-wide, from the pre-aggregated state.
+
+use std::collections::BTreeMap;
+
+use haven_proto::v1 as pb;
+
+use super::state::{CATEGORIES, ReportState};
+use crate::time::{DAY_SECS, HOUR_SECS, hour_of_day, hour_start, timestamp};
+
+/// A referral with no outcome this many days after it was made is overdue for follow-up.
+pub const REFERRAL_FOLLOW_UP_DAYS: i64 = 14;
+
+/// Which schools a report covers: `None` is every school.
+pub type Scope<'a> = Option<&'a [String]>;
+
+pub fn in_scope(scope: Scope<'_>, school_id: &str) -> bool {
+    scope.is_none_or(|schools| schools.iter().any(|school| school == school_id))
+}
+
+/// A device still in the school's custody.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInCustody {
+    pub custody_id: String,
+    pub school_id: String,
+    pub case_id: String,
+    pub seized_at: i64,
+    pub age_days: i64,
+    /// `HoldKind` of a standing quarantine or police hold.
+    pub hold: Option<i32>,
+}
+
+/// A referral with no recorded outcome after [`REFERRAL_FOLLOW_UP_DAYS`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverdueReferral {
+    pub referral_id: String,
+    pub case_id: String,
+    pub school_id: String,
+    pub agency: i32,
+    pub referred_at: i64,
+    pub days_without_outcome: i64,
+}
+
+/// The dashboard: the proto response plus what the proto does not carry yet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dashboard {
+    pub response: pb::GetTrustDashboardResponse,
+    /// Breaches in the window by hour of the day in Europe/London (0..=23).
+    pub breaches_by_hour_of_day: [u64; 24],
+    pub overdue_referrals: Vec<OverdueReferral>,
+    pub devices_in_custody: Vec<DeviceInCustody>,
+}
+
+pub fn age_band(opened_at: i64, now: i64) -> pb::CaseAgeBand {
+    match (now - opened_at).div_euclid(DAY_SECS) {
+        ..7 => pb::CaseAgeBand::UnderAWeek,
+        7..30 => pb::CaseAgeBand::OneToFourWeeks,
+        30..90 => pb::CaseAgeBand::OneToThreeMonths,
+        _ => pb::CaseAgeBand::OverThreeMonths,
+    }
+}
+
+/// The dashboard for breaches in `[from, to)` and everything open at `now`.
+pub fn dashboard(state: &ReportState, scope: Scope<'_>, from: i64, to: i64, now: i64) -> Dashboard {
+    let mut by_school: BTreeMap<&str, pb::SchoolBreachCount> = BTreeMap::new();
+    let mut by_category = [0u64; CATEGORIES];
+    let mut by_hour: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut by_hour_of_day = [0u64; 24];
+    for ((school_id, hour), cell) in &state.breach_hours {
+        if *hour < hour_start(from) || *hour >= to || !in_scope(scope, school_id) {
+            continue;
+        }
+        let row = by_school
+            .entry(school_id)
+            .or_insert_with(|| pb::SchoolBreachCount { school_id: school_id.clone(), ..Default::default() });
+        row.blocked += cell.blocked;
+        row.flagged += cell.flagged;
+        row.allowed += cell.allowed;
+        for (category, count) in cell.by_category.iter().enumerate() {
+            by_category[category] += count;
+        }
+        *by_hour.entry(*hour).or_default() += cell.total();
+        by_hour_of_day[usize::from(hour_of_day(*hour))] += cell.total();
+    }
+    let mut response = pb::GetTrustDashboardResponse {
+        breaches_by_school: by_school.into_values().collect(),
+        breaches_by_category: by_category
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(category, count)| pb::CategoryBreachCount { category: category as i32, count: *count })
+            .collect(),
+        ..Default::default()
+    };
+    let mut hour = hour_start(from);
+    while hour < to {
+        let count = by_hour.get(&hour).copied().unwrap_or(0);
+        response.breaches_by_hour.push(pb::HourBreachCount { hour_start: Some(timestamp(hour)), count });
+        hour += HOUR_SECS;
+    }
+
+    let mut open: BTreeMap<(String, i32, i32, i32), u32> = BTreeMap::new();
+    for (case_id, case) in &state.cases {
+        if case.closed_at.is_some() || !in_scope(scope, &case.school_id) {
+            continue;
+        }
+        let band = age_band(case.opened_at, now) as i32;
+        *open.entry((case.school_id.clone(), case.case_type, case.risk_level, band)).or_default() += 1;
+        let overdue: Vec<_> = case
+            .checklist
+            .iter()
+            .filter(|(_, action)| {
+                action.due_at.is_some_and(|due| due < now)
+                    && matches!(
+                        pb::ActionStatus::try_from(action.status),
+                        Ok(pb::ActionStatus::Unspecified | pb::ActionStatus::Outstanding)
+                    )
+            })
+            .collect();
+        if case.restricted {
+            continue;
+        }
+        for (key, action) in &overdue {
+            response.overdue_actions.push(pb::OverdueActionRow {
+                case_id: case_id.clone(),
+                school_id: case.school_id.clone(),
+                case_type: case.case_type,
+                action_key: (*key).clone(),
+                due_at: action.due_at.map(timestamp),
+            });
+        }
+        if case.risk_level == pb::RiskLevel::Critical as i32 {
+            response.critical_cases.push(pb::CriticalCaseRow {
+                case_id: case_id.clone(),
+                school_id: case.school_id.clone(),
+                case_type: case.case_type,
+                opened_at: Some(timestamp(case.opened_at)),
+                lead_user_id: case.lead_user_id.clone(),
+                overdue_actions: overdue.len() as u32,
+            });
+        }
+    }
+    response.open_cases = open
+        .into_iter()
+        .map(|((school_id, case_type, risk_level, age_band), count)| pb::OpenCaseCount {
+            school_id,
+            case_type,
+            risk_level,
+            age_band,
+            count,
+        })
+        .collect();
+    response.overdue_actions.sort_by_key(|row| row.due_at.map(|t| t.seconds));
+
+    let mut unacknowledged: BTreeMap<(String, i32), (u32, i64)> = BTreeMap::new();
+    for alert in state.alerts.values() {
+        if alert.acknowledged.is_some() || !in_scope(scope, &alert.school_id) {
+            continue;
+        }
+        let cell = unacknowledged.entry((alert.school_id.clone(), alert.severity)).or_insert((0, i64::MAX));
+        cell.0 += 1;
+        cell.1 = cell.1.min(alert.raised_at);
+    }
+    response.unacknowledged_alerts = unacknowledged
+        .into_iter()
+        .map(|((school_id, severity), (count, oldest))| pb::UnacknowledgedAlertCount {
+            school_id,
+            severity,
+            count,
+            oldest_raised_at: Some(timestamp(oldest)),
+        })
+        .collect();
+
+    let mut checks: BTreeMap<&str, &super::state::FilterCheck> = BTreeMap::new();
+    for check in &state.filter_checks {
+        if in_scope(scope, &check.school_id) {
+            checks.insert(&check.school_id, check);
+        }
+    }
+    response.filter_checks = checks
+        .into_values()
+        .map(|check| pb::FilterCheckDue {
+            school_id: check.school_id.clone(),
+            last_checked_at: Some(timestamp(check.checked_at)),
+            last_outcome: check.outcome,
+            next_check_due_at: check.next_check_due_at.map(timestamp),
+        })
+        .collect();
+
+    let overdue_referrals = state
+        .referrals
+        .iter()
+        .filter(|(_, referral)| {
+            referral.outcome_at.is_none()
+                && in_scope(scope, &referral.school_id)
+                && now - referral.referred_at > REFERRAL_FOLLOW_UP_DAYS * DAY_SECS
+                && !state.cases.get(&referral.case_id).is_some_and(|case| case.restricted)
+        })
+        .map(|(referral_id, referral)| OverdueReferral {
+            referral_id: referral_id.clone(),
+            case_id: referral.case_id.clone(),
+            school_id: referral.school_id.clone(),
+            agency: referral.agency,
+            referred_at: referral.referred_at,
+            days_without_outcome: (now - referral.referred_at).div_euclid(DAY_SECS),
+        })
+        .collect();
+    let devices_in_custody = state
+        .custody
+        .iter()
+        .filter(|(_, custody)| custody.ended.is_none() && in_scope(scope, &custody.school_id))
+        .map(|(custody_id, custody)| DeviceInCustody {
+            custody_id: custody_id.clone(),
+            school_id: custody.school_id.clone(),
+            case_id: custody.case_id.clone(),
+            seized_at: custody.seized_at,
+            age_days: (now - custody.seized_at).div_euclid(DAY_SECS),
+            hold: custody.hold,
+        })
+        .collect();
+    Dashboard { response, breaches_by_hour_of_day: by_hour_of_day, overdue_referrals, devices_in_custody }
+}
