@@ -15,3 +15,4 @@
 //! searcher on the leadership team, the current AUP version) arrive in the command.
 
 pub mod domain;
+pub mod export;

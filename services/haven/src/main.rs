@@ -20,6 +20,7 @@ mod cluster;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
+mod custody_verify;
 mod event_counts;
 mod ingest_parse;
 mod sign_in;
@@ -73,6 +74,11 @@ enum Command {
         /// Accept the acceptable use policy in force if it is not accepted yet (you have read it).
         #[arg(long)]
         accept_aup: bool,
+    },
+    /// Chain-of-custody tools.
+    Custody {
+        #[command(subcommand)]
+        command: CustodyCommand,
     },
     /// Event log tools.
     Log {
@@ -165,6 +171,19 @@ enum IngestCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum CustodyCommand {
+    /// Check an exported custody trail offline: hashes, links, signature, every byte.
+    /// Exits 0 when intact, 2 when not.
+    Verify {
+        /// The exported JSON document.
+        file: PathBuf,
+        /// Require this Ed25519 public key (hex), as Haven publishes it.
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum LogCommand {
     /// Recompute the hash chain over every stored event; report the first break or OK.
     Verify {
@@ -227,6 +246,9 @@ fn main() -> ExitCode {
         Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),
         Command::SignIn { grpc_addr, login, accept_aup } => {
             runtime().and_then(|runtime| runtime.block_on(sign_in::run(*grpc_addr, login, *accept_aup)))
+        }
+        Command::Custody { command: CustodyCommand::Verify { file, public_key } } => {
+            custody_verify::run(file, public_key.as_deref())
         }
         Command::Log { command: LogCommand::Verify { data_dir } } => {
             init_tracing("info");
