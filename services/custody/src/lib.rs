@@ -14,5 +14,11 @@
 //! The domain is pure: no clock, no random ids, no I/O; time and looked-up facts (is the
 //! searcher on the leadership team, the current AUP version) arrive in the command.
 
+mod app;
 pub mod domain;
+mod error;
+mod events;
 pub mod export;
+
+pub use app::{CommandContext, CustodyApp, ExportedTrail, MAX_TRAIL_EVENTS, custody_stream};
+pub use error::Error;
