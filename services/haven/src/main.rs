@@ -20,6 +20,7 @@ mod cluster;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod config;
+mod custody_verify;
 mod event_counts;
 mod identity_bootstrap;
 mod ingest_parse;
@@ -79,6 +80,11 @@ enum Command {
     Identity {
         #[command(subcommand)]
         command: IdentityCommand,
+    },
+    /// Chain-of-custody tools.
+    Custody {
+        #[command(subcommand)]
+        command: CustodyCommand,
     },
     /// Event log tools.
     Log {
@@ -184,6 +190,19 @@ enum IngestCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum CustodyCommand {
+    /// Check an exported custody trail offline: hashes, links, signature, every byte.
+    /// Exits 0 when intact, 2 when not.
+    Verify {
+        /// The exported JSON document.
+        file: PathBuf,
+        /// Require this Ed25519 public key (hex), as Haven publishes it.
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum LogCommand {
     /// Recompute the hash chain over every stored event; report the first break or OK.
     Verify {
@@ -254,6 +273,9 @@ fn main() -> ExitCode {
                 init_tracing("warn");
                 run_async(identity_bootstrap::run(config, args))
             })
+        }
+        Command::Custody { command: CustodyCommand::Verify { file, public_key } } => {
+            custody_verify::run(file, public_key.as_deref())
         }
         Command::Log { command: LogCommand::Verify { data_dir } } => {
             init_tracing("info");

@@ -44,6 +44,24 @@ pub enum Action {
     RecordFilterCheck,
     ReportOverblocking,
     ListQuarantine,
+    // Custody (issue 9): the chain of custody of confiscated devices and the device register.
+    /// Confiscate a device (any member of staff, policy 9.3).
+    SeizeDevice,
+    /// Seal, store, check a seal, request or record a content deletion.
+    RecordCustodyStep,
+    /// Search a device: the leadership team.
+    SearchDevice,
+    /// Place or lift a quarantine or police hold.
+    HoldDevice,
+    HandDeviceToPolice,
+    ReturnDevice,
+    /// A custody record and its trail.
+    ReadCustody,
+    /// The signed trail for the police or a court (itself recorded).
+    ExportCustodyTrail,
+    /// Register, allocate, take back and wipe school-owned devices.
+    ManageSchoolDevices,
+    ListAllocations,
     // Need-to-know reads the later services (incidents, reporting) authorise with.
     /// Breaches of a school's filter (technical staff see these, not case details).
     ReadBreaches,
@@ -57,7 +75,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 42] = [
         Action::EstablishTrust,
         Action::RegisterSchool,
         Action::ChangePupilNumbers,
@@ -86,6 +104,16 @@ impl Action {
         Action::RecordFilterCheck,
         Action::ReportOverblocking,
         Action::ListQuarantine,
+        Action::SeizeDevice,
+        Action::RecordCustodyStep,
+        Action::SearchDevice,
+        Action::HoldDevice,
+        Action::HandDeviceToPolice,
+        Action::ReturnDevice,
+        Action::ReadCustody,
+        Action::ExportCustodyTrail,
+        Action::ManageSchoolDevices,
+        Action::ListAllocations,
         Action::ReadBreaches,
         Action::ReadCase,
         Action::ReadAggregates,

@@ -29,6 +29,10 @@ use Role::*;
 const SCHOOL_STAFF: &[(Role, Reach)] =
     &[(Staff, S), (TechnicalStaff, S), (OnlineSafetyCoordinator, S), (Dsl, S), (DeputyDsl, S), (Principal, S)];
 
+/// The school's leadership team as Haven knows it: who may search a device (DfE searching,
+/// screening and confiscation; policy 9.3).
+pub const LEADERSHIP: &[(Role, Reach)] = &[(Principal, S), (Dsl, S)];
+
 /// Who may do what: for each action, the roles and where they must be held. Actions any
 /// signed-in person may do for themselves are in [`SELF_SERVICE`]; the rest are denied.
 pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
@@ -65,6 +69,18 @@ pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
     (Action::RecordFilterCheck, &[(TechnicalStaff, S), (OnlineSafetyCoordinator, S)]),
     (Action::ReportOverblocking, SCHOOL_STAFF),
     (Action::ListQuarantine, &[(TechnicalStaff, S)]),
+    // Custody: any member of staff confiscates and seals; the leadership team (principal,
+    // DSL) searches; the DSL or principal decides holds, handovers and returns.
+    (Action::SeizeDevice, SCHOOL_STAFF),
+    (Action::RecordCustodyStep, &[(Staff, S), (OnlineSafetyCoordinator, S), (Dsl, S), (DeputyDsl, S), (Principal, S)]),
+    (Action::SearchDevice, LEADERSHIP),
+    (Action::HoldDevice, &[(Dsl, S), (DeputyDsl, S), (Principal, S)]),
+    (Action::HandDeviceToPolice, &[(Dsl, S), (Principal, S)]),
+    (Action::ReturnDevice, &[(Dsl, S), (Principal, S)]),
+    (Action::ReadCustody, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
+    (Action::ExportCustodyTrail, &[(Dsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
+    (Action::ManageSchoolDevices, &[(TechnicalStaff, S), (Principal, S)]),
+    (Action::ListAllocations, &[(TechnicalStaff, S), (Principal, S), (TrustAdmin, T)]),
     (
         Action::ReadBreaches,
         &[
