@@ -12,4 +12,10 @@
 //! action outstanding, delete material without the DSL's confirmation, or show an allegation
 //! to the person it is about. Free text stays in event payloads: never in logs or metrics.
 
+mod app;
 pub mod domain;
+mod error;
+pub mod events;
+
+pub use app::{CommandContext, EventIds, IncidentsApp, alert_stream, case_stream, concern_stream};
+pub use error::Error;
