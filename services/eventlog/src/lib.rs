@@ -10,6 +10,7 @@
 //! It owns storage, ordering, optimistic concurrency, idempotency and the hash chain. It must
 //! not know any service's events: payloads are opaque bytes.
 
+pub mod backup;
 mod config;
 pub mod grpc;
 mod local;

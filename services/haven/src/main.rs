@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod backup;
 mod bench;
 mod bench_cluster;
 mod bench_failover;
@@ -219,6 +220,27 @@ enum LogCommand {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
+    /// Take an online backup of a running node: every event up to one position, verbatim and
+    /// checked against the hash chain, in one file (written as FILE.partial, then renamed).
+    Backup {
+        /// The node's gRPC address, HOST:PORT (ask the leader, or any node: the node first
+        /// catches up with everything committed).
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        grpc_addr: String,
+        /// The backup file to write; it must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new data directory (its event log must not exist yet); then
+    /// start it with `haven up --data-dir DIR` or `haven serve eventlog --bootstrap`.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The data directory to restore into (the log goes to DIR/eventlog).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Print events of a running node, one line each (no payloads).
     Tail {
         /// The node's gRPC address.
@@ -283,6 +305,13 @@ fn main() -> ExitCode {
         }
         Command::Log { command: LogCommand::Cluster { grpc_addr, command } } => {
             runtime().and_then(|runtime| runtime.block_on(cluster::run(grpc_addr, command.clone())))
+        }
+        Command::Log { command: LogCommand::Backup { grpc_addr, out } } => {
+            runtime().and_then(|runtime| runtime.block_on(backup::backup(grpc_addr, out)))
+        }
+        Command::Log { command: LogCommand::Restore { from, data_dir } } => {
+            init_tracing("warn");
+            backup::restore_into(from, data_dir)
         }
         Command::Log { command: LogCommand::Tail { grpc_addr, from, limit } } => {
             runtime().and_then(|runtime| runtime.block_on(tail::run(*grpc_addr, *from, *limit)))

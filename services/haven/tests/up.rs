@@ -332,3 +332,62 @@ fn a_new_deployment_is_bootstrapped_once_and_its_first_admin_signs_in() {
     assert_eq!(tokens["aup_required"], true, "{tokens}");
     stop(&mut child);
 }
+
+/// Backup and restore as ops run them (docs/operations/backup-and-restore.md): an online
+/// backup of a running demo, restored into a new data directory, verifies with the same head,
+/// and a `haven up` started on it rebuilds identity from the log — the demo DSL signs in.
+#[test]
+fn an_online_backup_restores_into_a_new_deployment_that_rebuilds_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, restored) = (dir.path().join("source"), dir.path().join("restored"));
+    let (grpc, http_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["up", "--demo", "--data-dir"])
+        .arg(&source)
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http_port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, http_port);
+    let file = dir.path().join("haven.backup");
+    let haven = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_haven")).args(args).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+    let (code, said) =
+        haven(&["log", "backup", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--out", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("written to"), "{said}");
+    stop(&mut child);
+    let events = verified_events(&source);
+
+    let (code, said) =
+        haven(&["log", "restore", "--from", file.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains(&format!("restored {events} events")), "{events}: {said}");
+    assert_eq!(verified_events(&restored), events, "the restored log verifies with every event");
+    let (code, said) =
+        haven(&["log", "restore", "--from", file.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "a second restore into the same directory is refused: {said}");
+    assert!(said.contains("not empty"), "{said}");
+
+    let (grpc, http_port) = (free_port(), free_port());
+    let mut child = start(&restored, grpc, http_port);
+    wait_ready(&mut child, http_port);
+    let mut sign_in = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["sign-in", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--login", "kestrel-dsl@brightwater.example"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(sign_in.stdin.take().unwrap(), "brightwater demo 2026").unwrap();
+    let output = sign_in.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let tokens: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(tokens["access_token"].as_str().is_some_and(|token| !token.is_empty()), "{tokens}");
+    stop(&mut child);
+    assert!(verified_events(&restored) > events, "the restored deployment went on appending after the restore");
+}

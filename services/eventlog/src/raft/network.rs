@@ -171,7 +171,12 @@ impl RaftNetwork<TypeConfig> for Peer {
                 .send(pb::SnapshotChunk { header, records: Vec::new() })
                 .await
                 .map_err(|_| unreachable("snapshot stream closed"))?;
-            let reader = tokio::task::spawn_blocking(move || read_records(store.as_ref(), from, head, chunks));
+            let reader = tokio::task::spawn_blocking(move || {
+                read_records(store.as_ref(), from, head, chunks, |records| pb::SnapshotChunk {
+                    header: Vec::new(),
+                    records,
+                })
+            });
             let reply = client
                 .install_snapshot(tokio_stream::wrappers::ReceiverStream::new(receiver))
                 .await
@@ -188,12 +193,14 @@ impl RaftNetwork<TypeConfig> for Peer {
     }
 }
 
-/// Reads the records `from..head` into chunks of about [`CHUNK_BYTES`].
-fn read_records(
+/// Reads the records `from..head` into chunks of about [`CHUNK_BYTES`] (each record
+/// `len:u32 LE ‖ stored value`), each sent as `chunk(records)`: a snapshot's or a backup's.
+pub(crate) fn read_records<T>(
     store: &dyn crate::store::Store,
     from: Position,
     head: StoreHead,
-    chunks: tokio::sync::mpsc::Sender<pb::SnapshotChunk>,
+    chunks: tokio::sync::mpsc::Sender<T>,
+    chunk: impl Fn(Vec<u8>) -> T,
 ) -> Result<(), LogError> {
     let mut records = Vec::with_capacity(CHUNK_BYTES);
     let mut closed = false;
@@ -203,22 +210,19 @@ fn read_records(
         }
         records.extend_from_slice(&(value.len() as u32).to_le_bytes());
         records.extend_from_slice(value);
-        if records.len() >= CHUNK_BYTES {
-            let chunk = pb::SnapshotChunk { header: Vec::new(), records: std::mem::take(&mut records) };
-            if chunks.blocking_send(chunk).is_err() {
-                closed = true;
-                return Scan::Stop;
-            }
+        if records.len() >= CHUNK_BYTES && chunks.blocking_send(chunk(std::mem::take(&mut records))).is_err() {
+            closed = true;
+            return Scan::Stop;
         }
         Scan::Continue
     })?;
     if closed {
-        return Err(LogError::Unavailable("the follower closed the snapshot stream".into()));
+        return Err(LogError::Unavailable("the receiver closed the stream".into()));
     }
     if !records.is_empty() {
         chunks
-            .blocking_send(pb::SnapshotChunk { header: Vec::new(), records })
-            .map_err(|_| LogError::Unavailable("the follower closed the snapshot stream".into()))?;
+            .blocking_send(chunk(records))
+            .map_err(|_| LogError::Unavailable("the receiver closed the stream".into()))?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use super::batcher::{BatchLimits, Batcher};
 use super::network::Network;
 use super::read_index::ReadIndex;
 use super::service::{ClusterService, NodeHandle, RaftService, status_of};
+use super::state_machine::Released;
 use super::{LogStore, NodeId, Raft, StateMachine};
 use crate::config::EventLogConfig;
 use crate::local::LocalEventLog;
@@ -69,6 +70,7 @@ pub struct RaftNode {
     log: LocalEventLog,
     metrics_task: tokio::task::JoinHandle<()>,
     raft_metrics: RaftMetrics,
+    released: tokio::sync::Mutex<Released>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -91,7 +93,8 @@ impl RaftNode {
         let store: Arc<dyn Store> = Arc::new(SegmentStore::open(dir, eventlog.cache_bytes)?);
         let metrics = LogMetrics::default();
         let (head_tx, head) = watch::channel(store.head()?);
-        let state_machine = StateMachine::with_metrics(Arc::clone(&store), Arc::new(head_tx), metrics.clone())?;
+        let (state_machine, released) =
+            StateMachine::with_metrics(Arc::clone(&store), Arc::new(head_tx), metrics.clone())?;
         let raft_dir = dir.join("raft");
         let log_store = LogStore::open(&raft_dir).map_err(|e| LogError::Unavailable(format!("raft log: {e}")))?;
         let raft_config = openraft::Config {
@@ -121,6 +124,7 @@ impl RaftNode {
         };
         let batcher =
             Batcher::start(raft.clone(), config.node_id, limits, eventlog.write_queue_depth, config.source_ip);
+        let reads = ReadIndex::new(raft.clone(), config.node_id, batcher.forwarder());
         let handle = NodeHandle {
             raft: raft.clone(),
             id: config.node_id,
@@ -128,12 +132,12 @@ impl RaftNode {
             store: Arc::clone(&store),
             staging: raft_dir.join("staging"),
             calls: batcher.sender(),
+            reads: reads.clone(),
         };
-        let reads = ReadIndex::new(raft.clone(), config.node_id, batcher.forwarder());
         let log = LocalEventLog::replicated(store, eventlog, head, metrics, batcher, reads);
         let raft_metrics = RaftMetrics::default();
         let metrics_task = tokio::spawn(watch_metrics(raft, raft_metrics.clone()));
-        Ok(RaftNode { handle, log, metrics_task, raft_metrics })
+        Ok(RaftNode { handle, log, metrics_task, raft_metrics, released: tokio::sync::Mutex::new(released) })
     }
 
     /// The log this node serves: reads from its store, appends through raft.
@@ -207,6 +211,11 @@ impl RaftNode {
         self.log.close().await;
         let _ = self.handle.raft.shutdown().await;
         self.metrics_task.abort();
+        // Raft's state-machine task drops the store after `shutdown` returns: wait for it, so
+        // the directory can be opened again as soon as this returns.
+        if !self.released.lock().await.wait(Duration::from_secs(10)).await {
+            tracing::warn!("the state machine was still held 10 s after raft stopped");
+        }
     }
 }
 

@@ -34,6 +34,7 @@ pub(crate) struct NodeHandle {
     pub store: Arc<dyn Store>,
     pub staging: PathBuf,
     pub calls: tokio::sync::mpsc::Sender<Call>,
+    pub reads: super::read_index::ReadIndex,
 }
 
 /// `haven.v1.Raft`.
@@ -253,6 +254,34 @@ impl Cluster for ClusterService {
         let change = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
         self.node.raft.change_membership(change, false).await.map_err(leader_error)?;
         self.status(Request::new(pb::ClusterStatusRequest {})).await
+    }
+
+    type BackupStream = tokio_stream::wrappers::ReceiverStream<Result<pb::BackupChunk, Status>>;
+
+    async fn backup(&self, _request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        // Everything committed before the call is in this node's store once the barrier passes;
+        // the head read after it is the backup's fixed end.
+        self.node.reads.barrier().await.map_err(|e| to_status(&e))?;
+        let head = self.node.store.head().map_err(|e| to_status(&e))?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        let first = pb::BackupChunk {
+            next_position: head.next_position.0,
+            head_hash: head.head_hash.to_vec(),
+            records: Vec::new(),
+        };
+        sender.send(Ok(first)).await.map_err(|_| Status::cancelled("the backup stream closed"))?;
+        let store = Arc::clone(&self.node.store);
+        tokio::task::spawn_blocking(move || {
+            let chunks = sender.clone();
+            let read = super::network::read_records(store.as_ref(), Position(0), head, chunks, |records| {
+                Ok(pb::BackupChunk { next_position: 0, head_hash: Vec::new(), records })
+            });
+            if let Err(error) = read {
+                tracing::warn!(%error, "a backup stream stopped");
+                let _ = sender.blocking_send(Err(to_status(&error)));
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(receiver)))
     }
 
     async fn status(&self, _request: Request<pb::ClusterStatusRequest>) -> Result<Response<pb::ClusterStatus>, Status> {

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use haven_eventlog_client::LogError;
-use haven_kernel::{EventId, Position, StreamId, Version};
+use haven_kernel::Position;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError};
 use serde::{Deserialize, Serialize};
@@ -33,14 +33,10 @@ use tokio::sync::watch;
 use super::{Entry, LogId, Membership, Reply, StorageError, TypeConfig, decode, encode};
 use crate::metrics::LogMetrics;
 use crate::planner::Planner;
-use crate::record;
-use crate::store::{NewRecord, Scan, Store, StoreHead, WriteSet};
+use crate::store::{Scan, Store, StoreHead, Visit, WriteSet, install_records};
 
-/// Most bytes written in one group while applying or installing.
-const GROUP_BYTES: usize = 32 * 1024 * 1024;
-
-/// Takes each record of a snapshot in order.
-type Visit<'a> = dyn FnMut(Position, &[u8]) -> Result<(), LogError> + 'a;
+/// Most bytes written in one group while applying.
+const GROUP_BYTES: usize = crate::store::INSTALL_GROUP_BYTES;
 
 /// What the store's tag holds in raft mode.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -71,6 +67,25 @@ pub struct StateMachine {
     /// The latest snapshot (shared with its builders).
     current: Arc<Mutex<Option<Current>>>,
     metrics: LogMetrics,
+    in_use: InUse,
+}
+
+/// A copy is held by the state machine and by each snapshot builder. openraft ends its
+/// state-machine task only after `Raft::shutdown` has returned, and the store stays open
+/// (its files locked) until that task has dropped it; [`Released::wait`] is how a node that
+/// shuts down waits for it, so the directory can be opened again at once.
+#[derive(Clone, Debug)]
+struct InUse(#[allow(dead_code)] tokio::sync::mpsc::Sender<()>);
+
+/// Resolves once the state machine and every snapshot builder are dropped.
+#[derive(Debug)]
+pub(crate) struct Released(tokio::sync::mpsc::Receiver<()>);
+
+impl Released {
+    /// Waits until every copy is dropped, up to `timeout`; false if one is still held.
+    pub(crate) async fn wait(&mut self, timeout: std::time::Duration) -> bool {
+        tokio::time::timeout(timeout, self.0.recv()).await.is_ok()
+    }
 }
 
 fn sm_error(e: impl std::fmt::Display) -> StorageError {
@@ -88,14 +103,14 @@ impl StateMachine {
     /// The state machine over `store`, where the last write's tag says what was applied. The
     /// store's head is published on `head` after every write.
     pub fn open(store: Arc<dyn Store>, head: Arc<watch::Sender<StoreHead>>) -> Result<Self, LogError> {
-        Self::with_metrics(store, head, LogMetrics::default())
+        Self::with_metrics(store, head, LogMetrics::default()).map(|(state_machine, _)| state_machine)
     }
 
     pub(crate) fn with_metrics(
         store: Arc<dyn Store>,
         head: Arc<watch::Sender<StoreHead>>,
         metrics: LogMetrics,
-    ) -> Result<Self, LogError> {
+    ) -> Result<(Self, Released), LogError> {
         let tag = store.tag()?;
         let applied: Applied = if tag.is_empty() { Applied::default() } else { decode(&tag, "applied log id")? };
         let store_head = store.head()?;
@@ -107,7 +122,9 @@ impl StateMachine {
             };
             (meta, store_head)
         });
-        Ok(StateMachine { store, head, applied, current: Arc::new(Mutex::new(current)), metrics })
+        let (in_use, released) = tokio::sync::mpsc::channel(1);
+        let current = Arc::new(Mutex::new(current));
+        Ok((StateMachine { store, head, applied, current, metrics, in_use: InUse(in_use) }, Released(released)))
     }
 
     fn tag(&self) -> Vec<u8> {
@@ -129,70 +146,6 @@ impl StateMachine {
             self.metrics.group_events.observe(events as f64);
         }
         self.metrics.head_position.set(head.next_position.0 as i64);
-    }
-
-    /// Appends the records `from..head` of a snapshot, checking the chain; the last group
-    /// carries the snapshot's tag.
-    fn install_records(
-        &self,
-        records: &mut dyn FnMut(&mut Visit<'_>) -> Result<(), LogError>,
-        target: StoreHead,
-    ) -> Result<StoreHead, LogError> {
-        let mut head = self.store.head()?;
-        let mut pending: Vec<NewRecord> = Vec::new();
-        let mut bytes = 0usize;
-        let store = &self.store;
-        let flush = |pending: &mut Vec<NewRecord>, head: StoreHead| -> Result<(), LogError> {
-            let set = WriteSet { records: std::mem::take(pending), stream_heads: Vec::new(), head, tag: None };
-            store.write(set)
-        };
-        records(&mut |position, value| {
-            if position != head.next_position {
-                return Err(LogError::Corrupt {
-                    position,
-                    reason: format!("snapshot record out of order (expected {})", head.next_position.0),
-                });
-            }
-            let raw = record::check(position, value)?;
-            if record::chain_hash(&head.head_hash, raw.body) != raw.hash {
-                return Err(LogError::Corrupt {
-                    position,
-                    reason: "snapshot record does not chain to this node's log".into(),
-                });
-            }
-            let envelope = record::decode(position, value)?;
-            let stream_id = StreamId::parse(&envelope.stream_id)
-                .map_err(|e| LogError::Corrupt { position, reason: format!("snapshot record stream id: {e}") })?;
-            let event_id = EventId::from_slice(&envelope.event_id)
-                .map_err(|e| LogError::Corrupt { position, reason: format!("snapshot record event id: {e}") })?;
-            pending.push(NewRecord {
-                position,
-                stream_id,
-                version: Version(envelope.version),
-                event_id,
-                value: value.to_vec(),
-            });
-            bytes += value.len();
-            head = StoreHead { next_position: Position(position.0 + 1), head_hash: raw.hash };
-            if bytes >= GROUP_BYTES {
-                flush(&mut pending, head)?;
-                bytes = 0;
-            }
-            Ok(())
-        })?;
-        if !pending.is_empty() {
-            flush(&mut pending, head)?;
-        }
-        if head != target {
-            return Err(LogError::Corrupt {
-                position: head.next_position,
-                reason: format!(
-                    "snapshot ends at position {} with another hash than its leader's",
-                    head.next_position.0
-                ),
-            });
-        }
-        Ok(head)
     }
 }
 
@@ -303,6 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             membership: self.applied.membership.clone(),
             head: durable.and_then(|()| head.map_err(sm_error)),
             current: Arc::clone(&self.current),
+            _in_use: self.in_use.clone(),
         }
     }
 
@@ -321,7 +275,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let head = match *snapshot {
             SnapshotData::Built { store, head } => {
                 let from = own.next_position;
-                self.install_records(
+                install_records(
+                    self.store.as_ref(),
                     &mut |visit| {
                         let mut failed = Ok(());
                         store.scan(from, &mut |position, value| {
@@ -343,7 +298,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         from.0, own.next_position.0
                     )));
                 }
-                let result = self.install_records(&mut |visit| read_staged(&path, from, visit), head);
+                let result = install_records(self.store.as_ref(), &mut |visit| read_staged(&path, from, visit), head);
                 let _ = std::fs::remove_file(&path);
                 result
             }
@@ -391,6 +346,7 @@ pub struct SnapshotBuilder {
     membership: Membership,
     head: Result<StoreHead, StorageError>,
     current: Arc<Mutex<Option<Current>>>,
+    _in_use: InUse,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {

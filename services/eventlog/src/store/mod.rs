@@ -18,7 +18,7 @@ use haven_eventlog_client::LogError;
 use haven_kernel::{EventId, Position, StreamId, Version};
 use haven_proto::v1::EventEnvelope;
 
-use crate::record::GENESIS_HASH;
+use crate::record::{self, GENESIS_HASH};
 
 /// The head of the log as a store records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,4 +101,73 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn tag(&self) -> Result<Vec<u8>, LogError>;
     /// Bytes the engine occupies on disk.
     fn size_on_disk(&self) -> Result<u64, LogError>;
+}
+
+/// Most bytes [`install_records`] writes in one group.
+pub const INSTALL_GROUP_BYTES: usize = 32 * 1024 * 1024;
+
+/// Takes each stored value of a copy (a snapshot's or a backup's) in position order.
+pub type Visit<'a> = dyn FnMut(Position, &[u8]) -> Result<(), LogError> + 'a;
+
+/// Appends stored values copied verbatim from another log (a snapshot sent by a leader, a
+/// backup being restored) after this store's head: each must follow the last in position,
+/// pass its checksum and chain to the hash before it, and the copy must end exactly at
+/// `target`. Written in groups of at most [`INSTALL_GROUP_BYTES`]; an error leaves the store
+/// at the last whole group.
+pub fn install_records(
+    store: &dyn Store,
+    records: &mut dyn FnMut(&mut Visit<'_>) -> Result<(), LogError>,
+    target: StoreHead,
+) -> Result<StoreHead, LogError> {
+    let mut head = store.head()?;
+    let mut pending: Vec<NewRecord> = Vec::new();
+    let mut bytes = 0usize;
+    let flush = |pending: &mut Vec<NewRecord>, head: StoreHead| -> Result<(), LogError> {
+        let set = WriteSet { records: std::mem::take(pending), stream_heads: Vec::new(), head, tag: None };
+        store.write(set)
+    };
+    records(&mut |position, value| {
+        if position != head.next_position {
+            return Err(LogError::Corrupt {
+                position,
+                reason: format!("copied record out of order (expected {})", head.next_position.0),
+            });
+        }
+        let raw = record::check(position, value)?;
+        if record::chain_hash(&head.head_hash, raw.body) != raw.hash {
+            return Err(LogError::Corrupt {
+                position,
+                reason: "copied record does not chain to the log before it".into(),
+            });
+        }
+        let envelope = record::decode(position, value)?;
+        let stream_id = StreamId::parse(&envelope.stream_id)
+            .map_err(|e| LogError::Corrupt { position, reason: format!("copied record stream id: {e}") })?;
+        let event_id = EventId::from_slice(&envelope.event_id)
+            .map_err(|e| LogError::Corrupt { position, reason: format!("copied record event id: {e}") })?;
+        pending.push(NewRecord {
+            position,
+            stream_id,
+            version: Version(envelope.version),
+            event_id,
+            value: value.to_vec(),
+        });
+        bytes += value.len();
+        head = StoreHead { next_position: Position(position.0 + 1), head_hash: raw.hash };
+        if bytes >= INSTALL_GROUP_BYTES {
+            flush(&mut pending, head)?;
+            bytes = 0;
+        }
+        Ok(())
+    })?;
+    if !pending.is_empty() {
+        flush(&mut pending, head)?;
+    }
+    if head != target {
+        return Err(LogError::Corrupt {
+            position: head.next_position,
+            reason: format!("the copy ends at position {} with another hash than its source's", head.next_position.0),
+        });
+    }
+    Ok(head)
 }
