@@ -97,6 +97,7 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Raft/Forward", Internal),
     ("/haven.v1.Raft/ReadIndex", Internal),
     ("/haven.v1.Cluster/Init", Internal),
+    ("/haven.v1.Cluster/Backup", Internal),
     ("/haven.v1.Cluster/AddLearner", Internal),
     ("/haven.v1.Cluster/Promote", Internal),
     ("/haven.v1.Cluster/Remove", Internal),
