@@ -1,0 +1,156 @@
+//! `[ingest]` in Haven's configuration: the alert rules' windows, batching, and each school's
+//! log sources with the listeners bound to them.
+//!
+//! ```toml
+//! [ingest]
+//! repeat_window_s = 600          # repeats and duplicate alerts are judged in this window
+//! repeat_threshold = 3           # attempts on one category in the window that raise an alert
+//! critical_ack_minutes = 15      # a critical alert escalates if not acknowledged by then
+//! [[ingest.sources]]
+//! school_id = "kestrel-primary"
+//! source_id = "fortigate-1"
+//! format = "fortigate"           # absent: detected per line
+//! timezone = "Europe/London"     # for formats whose times carry no offset
+//! syslog_tcp = "0.0.0.0:6514"    # the listener is the school's binding: it writes for this school only
+//! syslog_udp = "0.0.0.0:6514"
+//! ```
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Ingest's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    pub repeat_window_s: u64,
+    pub repeat_threshold: u32,
+    pub critical_ack_minutes: u64,
+    /// Most lines appended as one batch.
+    pub batch_lines: usize,
+    /// How long a batch waits for more lines after its first.
+    pub linger_ms: u64,
+    /// Lines queued per source between its listeners and the log.
+    pub queue_lines: usize,
+    /// Longer syslog frames are skipped unread.
+    pub max_line_bytes: usize,
+    pub sources: Vec<SourceSpec>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            repeat_window_s: 600,
+            repeat_threshold: 3,
+            critical_ack_minutes: 15,
+            batch_lines: 5_000,
+            linger_ms: 20,
+            queue_lines: 50_000,
+            max_line_bytes: 64 * 1024,
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// One school's log source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub school_id: String,
+    pub source_id: String,
+    /// A format name (`haven ingest parse --help` lists them); absent: detect per line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default = "london")]
+    pub timezone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog_tcp: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog_udp: Option<SocketAddr>,
+}
+
+fn london() -> String {
+    "Europe/London".into()
+}
+
+impl IngestConfig {
+    /// Checks every value; the error names the key (`ingest.sources[1].format`) and why.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let positive = [
+            ("repeat_window_s", self.repeat_window_s),
+            ("repeat_threshold", u64::from(self.repeat_threshold)),
+            ("critical_ack_minutes", self.critical_ack_minutes),
+            ("batch_lines", self.batch_lines as u64),
+            ("queue_lines", self.queue_lines as u64),
+            ("max_line_bytes", self.max_line_bytes as u64),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err((format!("ingest.{key}"), "must be at least 1".into()));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, source) in self.sources.iter().enumerate() {
+            let key = |field: &str| format!("ingest.sources[{index}].{field}");
+            haven_kernel::SchoolId::parse(&source.school_id).map_err(|e| (key("school_id"), e.to_string()))?;
+            let id_ok = !source.source_id.is_empty()
+                && source.source_id.len() <= 63
+                && source.source_id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !id_ok {
+                return Err((key("source_id"), "1 to 63 lowercase letters, digits or '-'".into()));
+            }
+            if !seen.insert((&source.school_id, &source.source_id)) {
+                return Err((
+                    key("source_id"),
+                    format!("{} is configured twice for {}", source.source_id, source.school_id),
+                ));
+            }
+            if let Some(format) = &source.format {
+                format
+                    .parse::<haven_ingest::SourceFormat>()
+                    .map_err(|_| (key("format"), format!("unknown format {format:?}")))?;
+            }
+            jiff::tz::TimeZone::get(&source.timezone)
+                .map_err(|_| (key("timezone"), "not an IANA timezone name".into()))?;
+            if source.syslog_tcp.is_none() && source.syslog_udp.is_none() {
+                return Err((key("syslog_tcp"), "a source needs a syslog_tcp or syslog_udp listener".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> SourceSpec {
+        SourceSpec {
+            school_id: "oak".into(),
+            source_id: "proxy-1".into(),
+            format: Some("squid_native".into()),
+            timezone: london(),
+            syslog_tcp: Some("127.0.0.1:6514".parse().unwrap()),
+            syslog_udp: None,
+        }
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        type Breaks = fn(&mut IngestConfig);
+        let cases: [(Breaks, &str); 6] = [
+            (|c| c.repeat_threshold = 0, "ingest.repeat_threshold"),
+            (|c| c.sources[0].school_id = "Oak".into(), "ingest.sources[0].school_id"),
+            (|c| c.sources[0].format = Some("smoke-signals".into()), "ingest.sources[0].format"),
+            (|c| c.sources[0].timezone = "Mars/Olympus".into(), "ingest.sources[0].timezone"),
+            (|c| c.sources[0].syslog_tcp = None, "ingest.sources[0].syslog_tcp"),
+            (|c| c.sources.push(source()), "ingest.sources[1].source_id"),
+        ];
+        for (break_it, key) in cases {
+            let mut config = IngestConfig { sources: vec![source()], ..IngestConfig::default() };
+            assert_eq!(config.validate(), Ok(()));
+            break_it(&mut config);
+            assert_eq!(config.validate().unwrap_err().0, key);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Ingest's service half (DESIGN.md §5 ingest, policy 7.3; issue 7): the front door for the
+//! breach streams of every school's filters and proxies.
+//!
+//! ```text
+//!  syslog TCP/UDP listener (one per school source) ─┐
+//!  Ingest.SubmitBreaches (school-system token) ─────┼─▶ Pipeline: parse (haven-ingest) ─▶ collapse
+//!                                                   │     ─▶ rules ─▶ one append batch:
+//!                                                   │        ingest.BreachObserved, ingest.SafeguardingAlertRaised
+//!  Ingest.ParseLines (check an export, no write) ───┘
+//! ```
+//! Parsing is `haven-ingest`'s (pure, no I/O); this crate adds I/O, attribution of lines to a
+//! school (a listener's binding or the caller's token), event ids derived from the lines (so a
+//! resent line is not recorded twice), the alert rules and the metrics.
+
+pub mod config;
+pub mod demo;
+pub mod grpc;
+pub mod inputs;
+pub mod key;
+pub mod metrics;
+pub mod pipeline;
+pub mod rules;
+
+pub use config::{IngestConfig, SourceSpec};
+pub use grpc::IngestService;
+pub use inputs::BatchSettings;
+pub use key::PathKey;
+pub use metrics::IngestMetrics;
+pub use pipeline::{Line, Pipeline, Source, Summary};
+pub use rules::RuleSettings;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use haven_eventlog_client::EventLog;
+use haven_runtime::Shutdown;
+
+/// A source whose listeners are bound: where each actually listens (a configured port 0 gets
+/// a free one).
+#[derive(Clone, Debug)]
+pub struct BoundSource {
+    pub school_id: String,
+    pub source_id: String,
+    pub syslog_tcp: Option<SocketAddr>,
+    pub syslog_udp: Option<SocketAddr>,
+}
+
+/// Ingest, running.
+#[derive(Debug)]
+pub struct Running {
+    pub pipeline: Arc<Pipeline>,
+    pub service: IngestService,
+    pub sources: Vec<BoundSource>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Why ingest could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}: {1}")]
+    Config(String, String),
+    #[error("the path key: {0}")]
+    Key(#[from] key::KeyError),
+    #[error("ingest.sources[{index}]: cannot listen on {addr}: {reason}")]
+    Listen { index: usize, addr: SocketAddr, reason: String },
+}
+
+/// Starts the pipeline, the gRPC service and every configured source's listeners and worker.
+pub async fn start(
+    config: &IngestConfig,
+    log: Arc<dyn EventLog>,
+    key_file: &Path,
+    metrics: &haven_runtime::Metrics,
+    shutdown: Shutdown,
+) -> Result<Running, StartError> {
+    config.validate().map_err(|(key, reason)| StartError::Config(key, reason))?;
+    let key = PathKey::open(key_file)?;
+    let settings = RuleSettings {
+        repeat_window: jiff::SignedDuration::from_secs(config.repeat_window_s as i64),
+        repeat_threshold: config.repeat_threshold,
+        critical_ack: jiff::SignedDuration::from_mins(config.critical_ack_minutes as i64),
+        ..RuleSettings::default()
+    };
+    let ingest_metrics = IngestMetrics::default();
+    ingest_metrics.register(metrics);
+    let pipeline = Arc::new(Pipeline::new(log, key, settings, ingest_metrics));
+    let batch = BatchSettings {
+        max_lines: config.batch_lines,
+        linger: std::time::Duration::from_millis(config.linger_ms),
+        queue_lines: config.queue_lines,
+    };
+    let mut tasks = Vec::new();
+    let mut sources = Vec::new();
+    for (index, spec) in config.sources.iter().enumerate() {
+        let school = haven_kernel::SchoolId::parse(&spec.school_id).expect("validated");
+        let mut source_config = haven_ingest::SourceConfig::new(school.clone());
+        source_config.format = spec.format.as_deref().map(|f| f.parse().expect("validated"));
+        source_config.zone = jiff::tz::TimeZone::get(&spec.timezone).expect("validated");
+        source_config.max_line_bytes = config.max_line_bytes;
+        let actor = format!("syslog-{}-{}", spec.school_id, spec.source_id);
+        let source = Source::new(school, &spec.source_id, source_config, actor);
+        let (queue, worker) = inputs::spawn_worker(Arc::clone(&pipeline), source, batch, shutdown.clone(), None);
+        tasks.push(worker);
+        let listen_error =
+            |addr: SocketAddr, e: std::io::Error| StartError::Listen { index, addr, reason: e.to_string() };
+        let mut bound = BoundSource {
+            school_id: spec.school_id.clone(),
+            source_id: spec.source_id.clone(),
+            syslog_tcp: None,
+            syslog_udp: None,
+        };
+        if let Some(addr) = spec.syslog_tcp {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| listen_error(addr, e))?;
+            bound.syslog_tcp = Some(listener.local_addr().map_err(|e| listen_error(addr, e))?);
+            tasks.push(tokio::spawn(inputs::serve_tcp(
+                listener,
+                queue.clone(),
+                config.max_line_bytes,
+                shutdown.clone(),
+            )));
+        }
+        if let Some(addr) = spec.syslog_udp {
+            let socket = tokio::net::UdpSocket::bind(addr).await.map_err(|e| listen_error(addr, e))?;
+            bound.syslog_udp = Some(socket.local_addr().map_err(|e| listen_error(addr, e))?);
+            let school = spec.school_id.clone();
+            tasks.push(tokio::spawn(inputs::serve_udp(socket, queue, Arc::clone(&pipeline), school, shutdown.clone())));
+        }
+        sources.push(bound);
+    }
+    let service = IngestService::new(Arc::clone(&pipeline));
+    Ok(Running { pipeline, service, sources, tasks })
+}

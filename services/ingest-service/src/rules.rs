@@ -1,0 +1,265 @@
+//! The alert rules (policy 7.3, issue 7): which breaches a DSL must see, and how urgently.
+//! Pure: the pipeline passes each breach and the time, the rules keep their own windows.
+//!
+//! ```text
+//!  illegal content (IWF, CTIRU, coercive control, intimate image abuse) ─▶ critical, at once
+//!  self-harm or suicide, or the filter's own safeguarding level (5)    ─▶ critical, at once
+//!  a category the rules name (default: extremism)                      ─▶ high
+//!  the same source address or device on one category, `repeat_threshold`
+//!  times within `repeat_window` (blocked or flagged)                   ─▶ medium, or one step up
+//!  anything else                                                       ─▶ recorded for trends
+//! ```
+//! An alert for the same school, attribution, host and category inside the window is not
+//! raised again: the later breaches are still recorded, and the count is kept in metrics.
+
+use std::collections::{HashMap, VecDeque};
+
+use haven_proto::v1 as pb;
+use jiff::{SignedDuration, Timestamp};
+
+/// The rules' settings; configurable per deployment (`[ingest]` in the configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleSettings {
+    pub repeat_window: SignedDuration,
+    pub repeat_threshold: u32,
+    /// Categories that raise a high alert on their own.
+    pub high_categories: Vec<pb::BreachCategory>,
+    /// How long a DSL has to acknowledge a critical alert before it escalates.
+    pub critical_ack: SignedDuration,
+    /// ... and an alert of any other severity.
+    pub other_ack: SignedDuration,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        RuleSettings {
+            repeat_window: SignedDuration::from_mins(10),
+            repeat_threshold: 3,
+            high_categories: vec![pb::BreachCategory::Extremism],
+            critical_ack: SignedDuration::from_mins(15),
+            other_ack: SignedDuration::from_hours(24),
+        }
+    }
+}
+
+/// What the rules decided for one breach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub severity: pb::AlertSeverity,
+    pub triggers: Vec<pb::AlertTrigger>,
+    pub acknowledge_by: Timestamp,
+}
+
+/// Who a breach is attributed to for repeats and duplicates: the device, else the address.
+type Attribution = String;
+
+/// The rules with their windows.
+#[derive(Debug, Default)]
+pub struct Rules {
+    settings: RuleSettings,
+    /// (school, attribution, category) → times of recent attempts.
+    attempts: HashMap<(String, Attribution, i32), VecDeque<Timestamp>>,
+    /// (school, attribution, host, category) → when the last alert was raised.
+    raised: HashMap<(String, Attribution, String, i32), Timestamp>,
+}
+
+/// Whether a category is illegal content.
+pub fn is_illegal(category: pb::BreachCategory) -> bool {
+    matches!(
+        category,
+        pb::BreachCategory::IllegalChildAbuseIwf
+            | pb::BreachCategory::IllegalTerroristContentCtiru
+            | pb::BreachCategory::IllegalCoerciveControl
+            | pb::BreachCategory::IllegalIntimateImageAbuse
+    )
+}
+
+impl Rules {
+    pub fn new(settings: RuleSettings) -> Self {
+        Rules { settings, ..Rules::default() }
+    }
+
+    pub fn settings(&self) -> &RuleSettings {
+        &self.settings
+    }
+
+    /// Judges one breach seen at `at` (its occurred time). `None`: recorded, no alert — either
+    /// nothing to alert on, or the same alert was raised within the window.
+    pub fn judge(&mut self, breach: &pb::BreachObserved, at: Timestamp) -> Option<Verdict> {
+        let category = pb::BreachCategory::try_from(breach.category).unwrap_or(pb::BreachCategory::Unspecified);
+        let attribution = attribution(breach);
+        let mut triggers = Vec::new();
+        let mut severity = pb::AlertSeverity::Unspecified;
+        if is_illegal(category) {
+            triggers.push(pb::AlertTrigger::IllegalContent);
+            severity = pb::AlertSeverity::Critical;
+        }
+        if category == pb::BreachCategory::SelfHarm || breach.vendor_severity >= 5 {
+            triggers.push(pb::AlertTrigger::RiskToLife);
+            severity = pb::AlertSeverity::Critical;
+        }
+        if self.settings.high_categories.contains(&category) {
+            triggers.push(pb::AlertTrigger::CategoryRule);
+            severity = severity.max(pb::AlertSeverity::High);
+        }
+        let counted = breach.action != pb::BreachAction::Allowed as i32 && !attribution.is_empty();
+        if counted && self.repeated(&breach.school_id, &attribution, breach.category, at, breach.repeat_count.max(1)) {
+            triggers.push(pb::AlertTrigger::RepeatedAttempts);
+            severity = match severity {
+                pb::AlertSeverity::Unspecified => pb::AlertSeverity::Medium,
+                pb::AlertSeverity::Low | pb::AlertSeverity::Medium => pb::AlertSeverity::High,
+                other => other,
+            };
+        }
+        if severity == pb::AlertSeverity::Unspecified {
+            return None;
+        }
+        let key = (breach.school_id.clone(), attribution, breach.url_host.clone(), breach.category);
+        if let Some(last) = self.raised.get(&key)
+            && at.duration_since(*last) < self.settings.repeat_window
+            && at >= *last
+        {
+            return None;
+        }
+        self.raised.insert(key, at);
+        self.forget_before(at);
+        let ack =
+            if severity == pb::AlertSeverity::Critical { self.settings.critical_ack } else { self.settings.other_ack };
+        Some(Verdict { severity, triggers, acknowledge_by: at.checked_add(ack).unwrap_or(at) })
+    }
+
+    /// Counts `count` attempts at `at`; true when the window now holds the threshold or more.
+    fn repeated(&mut self, school: &str, attribution: &str, category: i32, at: Timestamp, count: u32) -> bool {
+        let window = self.settings.repeat_window;
+        let times = self.attempts.entry((school.to_owned(), attribution.to_owned(), category)).or_default();
+        for _ in 0..count.min(self.settings.repeat_threshold.max(1)) {
+            times.push_back(at);
+        }
+        while times.front().is_some_and(|first| at.duration_since(*first) >= window) {
+            times.pop_front();
+        }
+        while times.len() > self.settings.repeat_threshold as usize {
+            times.pop_front();
+        }
+        times.len() as u32 >= self.settings.repeat_threshold
+    }
+
+    /// Drops windows that ended long before `at`, so memory stays bounded by recent activity.
+    fn forget_before(&mut self, at: Timestamp) {
+        let window = self.settings.repeat_window;
+        if self.raised.len() > 10_000 {
+            self.raised.retain(|_, last| at.duration_since(*last) < window);
+        }
+        if self.attempts.len() > 10_000 {
+            self.attempts.retain(|_, times| times.back().is_some_and(|last| at.duration_since(*last) < window));
+        }
+    }
+}
+
+/// The device when the source named a known one, else the client address; empty when neither.
+fn attribution(breach: &pb::BreachObserved) -> String {
+    if !breach.subject_id.is_empty() {
+        return format!("subject:{}", breach.subject_id);
+    }
+    if !breach.device_id.is_empty() {
+        return format!("device:{}", breach.device_id);
+    }
+    if !breach.source_ip.is_empty() {
+        return format!("ip:{}", breach.source_ip);
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breach(category: pb::BreachCategory, ip: &str, host: &str) -> pb::BreachObserved {
+        pb::BreachObserved {
+            school_id: "oak".into(),
+            category: category as i32,
+            action: pb::BreachAction::Blocked as i32,
+            source_ip: ip.into(),
+            url_host: host.into(),
+            repeat_count: 1,
+            ..Default::default()
+        }
+    }
+
+    fn at(minute: i64) -> Timestamp {
+        Timestamp::from_second(1_765_000_000 + minute * 60).unwrap()
+    }
+
+    #[test]
+    fn illegal_content_and_risk_to_life_are_critical_at_once_with_a_15_minute_deadline() {
+        let mut rules = Rules::default();
+        for category in [
+            pb::BreachCategory::IllegalChildAbuseIwf,
+            pb::BreachCategory::IllegalTerroristContentCtiru,
+            pb::BreachCategory::IllegalCoerciveControl,
+            pb::BreachCategory::IllegalIntimateImageAbuse,
+        ] {
+            let verdict = rules.judge(&breach(category, "10.0.0.1", "a.example"), at(0)).unwrap();
+            assert_eq!(verdict.severity, pb::AlertSeverity::Critical, "{category:?}");
+            assert_eq!(verdict.triggers, vec![pb::AlertTrigger::IllegalContent]);
+            assert_eq!(verdict.acknowledge_by, at(15));
+        }
+        let verdict = rules.judge(&breach(pb::BreachCategory::SelfHarm, "10.0.0.2", "b.example"), at(0)).unwrap();
+        assert_eq!(
+            (verdict.severity, verdict.triggers),
+            (pb::AlertSeverity::Critical, vec![pb::AlertTrigger::RiskToLife])
+        );
+        let mut flagged = breach(pb::BreachCategory::Other, "10.0.0.3", "c.example");
+        flagged.vendor_severity = 5;
+        assert_eq!(rules.judge(&flagged, at(0)).unwrap().severity, pb::AlertSeverity::Critical, "the filter's level 5");
+    }
+
+    #[test]
+    fn ordinary_categories_are_recorded_until_they_repeat_then_alert_once_per_window() {
+        let mut rules = Rules::default();
+        let attempt = breach(pb::BreachCategory::Gambling, "10.0.0.9", "bet.example");
+        assert_eq!(rules.judge(&attempt, at(0)), None);
+        assert_eq!(rules.judge(&attempt, at(1)), None);
+        let third = rules.judge(&attempt, at(2)).unwrap();
+        assert_eq!(
+            (third.severity, third.triggers),
+            (pb::AlertSeverity::Medium, vec![pb::AlertTrigger::RepeatedAttempts])
+        );
+        assert_eq!(third.acknowledge_by, at(2 + 24 * 60));
+        assert_eq!(rules.judge(&attempt, at(3)), None, "the same alert is not raised again inside the window");
+        let other = breach(pb::BreachCategory::Gambling, "10.0.0.10", "bet.example");
+        assert_eq!(rules.judge(&other, at(3)), None, "another address has its own count");
+        // Long after, attempts spread out never reach the threshold.
+        for minute in [100, 111, 122, 133] {
+            assert_eq!(rules.judge(&attempt, at(minute)), None, "minute {minute}");
+        }
+    }
+
+    #[test]
+    fn a_collapsed_burst_counts_as_its_repeats_and_repeats_raise_a_rule_alert_one_step() {
+        let mut rules = Rules::default();
+        let mut burst = breach(pb::BreachCategory::Extremism, "10.0.0.4", "x.example");
+        let alone = rules.judge(&burst, at(0)).unwrap();
+        assert_eq!(alone.severity, pb::AlertSeverity::High);
+        burst.url_host = "y.example".into();
+        burst.repeat_count = 5;
+        let repeated = rules.judge(&burst, at(1)).unwrap();
+        assert_eq!(repeated.triggers, vec![pb::AlertTrigger::CategoryRule, pb::AlertTrigger::RepeatedAttempts]);
+        assert_eq!(repeated.severity, pb::AlertSeverity::High, "high stays high; critical stays critical");
+        let mut porn = breach(pb::BreachCategory::Pornography, "10.0.0.5", "p.example");
+        porn.repeat_count = 3;
+        assert_eq!(rules.judge(&porn, at(0)).unwrap().severity, pb::AlertSeverity::Medium);
+    }
+
+    #[test]
+    fn allowed_requests_and_unattributed_ones_never_count_as_repeats() {
+        let mut rules = Rules::default();
+        let mut allowed = breach(pb::BreachCategory::Gambling, "10.0.0.6", "bet.example");
+        allowed.action = pb::BreachAction::Allowed as i32;
+        let nobody = breach(pb::BreachCategory::Gambling, "", "bet.example");
+        for minute in 0..5 {
+            assert_eq!(rules.judge(&allowed, at(minute)), None);
+            assert_eq!(rules.judge(&nobody, at(minute)), None);
+        }
+    }
+}
