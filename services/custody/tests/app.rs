@@ -106,8 +106,15 @@ async fn a_retried_request_writes_nothing_new_and_a_refusal_writes_nothing() {
     let refused = h.app.custody_command(&context("r3", MORNING + 20), "c1", give_back).await;
     assert!(matches!(refused, Err(Error::Custody(CustodyError::HoldStands(HoldKind::Quarantine)))));
     assert_eq!(stream_len(&h.log, "custody-c1").await, 2);
-    // The same request again: the domain refuses the second hold, and nothing is written.
-    assert!(h.app.custody_command(&context("r2", MORNING + 10), "c1", hold).await.is_err());
+    // The same request again (same request id): the first result, and nothing is written.
+    let (record, version) = h.app.custody_command(&context("r2", MORNING + 10), "c1", hold.clone()).await.unwrap();
+    assert_eq!((record.holds.len(), version), (1, Version(1)));
+    assert_eq!(stream_len(&h.log, "custody-c1").await, 2);
+    // A new request for the same hold: the domain refuses it, and nothing is written.
+    assert!(matches!(
+        h.app.custody_command(&context("r5", MORNING + 30), "c1", hold).await,
+        Err(Error::Custody(CustodyError::HoldAlreadyStands(HoldKind::Quarantine)))
+    ));
     assert_eq!(stream_len(&h.log, "custody-c1").await, 2);
     assert!(matches!(
         h.app.custody_command(&context("r4", MORNING), "nope", seal("S-1", MORNING)).await,
