@@ -67,7 +67,9 @@ impl CustodyConfig {
     /// not valid.
     pub fn school_day(&self, date: Date) -> Option<SchoolDay> {
         let zone = self.zone();
-        let at = |time: Time| date.to_datetime(time).to_zoned_datetime(zone.clone()).ok().map(|z| UnixTime(z.timestamp().as_second()));
+        let at = |time: Time| {
+            date.to_datetime(time).to_zoned_datetime(zone.clone()).ok().map(|z| UnixTime(z.timestamp().as_second()))
+        };
         Some(SchoolDay { starts_at: at(clock(&self.school_day_starts)?)?, ends_at: at(clock(&self.school_day_ends)?)? })
     }
 }
@@ -92,10 +94,26 @@ mod tests {
         let config = CustodyConfig::default();
         // 1 July 2026: BST (UTC+1), so 15:30 local is 14:30 UTC.
         let summer = config.school_day(jiff::civil::date(2026, 7, 1)).unwrap();
-        assert_eq!(summer.ends_at.0, jiff::civil::date(2026, 7, 1).at(14, 30, 0, 0).to_zoned_datetime(TimeZone::UTC).unwrap().timestamp().as_second());
+        assert_eq!(
+            summer.ends_at.0,
+            jiff::civil::date(2026, 7, 1)
+                .at(14, 30, 0, 0)
+                .to_zoned_datetime(TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+                .as_second()
+        );
         // 1 December 2026: GMT, so 15:30 local is 15:30 UTC.
         let winter = config.school_day(jiff::civil::date(2026, 12, 1)).unwrap();
-        assert_eq!(winter.ends_at.0, jiff::civil::date(2026, 12, 1).at(15, 30, 0, 0).to_zoned_datetime(TimeZone::UTC).unwrap().timestamp().as_second());
+        assert_eq!(
+            winter.ends_at.0,
+            jiff::civil::date(2026, 12, 1)
+                .at(15, 30, 0, 0)
+                .to_zoned_datetime(TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+                .as_second()
+        );
         assert_eq!(winter.ends_at.0 - winter.starts_at.0, 7 * 3600 + 30 * 60);
     }
 }

@@ -9,9 +9,7 @@
 use haven_kernel::SchoolId;
 use haven_proto::v1 as pb;
 
-use crate::domain::{
-    CustodyCommand, DeviceKind, HoldKind, Holder, Owner, RegisterCommand, SchoolDay, UnixTime,
-};
+use crate::domain::{CustodyCommand, DeviceKind, HoldKind, Holder, Owner, RegisterCommand, SchoolDay, UnixTime};
 use crate::{CommandContext, CustodyApp, CustodyConfig, Error};
 
 /// The school the demo's custody data belongs to.
@@ -46,7 +44,14 @@ fn school() -> SchoolId {
     SchoolId::parse(DEMO_SCHOOL).expect("demo ids are valid")
 }
 
-fn seize(custody_id: &str, description: &str, subject_id: String, reason: &str, case: Option<&str>, at: i64) -> CustodyCommand {
+fn seize(
+    custody_id: &str,
+    description: &str,
+    subject_id: String,
+    reason: &str,
+    case: Option<&str>,
+    at: i64,
+) -> CustodyCommand {
     CustodyCommand::Seize {
         custody_id: custody_id.into(),
         school_id: school(),
@@ -90,7 +95,13 @@ pub async fn seed(app: &CustodyApp, learner: impl Fn(&str) -> String) -> Result<
     };
     // A phone with messages feared to be harassment: sealed, stored, quarantined pending police advice.
     let reason = "messages feared to be harassment of another pupil (demo)";
-    step(DEMO_QUARANTINED, "seize", seize(DEMO_QUARANTINED, "black phone, cracked case (demo)", learner("k2"), reason, Some(DEMO_CASE), DAY), DAY).await?;
+    step(
+        DEMO_QUARANTINED,
+        "seize",
+        seize(DEMO_QUARANTINED, "black phone, cracked case (demo)", learner("k2"), reason, Some(DEMO_CASE), DAY),
+        DAY,
+    )
+    .await?;
     step(DEMO_QUARANTINED, "seal", seal("KP-000123", DAY + 300), DAY + 300).await?;
     step(DEMO_QUARANTINED, "store", store(DAY + 600), DAY + 600).await?;
     let hold = CustodyCommand::PlaceHold {
@@ -105,7 +116,13 @@ pub async fn seed(app: &CustodyApp, learner: impl Fn(&str) -> String) -> Result<
     // A tablet the police asked for: sealed, stored, handed over with the seal intact.
     let reason = "images feared to be indecent (demo): not viewed, police informed";
     let at = DAY + 1200;
-    step(DEMO_WITH_POLICE, "seize", seize(DEMO_WITH_POLICE, "silver tablet, blue cover (demo)", learner("k3"), reason, None, at), at).await?;
+    step(
+        DEMO_WITH_POLICE,
+        "seize",
+        seize(DEMO_WITH_POLICE, "silver tablet, blue cover (demo)", learner("k3"), reason, None, at),
+        at,
+    )
+    .await?;
     step(DEMO_WITH_POLICE, "seal", seal("KP-000124", at + 300), at + 300).await?;
     step(DEMO_WITH_POLICE, "store", store(at + 600), at + 600).await?;
     let handover = CustodyCommand::HandToPolice {
@@ -121,7 +138,13 @@ pub async fn seed(app: &CustodyApp, learner: impl Fn(&str) -> String) -> Result<
 
     // A phone confiscated in the afternoon and not given back: the end-of-day sweep's action.
     let at = DAY + 3 * 3600;
-    step(DEMO_SWEPT, "seize", seize(DEMO_SWEPT, "green phone (demo)", learner("k1"), "used in class against the rules (demo)", None, at), at).await?;
+    step(
+        DEMO_SWEPT,
+        "seize",
+        seize(DEMO_SWEPT, "green phone (demo)", learner("k1"), "used in class against the rules (demo)", None, at),
+        at,
+    )
+    .await?;
     step(DEMO_SWEPT, "seal", seal("KP-000125", at + 120), at + 120).await?;
     let date = jiff::civil::date(2026, 10, 6);
     let day: SchoolDay = CustodyConfig::default().school_day(date).expect("the default school day is valid");
@@ -147,7 +170,11 @@ pub async fn seed(app: &CustodyApp, learner: impl Fn(&str) -> String) -> Result<
     }
     let holders = [
         (Holder::Staff { user_id: "kestrel-teacher".into() }, "teaching (demo)", None),
-        (Holder::Learner { subject_id: learner("k1") }, "remote learning loan (demo)", Some(UnixTime(DAY + 60 * 86_400))),
+        (
+            Holder::Learner { subject_id: learner("k1") },
+            "remote learning loan (demo)",
+            Some(UnixTime(DAY + 60 * 86_400)),
+        ),
     ];
     for ((holder, purpose, due), device_id) in holders.into_iter().zip(DEMO_LAPTOPS) {
         let at = DAY - 29 * 86_400;

@@ -74,7 +74,9 @@ pub async fn run(
                         tracing::info!(%date, actions = actions.len(), "end-of-day custody sweep");
                         swept.insert(date);
                     }
-                    Err(error) => tracing::warn!(%date, code = error.code().as_str(), "end-of-day custody sweep failed; retrying"),
+                    Err(error) => {
+                        tracing::warn!(%date, code = error.code().as_str(), "end-of-day custody sweep failed; retrying")
+                    }
                 }
             }
             swept.retain(|date| *date >= today.yesterday().unwrap_or(today));

@@ -467,7 +467,11 @@ impl Custody for CustodyService {
             algorithm: exported.signed.document.signer.algorithm.clone(),
             signature: hex::decode(&exported.signed.signature).unwrap_or_default(),
         };
-        Ok(Response::new(pb::ExportCustodyTrailResponse { trail: Some(trail), json: exported.json, html: exported.html }))
+        Ok(Response::new(pb::ExportCustodyTrailResponse {
+            trail: Some(trail),
+            json: exported.json,
+            html: exported.html,
+        }))
     }
 
     async fn register_school_device(
@@ -586,10 +590,14 @@ impl Custody for CustodyService {
             crate::device_stream(&r.page_token).map_err(|_| invalid("page_token", "is not from a previous page"))?;
             Some(r.page_token.as_str())
         };
-        let filter = AllocationFilter { school, leavers_only: r.leavers_only, overdue_only: r.overdue_only, now: now() };
+        let filter =
+            AllocationFilter { school, leavers_only: r.leavers_only, overdue_only: r.overdue_only, now: now() };
         let (page, more) = self.index.allocations(&filter, after, limit);
-        let next_page_token =
-            if more { page.last().map(|(device, _)| device.device_id.clone()).unwrap_or_default() } else { String::new() };
+        let next_page_token = if more {
+            page.last().map(|(device, _)| device.device_id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok(Response::new(pb::ListAllocationsResponse {
             devices: page.iter().map(|(device, version)| device_to_proto(device, *version)).collect(),
             next_page_token,
