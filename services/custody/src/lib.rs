@@ -15,6 +15,7 @@
 //!  schedule.rs         the school day (configurable) and the sweep run after it ends
 //!  grpc/               haven.v1.Custody, inside haven-authz's AuthLayer
 //!  demo.rs             invented custody data for `haven up --demo`
+//!  start.rs            the export signing key (0600), the read model and schedule in a process
 //! ```
 //! The domain is pure: no clock, no random ids, no I/O; time and looked-up facts (is the
 //! searcher on the leadership team, the current AUP version) arrive in the command.
@@ -29,6 +30,7 @@ pub mod export;
 mod grpc;
 mod index;
 pub mod schedule;
+pub mod start;
 
 pub use app::{CommandContext, CustodyApp, ExportedTrail, MAX_TRAIL_EVENTS, custody_stream, device_stream};
 pub use config::CustodyConfig;
