@@ -60,7 +60,8 @@ pub async fn run(
     let mut swept: BTreeSet<Date> = BTreeSet::new();
     let zone = config.zone();
     while !shutdown.is_triggered() {
-        if index_ready.is_ready() {
+        let ready = index_ready.is_ready();
+        if ready {
             let now = jiff::Timestamp::now();
             let today = now.to_zoned_datetime(zone.clone()).date();
             let unix_now = UnixTime(now.as_second());
@@ -81,8 +82,10 @@ pub async fn run(
             }
             swept.retain(|date| *date >= today.yesterday().unwrap_or(today));
         }
+        // Until the read model has caught up, look again soon.
+        let wait = if ready { config.sweep_check_s } else { 1 };
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(config.sweep_check_s)) => {}
+            () = tokio::time::sleep(Duration::from_secs(wait)) => {}
             () = shutdown.triggered() => return,
         }
     }
