@@ -404,3 +404,23 @@ async fn a_leavers_devices_are_listed_when_they_leave() {
     assert_eq!(again.code(), Code::Aborted, "not wiped yet: {again:?}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_members_own_confiscated_device_is_not_theirs_to_see() {
+    let mut s = serve().await;
+    let head = s.token("oak-head", Role::Principal, "oak");
+    let mut seize = seize_request("o-1", "oak");
+    seize.from_subject_id = String::new();
+    seize.from_user_id = "oak-dsl".into();
+    let id = s.client.seize_device(bearer(&head, seize)).await.unwrap().into_inner().custody_id;
+    let read = pb::GetCustodyTrailRequest { custody_id: id.clone() };
+    let record = s.client.get_custody_trail(bearer(&head, read.clone())).await.unwrap().into_inner().record.unwrap();
+    assert_eq!(record.from_user_id, "oak-dsl");
+    // The DSL may read custody records at the school, but not one about them.
+    let dsl = s.token("oak-dsl", Role::Dsl, "oak");
+    assert_eq!(s.client.get_custody_trail(bearer(&dsl, read)).await.unwrap_err().code(), Code::PermissionDenied);
+    let seal = s.client.seal_device(bearer(&dsl, seal_request("o-2", &id, "OAK-0003"))).await.unwrap_err();
+    assert_eq!(seal.code(), Code::PermissionDenied);
+    assert_eq!(s.stream_len(&format!("custody-{id}")).await, 1);
+    s.stop().await;
+}
