@@ -141,13 +141,13 @@ pub struct RegisterQuery {
     pub school_id: Option<String>,
 }
 
-fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> Response {
     let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(ErrorBody { code: code.as_str().to_owned(), message: message.into() })).into_response()
 }
 
 /// A gRPC status as the HTTP answer with the same code (ADR 0005).
-fn from_status(status: tonic::Status) -> Response {
+pub(crate) fn from_status(status: tonic::Status) -> Response {
     let grpc = status.code() as i32;
     let code = ErrorCode::ALL.into_iter().find(|code| code.grpc_code() == grpc).unwrap_or(ErrorCode::Internal);
     error(code, status.message())

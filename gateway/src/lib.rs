@@ -8,8 +8,10 @@
 //! It owns the HTTP surface and its OpenAPI description, generated from the handlers (utoipa)
 //! so the document cannot drift from the code. It must not hold domain logic: API routes call
 //! the services and authorise at the edge as well as in each service (`identity.rs`: the same
-//! rules and authenticator as the gRPC layer, then the call forwarded with the bearer token).
+//! rules and authenticator as the gRPC layer, then the call forwarded with the bearer token;
+//! `custody.rs`: the chain of custody, its signed export and the device register, likewise).
 
+mod custody;
 mod health;
 mod identity;
 
@@ -18,6 +20,7 @@ use axum::routing::{get, post};
 use haven_runtime::{Metrics, Readiness};
 use utoipa::OpenApi;
 
+pub use custody::CustodyEdge;
 pub use health::{ComponentBody, ReadinessBody};
 pub use identity::IdentityEdge;
 
@@ -28,6 +31,8 @@ pub struct GatewayState {
     pub metrics: Metrics,
     /// Identity's routes, when this process serves identity.
     pub identity: Option<IdentityEdge>,
+    /// Custody's routes, when this process serves custody.
+    pub custody: Option<CustodyEdge>,
 }
 
 /// The OpenAPI document of everything the gateway serves.
@@ -50,7 +55,26 @@ pub struct GatewayState {
         identity::aup,
         identity::accept_aup,
         identity::access_register,
-        identity::jwks
+        identity::jwks,
+        custody::seize,
+        custody::trail,
+        custody::export_json,
+        custody::export_html,
+        custody::seal,
+        custody::store,
+        custody::check_seal,
+        custody::search,
+        custody::place_hold,
+        custody::lift_hold,
+        custody::hand_to_police,
+        custody::give_back,
+        custody::request_deletion,
+        custody::record_deletion,
+        custody::register_device,
+        custody::allocate,
+        custody::hand_back,
+        custody::wipe,
+        custody::allocations
     ),
     components(schemas(
         ReadinessBody,
@@ -64,7 +88,30 @@ pub struct GatewayState {
         identity::GrantBody,
         identity::WhoAmIBody,
         identity::AupBody,
-        identity::AccessEntryBody
+        identity::AccessEntryBody,
+        custody::VersionBody,
+        custody::SeizeBody,
+        custody::SeizedBody,
+        custody::SealBody,
+        custody::StoreBody,
+        custody::CheckSealBody,
+        custody::SearchBody,
+        custody::HoldBody,
+        custody::HandToPoliceBody,
+        custody::ReturnBody,
+        custody::DeletionBody,
+        custody::DeletionRequestedBody,
+        custody::DeletionDoneBody,
+        custody::CustodyRecordBody,
+        custody::CustodyStepBody,
+        custody::CustodyTrailBody,
+        custody::RegisterDeviceBody,
+        custody::RegisteredDeviceBody,
+        custody::AllocateBody,
+        custody::HandBackBody,
+        custody::WipeBody,
+        custody::SchoolDeviceBody,
+        custody::AllocationsBody
     ))
 )]
 pub struct ApiDoc;
@@ -91,5 +138,30 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/aup/accept", post(identity::accept_aup))
         .route("/api/v1/access-register", get(identity::access_register))
         .route("/.well-known/jwks.json", get(identity::jwks))
+        .merge(custody_routes())
         .with_state(state)
+}
+
+/// Custody's routes (`custody.rs`).
+fn custody_routes() -> Router<GatewayState> {
+    Router::new()
+        .route("/api/v1/custody", post(custody::seize))
+        .route("/api/v1/custody/{custody_id}", get(custody::trail))
+        .route("/api/v1/custody/{custody_id}/export.json", get(custody::export_json))
+        .route("/api/v1/custody/{custody_id}/export.html", get(custody::export_html))
+        .route("/api/v1/custody/{custody_id}/seal", post(custody::seal))
+        .route("/api/v1/custody/{custody_id}/store", post(custody::store))
+        .route("/api/v1/custody/{custody_id}/seal-check", post(custody::check_seal))
+        .route("/api/v1/custody/{custody_id}/search", post(custody::search))
+        .route("/api/v1/custody/{custody_id}/holds", post(custody::place_hold))
+        .route("/api/v1/custody/{custody_id}/holds/lift", post(custody::lift_hold))
+        .route("/api/v1/custody/{custody_id}/hand-to-police", post(custody::hand_to_police))
+        .route("/api/v1/custody/{custody_id}/return", post(custody::give_back))
+        .route("/api/v1/custody/{custody_id}/deletions", post(custody::request_deletion))
+        .route("/api/v1/custody/{custody_id}/deletions/{deletion_id}/done", post(custody::record_deletion))
+        .route("/api/v1/devices", post(custody::register_device))
+        .route("/api/v1/devices/allocations", get(custody::allocations))
+        .route("/api/v1/devices/{device_id}/allocate", post(custody::allocate))
+        .route("/api/v1/devices/{device_id}/return", post(custody::hand_back))
+        .route("/api/v1/devices/{device_id}/wipe", post(custody::wipe))
 }

@@ -16,7 +16,8 @@ async fn get(state: &GatewayState, path: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn readyz_follows_every_component() {
-    let state = GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None };
+    let state =
+        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, custody: None };
     let log = state.readiness.register("eventlog", "opening");
     let (status, body) = get(&state, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -29,7 +30,8 @@ async fn readyz_follows_every_component() {
 
 #[tokio::test]
 async fn openapi_describes_every_route() {
-    let state = GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None };
+    let state =
+        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, custody: None };
     let (status, body) = get(&state, "/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let document: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -38,4 +40,25 @@ async fn openapi_describes_every_route() {
         assert!(document["paths"].get(path).is_some(), "{path} is described");
     }
     assert!(document["components"]["schemas"].get("ReadinessBody").is_some());
+}
+
+#[tokio::test]
+async fn custody_routes_are_described_and_unavailable_where_custody_is_not_served() {
+    let state =
+        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, custody: None };
+    let (_, body) = get(&state, "/openapi.json").await;
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for path in [
+        "/api/v1/custody",
+        "/api/v1/custody/{custody_id}",
+        "/api/v1/custody/{custody_id}/export.json",
+        "/api/v1/custody/{custody_id}/export.html",
+        "/api/v1/custody/{custody_id}/hand-to-police",
+        "/api/v1/devices/allocations",
+    ] {
+        assert!(document["paths"].get(path).is_some(), "{path} is described");
+    }
+    let (status, body) = get(&state, "/api/v1/custody/some-record").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("\"code\":\"unavailable\""), "{body}");
 }

@@ -12,7 +12,10 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
-use crate::domain::{CustodyCommand, CustodyDecider, CustodyEvent, CustodyRecord, EndOfDayAction, SchoolDay, UnixTime};
+use crate::domain::{
+    CustodyCommand, CustodyDecider, CustodyEvent, CustodyRecord, EndOfDayAction, RegisterCommand, RegisterDecider,
+    SchoolDay, SchoolDevice, UnixTime,
+};
 use crate::events;
 use crate::export::{self, SignedTrail, TrailHeader, TrailSigner, TrailStep};
 
@@ -33,6 +36,12 @@ pub struct CommandContext {
 }
 
 impl CommandContext {
+    /// Whether this request's first event is already in the stream (the request is a retry).
+    fn already_applied<'a>(&self, mut history: impl Iterator<Item = &'a pb::EventEnvelope>) -> bool {
+        let first = self.event_id(0);
+        history.any(|envelope| envelope.event_id == first)
+    }
+
     fn event_id(&self, index: usize) -> Vec<u8> {
         uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("haven:custody:{}:{index}", self.request_id).as_bytes())
             .as_bytes()
@@ -66,6 +75,10 @@ pub fn custody_stream(custody_id: &str) -> Result<StreamId, Error> {
     StreamId::new("custody", custody_id).map_err(|e| Error::invalid("custody_id", e.to_string()))
 }
 
+pub fn device_stream(device_id: &str) -> Result<StreamId, Error> {
+    StreamId::new("device", device_id).map_err(|e| Error::invalid("device_id", e.to_string()))
+}
+
 impl CustodyApp {
     pub fn new(log: Arc<dyn EventLog>, signer: Arc<TrailSigner>) -> Self {
         CustodyApp { log, signer }
@@ -82,6 +95,12 @@ impl CustodyApp {
         for _attempt in 0..MAX_ATTEMPTS {
             let (history, version) = self.load(&stream_id).await?;
             let state = fold::<CustodyDecider>(history.iter().map(|(_, event)| event));
+            if let (Some(record), Some(version)) = (&state, version)
+                && context.already_applied(history.iter().map(|(envelope, _)| envelope))
+            {
+                // A retry of a request that was recorded: the record as it is, nothing new.
+                return Ok((record.clone(), version));
+            }
             let new_events = CustodyDecider::decide(&state, &command)?;
             let new_state = new_events.iter().fold(state, CustodyDecider::evolve);
             let Some(record) = new_state else {
@@ -235,17 +254,88 @@ impl CustodyApp {
         Ok(actions)
     }
 
+    /// Any register command; registering starts the device's stream. Returns the device and
+    /// its version.
+    pub async fn register_command(
+        &self,
+        context: &CommandContext,
+        device_id: &str,
+        command: RegisterCommand,
+    ) -> Result<(SchoolDevice, Version), Error> {
+        let stream_id = device_stream(device_id)?;
+        for _attempt in 0..MAX_ATTEMPTS {
+            let (history, version) = self.load_with(&stream_id, events::decode_register).await?;
+            let state = fold::<RegisterDecider>(history.iter().map(|(_, event)| event));
+            if let (Some(device), Some(version)) = (&state, version)
+                && context.already_applied(history.iter().map(|(envelope, _)| envelope))
+            {
+                return Ok((device.clone(), version));
+            }
+            let new_events = RegisterDecider::decide(&state, &command)?;
+            let new_state = new_events.iter().fold(state, RegisterDecider::evolve);
+            let Some(device) = new_state else {
+                return Err(Error::NotFound(format!("school device {device_id}")));
+            };
+            let proposed = new_events
+                .iter()
+                .enumerate()
+                .map(|(index, event)| {
+                    let (event_type, payload) = events::encode_register(device_id, device.school_id.as_str(), event);
+                    pb::ProposedEvent {
+                        event_id: context.event_id(index),
+                        event_type: event_type.to_owned(),
+                        schema_version: 1,
+                        school_id: device.school_id.to_string(),
+                        occurred_at: Some(events::time_to_proto(event.at())),
+                        actor: Some(context.actor.clone()),
+                        correlation_id: vec![],
+                        causation_id: vec![],
+                        trace_context: None,
+                        payload,
+                    }
+                })
+                .collect();
+            let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+            match self.log.append(&stream_id, expected, proposed).await {
+                Ok(outcome) => return Ok((device, outcome.last_version)),
+                Err(LogError::WrongExpectedVersion(_)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(Error::Contended { stream: stream_id.to_string(), attempts: MAX_ATTEMPTS })
+    }
+
+    /// A school-owned device as its stream says now, with the stream's version.
+    pub async fn device(&self, device_id: &str) -> Result<Option<(SchoolDevice, Version)>, Error> {
+        let (history, version) = self.load_with(&device_stream(device_id)?, events::decode_register).await?;
+        Ok(fold::<RegisterDecider>(history.iter().map(|(_, event)| event)).zip(version))
+    }
+
+    /// The position of a stream's first event (0 when it has none).
+    pub async fn first_position(&self, stream_id: &StreamId) -> Result<u64, Error> {
+        let slice = self.log.read_stream(ReadStream::forwards(stream_id.clone(), Version(0), 1)).await?;
+        Ok(slice.events.first().map_or(0, |envelope| envelope.position))
+    }
+
     async fn load(
         &self,
         stream_id: &StreamId,
     ) -> Result<(Vec<(pb::EventEnvelope, CustodyEvent)>, Option<Version>), Error> {
+        self.load_with(stream_id, events::decode_custody).await
+    }
+
+    async fn load_with<E>(
+        &self,
+        stream_id: &StreamId,
+        decode: fn(&pb::EventEnvelope) -> Result<E, Error>,
+    ) -> Result<(Vec<(pb::EventEnvelope, E)>, Option<Version>), Error> {
         let mut history = Vec::new();
         let mut from = Version(0);
         loop {
             let slice = self.log.read_stream(ReadStream::forwards(stream_id.clone(), from, LOAD_PAGE)).await?;
             let page_was_empty = slice.events.is_empty();
             for envelope in slice.events {
-                let event = events::decode_custody(&envelope)?;
+                let event = decode(&envelope)?;
                 history.push((envelope, event));
             }
             if history.len() > MAX_TRAIL_EVENTS {

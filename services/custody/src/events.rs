@@ -7,7 +7,8 @@ use prost::Message;
 
 use crate::Error;
 use crate::domain::{
-    CustodyEvent, DeletionAuthority, HoldKind, Owner, ReturnRecipient, SealCondition, SearchAuthority, UnixTime,
+    AllocationReturnReason, CustodyEvent, DeletionAuthority, DeviceCondition, DeviceKind, HoldKind, Holder, Owner,
+    RegisterEvent, ReturnRecipient, SealCondition, SearchAuthority, UnixTime, WipeMethod,
 };
 
 pub const DEVICE_SEIZED: &str = "custody.DeviceSeized";
@@ -559,4 +560,221 @@ pub fn describe(event: &CustodyEvent) -> (String, String, String) {
             (String::new(), String::new(), "not returned by the end of the school day: action for the DSL".into())
         }
     }
+}
+
+// --- The school device register ----------------------------------------------------------
+
+pub const DEVICE_REGISTERED: &str = "custody.SchoolDeviceRegistered";
+pub const DEVICE_ALLOCATED: &str = "custody.SchoolDeviceAllocated";
+pub const DEVICE_HANDED_BACK: &str = "custody.SchoolDeviceReturned";
+pub const DEVICE_WIPED: &str = "custody.SchoolDeviceWiped";
+
+pub fn kind_to_proto(kind: DeviceKind) -> pb::DeviceKind {
+    match kind {
+        DeviceKind::Laptop => pb::DeviceKind::Laptop,
+        DeviceKind::Tablet => pb::DeviceKind::Tablet,
+        DeviceKind::Phone => pb::DeviceKind::Phone,
+        DeviceKind::Desktop => pb::DeviceKind::Desktop,
+        DeviceKind::Other => pb::DeviceKind::Other,
+    }
+}
+
+pub fn kind_from_proto(raw: i32) -> Option<DeviceKind> {
+    match pb::DeviceKind::try_from(raw).ok()? {
+        pb::DeviceKind::Laptop => Some(DeviceKind::Laptop),
+        pb::DeviceKind::Tablet => Some(DeviceKind::Tablet),
+        pb::DeviceKind::Phone => Some(DeviceKind::Phone),
+        pb::DeviceKind::Desktop => Some(DeviceKind::Desktop),
+        pb::DeviceKind::Other => Some(DeviceKind::Other),
+        pb::DeviceKind::Unspecified => None,
+    }
+}
+
+fn return_reason_to_proto(reason: AllocationReturnReason) -> pb::AllocationReturnReason {
+    match reason {
+        AllocationReturnReason::Leaver => pb::AllocationReturnReason::Leaver,
+        AllocationReturnReason::EndOfLoan => pb::AllocationReturnReason::EndOfLoan,
+        AllocationReturnReason::Fault => pb::AllocationReturnReason::Fault,
+        AllocationReturnReason::Replaced => pb::AllocationReturnReason::Replaced,
+        AllocationReturnReason::Lost => pb::AllocationReturnReason::Lost,
+    }
+}
+
+pub fn return_reason_from_proto(raw: i32) -> Option<AllocationReturnReason> {
+    match pb::AllocationReturnReason::try_from(raw).ok()? {
+        pb::AllocationReturnReason::Leaver => Some(AllocationReturnReason::Leaver),
+        pb::AllocationReturnReason::EndOfLoan => Some(AllocationReturnReason::EndOfLoan),
+        pb::AllocationReturnReason::Fault => Some(AllocationReturnReason::Fault),
+        pb::AllocationReturnReason::Replaced => Some(AllocationReturnReason::Replaced),
+        pb::AllocationReturnReason::Lost => Some(AllocationReturnReason::Lost),
+        pb::AllocationReturnReason::Unspecified => None,
+    }
+}
+
+fn device_condition_to_proto(condition: DeviceCondition) -> pb::DeviceCondition {
+    match condition {
+        DeviceCondition::Good => pb::DeviceCondition::Good,
+        DeviceCondition::Damaged => pb::DeviceCondition::Damaged,
+        DeviceCondition::Missing => pb::DeviceCondition::Missing,
+    }
+}
+
+pub fn device_condition_from_proto(raw: i32) -> Option<DeviceCondition> {
+    match pb::DeviceCondition::try_from(raw).ok()? {
+        pb::DeviceCondition::Good => Some(DeviceCondition::Good),
+        pb::DeviceCondition::Damaged => Some(DeviceCondition::Damaged),
+        pb::DeviceCondition::Missing => Some(DeviceCondition::Missing),
+        pb::DeviceCondition::Unspecified => None,
+    }
+}
+
+fn wipe_to_proto(method: WipeMethod) -> pb::WipeMethod {
+    match method {
+        WipeMethod::FactoryReset => pb::WipeMethod::FactoryReset,
+        WipeMethod::RemoteWipe => pb::WipeMethod::RemoteWipe,
+        WipeMethod::SecureErase => pb::WipeMethod::SecureErase,
+    }
+}
+
+pub fn wipe_from_proto(raw: i32) -> Option<WipeMethod> {
+    match pb::WipeMethod::try_from(raw).ok()? {
+        pb::WipeMethod::FactoryReset => Some(WipeMethod::FactoryReset),
+        pb::WipeMethod::RemoteWipe => Some(WipeMethod::RemoteWipe),
+        pb::WipeMethod::SecureErase => Some(WipeMethod::SecureErase),
+        pb::WipeMethod::Unspecified => None,
+    }
+}
+
+fn holder_ids(holder: &Holder) -> (String, String) {
+    match holder {
+        Holder::Staff { user_id } => (user_id.clone(), String::new()),
+        Holder::Learner { subject_id } => (String::new(), subject_id.clone()),
+    }
+}
+
+/// The event type and payload of a register event of `device_id` in `school_id`.
+pub fn encode_register(device_id: &str, school_id: &str, event: &RegisterEvent) -> (&'static str, Vec<u8>) {
+    let (device_id, school_id) = (device_id.to_owned(), school_id.to_owned());
+    match event {
+        RegisterEvent::Registered { kind, asset_tag, serial_number, model, managed, registered_by, .. } => (
+            DEVICE_REGISTERED,
+            pb::SchoolDeviceRegistered {
+                device_id,
+                school_id,
+                kind: kind_to_proto(*kind) as i32,
+                asset_tag: asset_tag.clone(),
+                serial_number: serial_number.clone(),
+                model: model.clone(),
+                managed: *managed,
+                registered_by_user_id: registered_by.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        RegisterEvent::Allocated { holder, aup_version, purpose, expected_return_at, allocated_by, .. } => {
+            let (user_id, subject_id) = holder_ids(holder);
+            (
+                DEVICE_ALLOCATED,
+                pb::SchoolDeviceAllocated {
+                    device_id,
+                    school_id,
+                    user_id,
+                    subject_id,
+                    aup_version: *aup_version,
+                    purpose: purpose.clone(),
+                    expected_return_at: expected_return_at.map(time_to_proto),
+                    allocated_by_user_id: allocated_by.clone(),
+                }
+                .encode_to_vec(),
+            )
+        }
+        RegisterEvent::Returned { holder, reason, condition, received_by, note, .. } => {
+            let (user_id, subject_id) = holder_ids(holder);
+            (
+                DEVICE_HANDED_BACK,
+                pb::SchoolDeviceReturned {
+                    device_id,
+                    school_id,
+                    user_id,
+                    subject_id,
+                    reason: return_reason_to_proto(*reason) as i32,
+                    condition: device_condition_to_proto(*condition) as i32,
+                    received_by_user_id: received_by.clone(),
+                    note: note.clone(),
+                }
+                .encode_to_vec(),
+            )
+        }
+        RegisterEvent::Wiped { method, verified, wiped_by, note, .. } => (
+            DEVICE_WIPED,
+            pb::SchoolDeviceWiped {
+                device_id,
+                school_id,
+                method: wipe_to_proto(*method) as i32,
+                verified: *verified,
+                wiped_by_user_id: wiped_by.clone(),
+                note: note.clone(),
+            }
+            .encode_to_vec(),
+        ),
+    }
+}
+
+/// Decodes a stored register event; its time is the envelope's `occurred_at`.
+pub fn decode_register(envelope: &pb::EventEnvelope) -> Result<RegisterEvent, Error> {
+    let at = time_from_proto(envelope.occurred_at.as_ref());
+    let bad = |what: &str| unreadable(envelope, format!("{what} is not set or not known"));
+    let holder = |user_id: String, subject_id: String| match (some(&user_id), some(&subject_id)) {
+        (Some(user_id), None) => Ok(Holder::Staff { user_id }),
+        (None, Some(subject_id)) => Ok(Holder::Learner { subject_id }),
+        _ => Err(bad("user_id or subject_id")),
+    };
+    Ok(match envelope.event_type.as_str() {
+        DEVICE_REGISTERED => {
+            let e: pb::SchoolDeviceRegistered = payload(envelope)?;
+            RegisterEvent::Registered {
+                device_id: e.device_id,
+                school_id: SchoolId::parse(&e.school_id).map_err(|e| unreadable(envelope, format!("school_id {e}")))?,
+                kind: kind_from_proto(e.kind).ok_or_else(|| bad("kind"))?,
+                asset_tag: e.asset_tag,
+                serial_number: e.serial_number,
+                model: e.model,
+                managed: e.managed,
+                registered_by: e.registered_by_user_id,
+                at,
+            }
+        }
+        DEVICE_ALLOCATED => {
+            let e: pb::SchoolDeviceAllocated = payload(envelope)?;
+            RegisterEvent::Allocated {
+                holder: holder(e.user_id, e.subject_id)?,
+                aup_version: e.aup_version,
+                purpose: e.purpose,
+                expected_return_at: e.expected_return_at.as_ref().map(|t| UnixTime(t.seconds)),
+                allocated_by: e.allocated_by_user_id,
+                at,
+            }
+        }
+        DEVICE_HANDED_BACK => {
+            let e: pb::SchoolDeviceReturned = payload(envelope)?;
+            RegisterEvent::Returned {
+                holder: holder(e.user_id, e.subject_id)?,
+                reason: return_reason_from_proto(e.reason).ok_or_else(|| bad("reason"))?,
+                condition: device_condition_from_proto(e.condition).ok_or_else(|| bad("condition"))?,
+                received_by: e.received_by_user_id,
+                note: e.note,
+                at,
+            }
+        }
+        DEVICE_WIPED => {
+            let e: pb::SchoolDeviceWiped = payload(envelope)?;
+            RegisterEvent::Wiped {
+                method: wipe_from_proto(e.method).ok_or_else(|| bad("method"))?,
+                verified: e.verified,
+                wiped_by: e.wiped_by_user_id,
+                note: e.note,
+                at,
+            }
+        }
+        other => return Err(unreadable(envelope, format!("{other} is not a register event"))),
+    })
 }

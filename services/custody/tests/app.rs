@@ -106,8 +106,15 @@ async fn a_retried_request_writes_nothing_new_and_a_refusal_writes_nothing() {
     let refused = h.app.custody_command(&context("r3", MORNING + 20), "c1", give_back).await;
     assert!(matches!(refused, Err(Error::Custody(CustodyError::HoldStands(HoldKind::Quarantine)))));
     assert_eq!(stream_len(&h.log, "custody-c1").await, 2);
-    // The same request again: the domain refuses the second hold, and nothing is written.
-    assert!(h.app.custody_command(&context("r2", MORNING + 10), "c1", hold).await.is_err());
+    // The same request again (same request id): the first result, and nothing is written.
+    let (record, version) = h.app.custody_command(&context("r2", MORNING + 10), "c1", hold.clone()).await.unwrap();
+    assert_eq!((record.holds.len(), version), (1, Version(1)));
+    assert_eq!(stream_len(&h.log, "custody-c1").await, 2);
+    // A new request for the same hold: the domain refuses it, and nothing is written.
+    assert!(matches!(
+        h.app.custody_command(&context("r5", MORNING + 30), "c1", hold).await,
+        Err(Error::Custody(CustodyError::HoldAlreadyStands(HoldKind::Quarantine)))
+    ));
     assert_eq!(stream_len(&h.log, "custody-c1").await, 2);
     assert!(matches!(
         h.app.custody_command(&context("r4", MORNING), "nope", seal("S-1", MORNING)).await,
@@ -159,4 +166,51 @@ async fn the_end_of_day_sweep_raises_once() {
         .unwrap();
     assert!(again.is_empty());
     assert_eq!(stream_len(&h.log, "custody-c1").await, 2);
+}
+
+/// The scheduled sweep: the school day from the configuration (Europe/London), the records
+/// from the read model, each action raised once however often the sweep runs.
+#[tokio::test]
+async fn the_scheduled_sweep_follows_the_configured_day_and_raises_each_action_once() {
+    use haven_custody::schedule::sweep_day;
+    use haven_custody::{CustodyConfig, CustodyIndex};
+    let h = harness();
+    let config = CustodyConfig { school_day_ends: "15:00".into(), ..CustodyConfig::default() };
+    let date = jiff::civil::date(2026, 10, 6); // BST: 08:00–15:00 local is 07:00–14:00 UTC.
+    let day = config.school_day(date).unwrap();
+    assert_eq!(day.ends_at.0 - day.starts_at.0, 7 * 3600);
+    let at = day.starts_at.0 + 3600;
+    // Outstanding; held (no action); seized the day before (another day's sweep).
+    h.app.custody_command(&context("s1", at), "c1", seize("c1", at)).await.unwrap();
+    h.app.custody_command(&context("s2", at), "c2", seize("c2", at)).await.unwrap();
+    let hold = CustodyCommand::PlaceHold {
+        kind: HoldKind::PoliceHold,
+        reason: "police asked us to keep it".into(),
+        police_reference: Some("REF-9".into()),
+        authorised_by: "dsl-1".into(),
+        at: UnixTime(at + 60),
+    };
+    h.app.custody_command(&context("s3", at + 60), "c2", hold).await.unwrap();
+    h.app.custody_command(&context("s4", at - 86_400), "c3", seize("c3", at - 86_400)).await.unwrap();
+    let index = CustodyIndex::default();
+    let filter = pb::EventFilter::default();
+    let slice = h.log.read_all(haven_kernel::Position(0), 100, &filter).await.unwrap();
+    for envelope in &slice.events {
+        index.apply(envelope);
+    }
+    assert_eq!(index.open_seized_between(day.starts_at, day.ends_at), ["c1", "c2"]);
+
+    let before_the_end = sweep_day(&h.app, &index, &config, date, UnixTime(day.ends_at.0 - 1)).await.unwrap();
+    assert!(before_the_end.is_empty(), "nothing before the school day ends");
+    let after = UnixTime(day.ends_at.0 + 30);
+    let raised = sweep_day(&h.app, &index, &config, date, after).await.unwrap();
+    assert_eq!(raised.iter().map(|a| a.custody_id.as_str()).collect::<Vec<_>>(), ["c1"]);
+    assert_eq!(raised[0].school_day_ends_at, day.ends_at);
+    // Again later, and from a second process with its own read model: nothing new.
+    assert!(sweep_day(&h.app, &index, &config, date, UnixTime(after.0 + 60)).await.unwrap().is_empty());
+    let (_, history) = h.app.trail("c1").await.unwrap();
+    let raised_events = history.iter().filter(|(e, _)| e.event_type == "custody.DeviceEndOfDayActionRaised").count();
+    assert_eq!(raised_events, 1);
+    assert_eq!(stream_len(&h.log, "custody-c2").await, 2, "a held device needs no action");
+    assert_eq!(stream_len(&h.log, "custody-c3").await, 1, "yesterday's device is yesterday's sweep");
 }

@@ -45,6 +45,8 @@ pub struct HavenConfig {
     pub eventlog: EventLogConfig,
     /// Identity: token lifetimes and the password hashing cost.
     pub identity: IdentityConfig,
+    /// Custody: the school day its end-of-day sweep follows.
+    pub custody: haven_custody::CustodyConfig,
 }
 
 impl Default for HavenConfig {
@@ -61,6 +63,7 @@ impl Default for HavenConfig {
             raft_source_ip: None,
             eventlog: EventLogConfig::default(),
             identity: IdentityConfig::default(),
+            custody: haven_custody::CustodyConfig::default(),
         }
     }
 }
@@ -109,6 +112,10 @@ impl HavenConfig {
             .identity
             .validate()
             .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: identity.{field} {reason}"))?;
+        config
+            .custody
+            .validate()
+            .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: custody.{field} {reason}"))?;
         if config.node_id == 0 {
             anyhow::bail!("invalid configuration: node_id must be 1 or more");
         }

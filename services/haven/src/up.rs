@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  start: listen on both ports ─▶ open the log ─▶ seed the demo (--demo) ─▶ serve
-//!         readiness: eventlog (open) · identity (directory caught up) · gateway (serving)
+//!         readiness: eventlog (open) · identity (directory caught up) · custody (read model
+//!         caught up) · gateway (serving); custody's end-of-day sweep runs on its schedule
 //!  SIGINT/SIGTERM ─▶ stop accepting ─▶ in-flight requests finish (grace period)
 //!                 ─▶ the log's writer drains its queue and fsyncs ─▶ exit 0
 //! ```
@@ -14,11 +15,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use haven_authz::{AccessState, AuthLayer, AuthService, Authenticator, TokenVerifier};
 use haven_bus::{BusMetrics, CheckpointFile, Consumer, EmbeddedSource, Nats, NatsSource, NatsUrl, Relay, RelayConfig};
+use haven_custody::CustodyService;
 use haven_eventlog::grpc::EventLogService;
 use haven_eventlog::raft::{RaftNode, RaftNodeConfig};
 use haven_eventlog_client::{EventLog, GrpcEventLog};
 use haven_gateway::GatewayState;
 use haven_identity::{IdentityApp, IdentityService, demo};
+use haven_proto::v1::custody_server::CustodyServer;
 use haven_proto::v1::event_log_server::EventLogServer;
 use haven_proto::v1::identity_server::IdentityServer;
 use haven_runtime::{Metrics, Readiness, Shutdown, listen, wait_for_stop_signal};
@@ -108,6 +111,11 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         let layer = AuthLayer::new(authenticator.clone());
         identity_service = Some(tower_layer::Layer::layer(&layer, running.service.into_server()));
     }
+    let custody = if part == Part::Everything {
+        Some(start_custody(&config, &shared_log, &authenticator, &readiness, &shutdown, seed_demo).await?)
+    } else {
+        None
+    };
     let bus = start_bus(&config, part, &shared_log, &metrics, &shutdown).await?;
     let log_service = runs_log.then(|| EventLogService::new(Arc::clone(&shared_log)).into_server());
     let raft_service = node.as_ref().map(RaftNode::raft_service);
@@ -120,6 +128,9 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     if runs_identity {
         health_reporter.set_serving::<AuthService<IdentityServer<IdentityService>>>().await;
     }
+    if custody.is_some() {
+        health_reporter.set_serving::<AuthService<CustodyServer<CustodyService>>>().await;
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(haven_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -131,14 +142,24 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .add_optional_service(raft_service)
         .add_optional_service(cluster_service)
         .add_optional_service(identity_service)
+        .add_optional_service(custody.as_ref().map(|custody| custody.server.clone()))
         .serve_with_incoming_shutdown(no_delay(grpc_listener), shutdown.triggered());
     let identity_edge = if runs_identity { Some(identity_edge(&config, &authenticator)?) } else { None };
-    let http = haven_gateway::router(GatewayState { readiness: readiness.clone(), metrics, identity: identity_edge });
+    let custody_edge = if custody.is_some() { Some(custody_edge(&config, &authenticator)?) } else { None };
+    let http = haven_gateway::router(GatewayState {
+        readiness: readiness.clone(),
+        metrics,
+        identity: identity_edge,
+        custody: custody_edge,
+    });
     let http = axum::serve(http_listener, http).with_graceful_shutdown(shutdown.triggered());
     let grpc_task = tokio::spawn(grpc);
     let http_task = tokio::spawn(async move { http.await });
     gateway_ready.set_ready();
     print_welcome(&config, part, seed_demo, &bus);
+    if let Some(custody) = &custody {
+        print_custody_welcome(&config, seed_demo, custody);
+    }
 
     wait_for_stop_signal().await;
     tracing::info!("stopping");
@@ -151,6 +172,9 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
             let _ = task.await;
         }
         for task in bus.tasks {
+            let _ = task.await;
+        }
+        for task in custody.into_iter().flat_map(|custody| custody.tasks) {
             let _ = task.await;
         }
         tokio::join!(grpc_task, http_task)
@@ -191,6 +215,84 @@ fn identity_edge(config: &HavenConfig, authenticator: &Authenticator) -> anyhow:
         client: haven_proto::v1::identity_client::IdentityClient::new(channel),
         layer: AuthLayer::new(authenticator.clone()),
     })
+}
+
+/// Custody as `haven up` runs it: the service inside the AuthLayer, and the tasks to await.
+struct Custody {
+    server: AuthService<CustodyServer<CustodyService>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    public_key_hex: String,
+}
+
+/// Opens custody's export signing key (created on first start, 0600), seeds the demo's custody
+/// data (`--demo`, after identity's), and starts the read model and the end-of-day sweep.
+async fn start_custody(
+    config: &HavenConfig,
+    log: &Arc<dyn EventLog>,
+    authenticator: &Authenticator,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+    seed_demo: bool,
+) -> anyhow::Result<Custody> {
+    let key_path = config.data_dir.join("custody").join("trail-signing.key");
+    let signer = haven_custody::start::open_signer(&key_path)
+        .with_context(|| format!("opening custody's export signing key {}", key_path.display()))?;
+    let running = haven_custody::start::start(
+        Arc::clone(log),
+        &config.custody,
+        signer,
+        authenticator.access().clone(),
+        readiness,
+        shutdown,
+    );
+    if seed_demo {
+        haven_custody::demo::seed(&running.app, demo::demo_subject_id)
+            .await
+            .context("seeding the demo's custody data")?;
+        tracing::info!("demo custody data seeded");
+    }
+    let layer = AuthLayer::new(authenticator.clone());
+    Ok(Custody {
+        server: tower_layer::Layer::layer(&layer, running.service.into_server()),
+        tasks: running.tasks,
+        public_key_hex: running.public_key_hex,
+    })
+}
+
+/// The gateway's custody routes: the same authenticator as the gRPC layer, and a client of
+/// custody on this process's own gRPC port.
+fn custody_edge(config: &HavenConfig, authenticator: &Authenticator) -> anyhow::Result<haven_gateway::CustodyEdge> {
+    let mut address = config.grpc_addr;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .context("the gateway's channel to custody")?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30))
+        .connect_lazy();
+    Ok(haven_gateway::CustodyEdge {
+        client: haven_proto::v1::custody_client::CustodyClient::new(channel),
+        layer: AuthLayer::new(authenticator.clone()),
+    })
+}
+
+fn print_custody_welcome(config: &HavenConfig, seed_demo: bool, custody: &Custody) {
+    let http = config.http_addr;
+    let custody_config = &config.custody;
+    println!(
+        "  custody       haven.v1.Custody; end-of-day sweep after {} ({}); exports signed by Ed25519 key {}",
+        custody_config.school_day_ends, custody_config.time_zone, custody.public_key_hex
+    );
+    if seed_demo {
+        println!(
+            "  demo custody  at kestrel-primary: a phone quarantined, a tablet with the police, a phone swept at the end of the day, 3 laptops;"
+        );
+        println!(
+            "                as kestrel-dsl: curl -H \"Authorization: Bearer $TOKEN\" http://{http}/api/v1/custody/{}",
+            haven_custody::demo::DEMO_QUARANTINED
+        );
+    }
 }
 
 /// Accepted connections with Nagle's algorithm off: small raft and append messages go out at

@@ -89,7 +89,10 @@ fn a_bad_flag_is_refused_naming_it() {
 
 /// The demo (the trust, 5 schools, 10 people registered, granted a role and given a password,
 /// the AUP, 6 learners) and the signing key's announcement.
-const DEMO_EVENTS: u64 = 1 + 5 + 3 * 10 + 1 + 6 + 1;
+const IDENTITY_DEMO_EVENTS: u64 = 1 + 5 + 3 * 10 + 1 + 6 + 1;
+/// What `haven up --demo` writes: identity's demo and custody's (`haven serve identity --demo`
+/// writes identity's only).
+const DEMO_EVENTS: u64 = IDENTITY_DEMO_EVENTS + haven_custody::demo::DEMO_EVENTS;
 
 fn stop(child: &mut Child) {
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -127,6 +130,8 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         assert!(tail.status.success(), "{listing}");
         assert_eq!(listing.matches("identity.SchoolRegistered").count(), 5, "{listing}");
         assert_eq!(listing.matches("identity.TrustEstablished").count(), 1, "{listing}");
+        assert_eq!(listing.matches("custody.DeviceSeized").count(), 3, "{listing}");
+        assert_eq!(listing.matches("custody.DeviceEndOfDayActionRaised").count(), 1, "{listing}");
         stop(&mut child);
         assert_eq!(
             verified_events(dir.path()),
@@ -164,7 +169,7 @@ fn identity_served_alone_uses_a_log_node_served_alone() {
     stop(&mut log_node);
     assert_eq!(
         verified_events(dir.path()),
-        DEMO_EVENTS,
+        IDENTITY_DEMO_EVENTS,
         "identity wrote the demo and its signing key through the remote log"
     );
 }
@@ -330,6 +335,134 @@ fn a_new_deployment_is_bootstrapped_once_and_its_first_admin_signs_in() {
     };
     assert!(tokens["access_token"].as_str().is_some_and(|t| !t.is_empty()), "{tokens}");
     assert_eq!(tokens["aup_required"], true, "{tokens}");
+    stop(&mut child);
+}
+
+/// Signs in a demo person from the command line, accepting the AUP; their access token.
+fn demo_token(grpc: u16, login: &str) -> String {
+    let mut process = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["sign-in", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--login", login, "--accept-aup"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(process.stdin.take().unwrap(), "brightwater demo 2026").unwrap();
+    let output = process.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let tokens: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// An HTTP request with a bearer token: the status and the body.
+fn authorised(port: u16, token: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    // Chunked bodies (the export): keep the payload only.
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    (status, body)
+}
+
+fn dechunk(mut raw: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = raw.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        raw = &rest[size + 2..];
+    }
+    out
+}
+
+#[test]
+fn the_demo_shows_custody_through_the_api_and_its_export_verifies_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["up", "--demo", "--data-dir"])
+        .arg(dir.path())
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http_port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, http_port);
+    let dsl = demo_token(grpc, "kestrel-dsl@brightwater.example");
+    let (status, body) = authorised(http_port, &dsl, "GET", "/api/v1/custody/demo-kestrel-phone-1", "");
+    assert_eq!(status, 200, "{body}");
+    let trail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(trail["record"]["status"], "held", "{trail}");
+    assert_eq!(trail["record"]["active_holds"][0], "quarantine", "{trail}");
+    assert_eq!(trail["record"]["case_id"], "demo-case-kestrel-1", "{trail}");
+    assert_eq!(trail["steps"].as_array().unwrap().len(), 4, "{trail}");
+    let (status, body) = authorised(http_port, &dsl, "GET", "/api/v1/custody/demo-kestrel-tablet-1", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"status\":\"with_police\""), "{body}");
+    let (_, body) = authorised(http_port, &dsl, "GET", "/api/v1/custody/demo-kestrel-phone-2", "");
+    assert!(body.contains("custody.DeviceEndOfDayActionRaised"), "the sweep's action shows: {body}");
+
+    // The DSL downloads the evidence file; the receiving officer verifies it offline.
+    let path = "/api/v1/custody/demo-kestrel-tablet-1/export.json?purpose=police%20evidence%20DEMO%2F0001%2F26";
+    let (status, file) = authorised(http_port, &dsl, "GET", path, "");
+    assert_eq!(status, 200, "{file}");
+    let evidence = dir.path().join("trail.json");
+    std::fs::write(&evidence, &file).unwrap();
+    let verify = Command::new(env!("CARGO_BIN_EXE_haven")).args(["custody", "verify"]).arg(&evidence).output().unwrap();
+    let said = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(
+        verify.status.success() && said.starts_with("OK: custody record demo-kestrel-tablet-1, 4 entries"),
+        "{said}"
+    );
+    std::fs::write(&evidence, file.replacen("KP-000124", "KP-000999", 1)).unwrap();
+    let verify = Command::new(env!("CARGO_BIN_EXE_haven")).args(["custody", "verify"]).arg(&evidence).output().unwrap();
+    assert_eq!(verify.status.code(), Some(2), "an edited file is broken");
+    let (status, page) =
+        authorised(http_port, &dsl, "GET", "/api/v1/custody/demo-kestrel-tablet-1/export.html?purpose=print", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("KP-000124"), "{page}");
+
+    // A teacher confiscates through the API; they may not read the trail; another school's DSL
+    // sees nothing of Kestrel's.
+    let teacher = demo_token(grpc, "kestrel-teacher@brightwater.example");
+    let seize = format!(
+        r#"{{"request_id":"up-test-1","school_id":"kestrel-primary","device_description":"red phone (invented)","from_subject_id":"s-0000000000000000000000demo","reason":"used in an exam (invented)","return_due_at":{}}}"#,
+        2_000_000_000
+    );
+    let (status, body) = authorised(http_port, &teacher, "POST", "/api/v1/custody", &seize);
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let custody_id = created["custody_id"].as_str().unwrap();
+    let (status, body) = authorised(http_port, &teacher, "GET", &format!("/api/v1/custody/{custody_id}"), "");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"code\":\"permission_denied\""), "{body}");
+    let heronsgate = demo_token(grpc, "heronsgate-dsl@brightwater.example");
+    let (status, _) = authorised(http_port, &heronsgate, "GET", "/api/v1/custody/demo-kestrel-phone-1", "");
+    assert_eq!(status, 403);
+    let (status, _) =
+        authorised(http_port, &heronsgate, "POST", "/api/v1/custody", &seize.replace("up-test-1", "up-test-2"));
+    assert_eq!(status, 403, "not in another school");
+
+    // The register: the technician sees the two allocated laptops.
+    let tech = demo_token(grpc, "kestrel-tech@brightwater.example");
+    let (status, body) =
+        authorised(http_port, &tech, "GET", "/api/v1/devices/allocations?school_id=kestrel-primary", "");
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["devices"].as_array().unwrap().len(), 2, "{listed}");
     stop(&mut child);
 }
 

@@ -154,6 +154,18 @@ pub enum RegisterEvent {
     },
 }
 
+impl RegisterEvent {
+    /// When it happened.
+    pub fn at(&self) -> UnixTime {
+        match self {
+            RegisterEvent::Registered { at, .. }
+            | RegisterEvent::Allocated { at, .. }
+            | RegisterEvent::Returned { at, .. }
+            | RegisterEvent::Wiped { at, .. } => *at,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
     #[error("the device is already in the register")]
