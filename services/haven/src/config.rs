@@ -47,6 +47,8 @@ pub struct HavenConfig {
     pub identity: IdentityConfig,
     /// Custody: the school day its end-of-day sweep follows.
     pub custody: haven_custody::CustodyConfig,
+    /// Ingest: the alert rules' windows, batching and each school's log sources.
+    pub ingest: haven_ingest_service::IngestConfig,
 }
 
 impl Default for HavenConfig {
@@ -64,6 +66,7 @@ impl Default for HavenConfig {
             eventlog: EventLogConfig::default(),
             identity: IdentityConfig::default(),
             custody: haven_custody::CustodyConfig::default(),
+            ingest: haven_ingest_service::IngestConfig::default(),
         }
     }
 }
@@ -116,6 +119,7 @@ impl HavenConfig {
             .custody
             .validate()
             .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: custody.{field} {reason}"))?;
+        config.ingest.validate().map_err(|(key, reason)| anyhow::anyhow!("invalid configuration: {key} {reason}"))?;
         if config.node_id == 0 {
             anyhow::bail!("invalid configuration: node_id must be 1 or more");
         }

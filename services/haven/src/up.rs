@@ -21,9 +21,11 @@ use haven_eventlog::raft::{RaftNode, RaftNodeConfig};
 use haven_eventlog_client::{EventLog, GrpcEventLog};
 use haven_gateway::GatewayState;
 use haven_identity::{IdentityApp, IdentityService, demo};
+use haven_ingest_service::IngestService;
 use haven_proto::v1::custody_server::CustodyServer;
 use haven_proto::v1::event_log_server::EventLogServer;
 use haven_proto::v1::identity_server::IdentityServer;
+use haven_proto::v1::ingest_server::IngestServer;
 use haven_runtime::{Metrics, Readiness, Shutdown, listen, wait_for_stop_signal};
 
 use crate::config::HavenConfig;
@@ -116,6 +118,11 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     } else {
         None
     };
+    let ingest = if part == Part::Everything {
+        Some(start_ingest(&config, &shared_log, &authenticator, &metrics, &shutdown, seed_demo).await?)
+    } else {
+        None
+    };
     let bus = start_bus(&config, part, &shared_log, &metrics, &shutdown).await?;
     let log_service = runs_log.then(|| EventLogService::new(Arc::clone(&shared_log)).into_server());
     let raft_service = node.as_ref().map(RaftNode::raft_service);
@@ -131,6 +138,9 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     if custody.is_some() {
         health_reporter.set_serving::<AuthService<CustodyServer<CustodyService>>>().await;
     }
+    if ingest.is_some() {
+        health_reporter.set_serving::<AuthService<IngestServer<IngestService>>>().await;
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(haven_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -143,6 +153,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .add_optional_service(cluster_service)
         .add_optional_service(identity_service)
         .add_optional_service(custody.as_ref().map(|custody| custody.server.clone()))
+        .add_optional_service(ingest.as_ref().map(|ingest| ingest.server.clone()))
         .serve_with_incoming_shutdown(no_delay(grpc_listener), shutdown.triggered());
     let identity_edge = if runs_identity { Some(identity_edge(&config, &authenticator)?) } else { None };
     let custody_edge = if custody.is_some() { Some(custody_edge(&config, &authenticator)?) } else { None };
@@ -160,6 +171,9 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     if let Some(custody) = &custody {
         print_custody_welcome(&config, seed_demo, custody);
     }
+    if let Some(ingest) = &ingest {
+        print_ingest_welcome(seed_demo, ingest);
+    }
 
     wait_for_stop_signal().await;
     tracing::info!("stopping");
@@ -175,6 +189,9 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
             let _ = task.await;
         }
         for task in custody.into_iter().flat_map(|custody| custody.tasks) {
+            let _ = task.await;
+        }
+        for task in ingest.into_iter().flat_map(|ingest| ingest.tasks) {
             let _ = task.await;
         }
         tokio::join!(grpc_task, http_task)
@@ -292,6 +309,81 @@ fn print_custody_welcome(config: &HavenConfig, seed_demo: bool, custody: &Custod
             "                as kestrel-dsl: curl -H \"Authorization: Bearer $TOKEN\" http://{http}/api/v1/custody/{}",
             haven_custody::demo::DEMO_QUARANTINED
         );
+    }
+}
+
+/// Ingest as `haven up` runs it: `haven.v1.Ingest` inside the AuthLayer, each configured
+/// source's syslog listeners, and (with `--demo`) the demo schools' simulated filter feed.
+struct Ingest {
+    server: AuthService<IngestServer<IngestService>>,
+    sources: Vec<haven_ingest_service::BoundSource>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts ingest. With `--demo` and no sources configured, each demo school gets a FortiGate
+/// source on a free loopback syslog port, fed by the demo feed at a school day's rate.
+async fn start_ingest(
+    config: &HavenConfig,
+    log: &Arc<dyn EventLog>,
+    authenticator: &Authenticator,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+    seed_demo: bool,
+) -> anyhow::Result<Ingest> {
+    let mut ingest_config = config.ingest.clone();
+    let demo_sources = seed_demo && ingest_config.sources.is_empty();
+    if demo_sources {
+        ingest_config.sources = demo::DEMO_SCHOOLS
+            .iter()
+            .map(|(school_id, ..)| haven_ingest_service::SourceSpec {
+                school_id: (*school_id).to_owned(),
+                source_id: "fortigate-1".into(),
+                format: Some("fortigate".into()),
+                timezone: "Europe/London".into(),
+                syslog_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                syslog_udp: None,
+            })
+            .collect();
+    }
+    let key_file = config.data_dir.join("ingest").join("path-hmac.key");
+    let running =
+        haven_ingest_service::start(&ingest_config, Arc::clone(log), &key_file, metrics, shutdown.clone()).await?;
+    let mut tasks = running.tasks;
+    if demo_sources {
+        let schools = running
+            .sources
+            .iter()
+            .zip(demo::DEMO_SCHOOLS.iter())
+            .filter_map(|(bound, (_, _, _, pupils))| {
+                Some(haven_ingest_service::demo::DemoSchool {
+                    school_id: bound.school_id.clone(),
+                    pupils: *pupils,
+                    syslog_tcp: bound.syslog_tcp?,
+                })
+            })
+            .collect();
+        tasks.push(tokio::spawn(haven_ingest_service::demo::run(schools, 1.0, shutdown.clone())));
+    }
+    let layer = AuthLayer::new(authenticator.clone());
+    Ok(Ingest {
+        server: tower_layer::Layer::layer(&layer, running.service.into_server()),
+        sources: running.sources,
+        tasks,
+    })
+}
+
+fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
+    println!("  ingest        haven.v1.Ingest (SubmitBreaches, ParseLines); {} syslog source(s)", ingest.sources.len());
+    for source in &ingest.sources {
+        let tcp = source.syslog_tcp.map(|a| format!(" tcp {a}")).unwrap_or_default();
+        let udp = source.syslog_udp.map(|a| format!(" udp {a}")).unwrap_or_default();
+        println!("                {}/{}:{tcp}{udp}", source.school_id, source.source_id);
+    }
+    if seed_demo {
+        println!(
+            "  demo feed     each demo school's invented FortiGate sends its log at a school day's rate; a self-harm"
+        );
+        println!("                search at kestrel-primary raised a critical alert: haven log tail | grep Alert");
     }
 }
 
