@@ -12,6 +12,7 @@ mod backup;
 mod bench;
 mod bench_cluster;
 mod bench_failover;
+mod bench_ingest;
 mod bench_parse;
 mod bench_relay;
 mod cluster;
@@ -181,6 +182,8 @@ enum BenchCommand {
     Failover(bench_failover::FailoverArgs),
     /// Ingest's parse + normalise + classify over the corpus mix, lines/s on every core.
     Parse(bench_parse::ParseArgs),
+    /// Ingest end to end: filter lines over syslog TCP to durable events, lines/s and peak RSS.
+    Ingest(bench_ingest::IngestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +286,7 @@ fn main() -> ExitCode {
                 BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
                 BenchCommand::Failover(args) => runtime.block_on(bench_failover::failover(args.clone())),
                 BenchCommand::Parse(args) => bench_parse::parse(args),
+                BenchCommand::Ingest(args) => runtime.block_on(bench_ingest::ingest(args.clone())),
             })
         }
         Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),

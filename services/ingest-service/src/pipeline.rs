@@ -80,6 +80,8 @@ pub struct Pipeline {
     quarantine: Mutex<Quarantine>,
     recent: Mutex<Recent>,
     metrics: IngestMetrics,
+    /// Lines through `submit` so far (appended, collapsed, dropped or refused).
+    processed: std::sync::atomic::AtomicU64,
 }
 
 /// Lines recorded lately (school, source and line digest), so a line resent after it was
@@ -137,11 +139,17 @@ impl Pipeline {
             quarantine: Mutex::new(Quarantine::new(1_000)),
             recent: Mutex::new(Recent::default()),
             metrics,
+            processed: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn metrics(&self) -> &IngestMetrics {
         &self.metrics
+    }
+
+    /// Lines through [`Pipeline::submit`] so far, whatever became of each.
+    pub fn lines_processed(&self) -> u64 {
+        self.processed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Refused lines: counts per school, format and reason, and the latest refusals (no content).
@@ -259,6 +267,7 @@ impl Pipeline {
             }
         }
         if appends.is_empty() {
+            self.processed.fetch_add(summary.lines_received, std::sync::atomic::Ordering::Relaxed);
             return Ok(summary);
         }
         let (positions, duplicates) = self.append(appends).await?;
@@ -273,6 +282,7 @@ impl Pipeline {
         summary.alerts_raised = alerts - duplicates.alerts;
         summary.last_position = positions;
         self.metrics.lines(source.school.as_str(), format_label, &summary);
+        self.processed.fetch_add(summary.lines_received, std::sync::atomic::Ordering::Relaxed);
         Ok(summary)
     }
 
