@@ -138,9 +138,8 @@ pub async fn seed(app: &IdentityApp, hasher: &PasswordHasher) -> Result<SeedRepo
         matches!(e, Error::Aup(AupError::NotNextVersion { .. } | AupError::SameText))
     })?;
     for (key, name, school, year_group, flags) in DEMO_LEARNERS {
+        let subject_id = learner_subject_id(key);
         let key = format!("learner:{key}");
-        let bits = *uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("haven:demo:{key}").as_bytes()).as_bytes();
-        let subject_id = crate::secret::subject_id_from(bits);
         let command = SubjectCommand::Register {
             subject_id: subject_id.clone(),
             school_id: SchoolId::parse(school).expect("demo ids are valid"),
@@ -152,6 +151,14 @@ pub async fn seed(app: &IdentityApp, hasher: &PasswordHasher) -> Result<SeedRepo
         tally(&mut report, outcome, |e| matches!(e, Error::Subject(SubjectError::AlreadyRegistered)))?;
     }
     Ok(report)
+}
+
+/// The subject id of the demo learner with `key` (`k1`, `h2`, … of [`DEMO_LEARNERS`]): the
+/// same on every start, so other services' demo data can name the learners.
+pub fn learner_subject_id(key: &str) -> String {
+    let key = format!("learner:{key}");
+    let bits = *uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("haven:demo:{key}").as_bytes()).as_bytes();
+    crate::secret::subject_id_from(bits)
 }
 
 /// Counts a command as written, or as already present when `done` says its refusal means so.
