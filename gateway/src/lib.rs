@@ -12,6 +12,7 @@
 
 mod health;
 mod identity;
+mod incidents;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -20,6 +21,7 @@ use utoipa::OpenApi;
 
 pub use health::{ComponentBody, ReadinessBody};
 pub use identity::IdentityEdge;
+pub use incidents::IncidentsEdge;
 
 /// What the gateway's handlers share.
 #[derive(Clone, Debug)]
@@ -28,6 +30,8 @@ pub struct GatewayState {
     pub metrics: Metrics,
     /// Identity's routes, when this process serves identity.
     pub identity: Option<IdentityEdge>,
+    /// Incidents' routes, when this process serves incidents.
+    pub incidents: Option<IncidentsEdge>,
 }
 
 /// The OpenAPI document of everything the gateway serves.
@@ -50,7 +54,16 @@ pub struct GatewayState {
         identity::aup,
         identity::accept_aup,
         identity::access_register,
-        identity::jwks
+        identity::jwks,
+        incidents::raise_concern,
+        incidents::list_concerns,
+        incidents::triage_concern,
+        incidents::open_case,
+        incidents::list_cases,
+        incidents::get_case,
+        incidents::record_action,
+        incidents::make_referral,
+        incidents::close_case
     ),
     components(schemas(
         ReadinessBody,
@@ -64,7 +77,24 @@ pub struct GatewayState {
         identity::GrantBody,
         identity::WhoAmIBody,
         identity::AupBody,
-        identity::AccessEntryBody
+        identity::AccessEntryBody,
+        incidents::RaiseConcernBody,
+        incidents::RaisedBody,
+        incidents::ConcernBody,
+        incidents::TriageBody,
+        incidents::TriagedBody,
+        incidents::OpenCaseBody,
+        incidents::OpenedBody,
+        incidents::CaseSummaryBody,
+        incidents::CaseBody,
+        incidents::ChecklistItemBody,
+        incidents::ReferralBody,
+        incidents::ChronologyEntryBody,
+        incidents::ActionBody,
+        incidents::ReferralRequestBody,
+        incidents::ReferralMadeBody,
+        incidents::CloseBody,
+        incidents::VersionBody
     ))
 )]
 pub struct ApiDoc;
@@ -91,5 +121,12 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/aup/accept", post(identity::accept_aup))
         .route("/api/v1/access-register", get(identity::access_register))
         .route("/.well-known/jwks.json", get(identity::jwks))
+        .route("/api/v1/concerns", post(incidents::raise_concern).get(incidents::list_concerns))
+        .route("/api/v1/concerns/{concern_id}/triage", post(incidents::triage_concern))
+        .route("/api/v1/cases", post(incidents::open_case).get(incidents::list_cases))
+        .route("/api/v1/cases/{case_id}", get(incidents::get_case))
+        .route("/api/v1/cases/{case_id}/actions", post(incidents::record_action))
+        .route("/api/v1/cases/{case_id}/referrals", post(incidents::make_referral))
+        .route("/api/v1/cases/{case_id}/close", post(incidents::close_case))
         .with_state(state)
 }

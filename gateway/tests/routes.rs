@@ -16,7 +16,8 @@ async fn get(state: &GatewayState, path: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn readyz_follows_every_component() {
-    let state = GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None };
+    let state =
+        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, incidents: None };
     let log = state.readiness.register("eventlog", "opening");
     let (status, body) = get(&state, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -29,7 +30,8 @@ async fn readyz_follows_every_component() {
 
 #[tokio::test]
 async fn openapi_describes_every_route() {
-    let state = GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None };
+    let state =
+        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, incidents: None };
     let (status, body) = get(&state, "/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let document: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -38,4 +40,28 @@ async fn openapi_describes_every_route() {
         assert!(document["paths"].get(path).is_some(), "{path} is described");
     }
     assert!(document["components"]["schemas"].get("ReadinessBody").is_some());
+    for path in [
+        "/api/v1/concerns",
+        "/api/v1/concerns/{concern_id}/triage",
+        "/api/v1/cases",
+        "/api/v1/cases/{case_id}",
+        "/api/v1/cases/{case_id}/actions",
+        "/api/v1/cases/{case_id}/referrals",
+        "/api/v1/cases/{case_id}/close",
+    ] {
+        assert!(document["paths"].get(path).is_some(), "{path} is described");
+    }
+    assert!(
+        document["paths"]["/api/v1/cases"].get("post").is_some()
+            && document["paths"]["/api/v1/cases"].get("get").is_some()
+    );
+}
+
+#[tokio::test]
+async fn incidents_routes_without_incidents_answer_unavailable() {
+    let state =
+        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, incidents: None };
+    let (status, body) = get(&state, "/api/v1/cases").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("\"code\":\"unavailable\""), "{body}");
 }

@@ -90,6 +90,9 @@ fn a_bad_flag_is_refused_naming_it() {
 /// The demo (the trust, 5 schools, 10 people registered, granted a role and given a password,
 /// the AUP, 6 learners) and the signing key's announcement.
 const DEMO_EVENTS: u64 = 1 + 5 + 3 * 10 + 1 + 6 + 1;
+/// The demo's incidents (`haven up` only): two concerns raised and one triaged, three cases
+/// opened with 3 + 4 + 1 later steps, and one critical alert.
+const INCIDENTS_DEMO_EVENTS: u64 = 2 + 1 + 3 + 3 + 4 + 1 + 1;
 
 fn stop(child: &mut Child) {
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -127,11 +130,13 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         assert!(tail.status.success(), "{listing}");
         assert_eq!(listing.matches("identity.SchoolRegistered").count(), 5, "{listing}");
         assert_eq!(listing.matches("identity.TrustEstablished").count(), 1, "{listing}");
+        assert_eq!(listing.matches("incidents.CaseOpened").count(), 3, "{listing}");
+        assert_eq!(listing.matches("ingest.SafeguardingAlertRaised").count(), 1, "{listing}");
         stop(&mut child);
         assert_eq!(
             verified_events(dir.path()),
-            DEMO_EVENTS,
-            "the demo and the signing key's announcement, written once"
+            DEMO_EVENTS + INCIDENTS_DEMO_EVENTS,
+            "the demo, its incidents and the signing key's announcement, written once"
         );
     }
 }
@@ -269,6 +274,43 @@ fn a_demo_dsl_signs_in_from_the_command_line_and_sees_their_school_only() {
     assert_eq!(authorised("/api/v1/access-register?school_id=kestrel-primary").0, 200);
     assert_eq!(authorised("/api/v1/access-register?school_id=heronsgate-academy").0, 403);
     assert_eq!(authorised("/api/v1/access-register").0, 403, "not the whole trust");
+
+    // The demo's cases through the API: their school's, not another school's, not the
+    // allegation (the principal's).
+    let (status, cases) = authorised("/api/v1/cases");
+    assert_eq!(status, 200, "{cases}");
+    assert!(cases.contains("\"demo-case-cyberbullying\""), "{cases}");
+    assert!(!cases.contains("demo-case-nudes") && !cases.contains("demo-case-allegation"), "{cases}");
+    let (status, case) = authorised("/api/v1/cases/demo-case-cyberbullying?chronology=true&purpose=tour");
+    assert_eq!(status, 200, "{case}");
+    assert!(case.contains("\"event_type\":\"incidents.CaseOpened\"") && case.contains("\"inform-parents\""), "{case}");
+    assert_eq!(authorised("/api/v1/cases/demo-case-nudes").0, 403, "another school's case");
+    assert_eq!(authorised("/api/v1/cases/demo-case-allegation").0, 404, "not known to the DSL");
+    let post = |path: &str, body: &str| {
+        let mut stream = TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status: u16 = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, response)
+    };
+    let close = r#"{"outcome_summary":"resolved","debrief":"debriefed","lessons_learned":"sooner"}"#;
+    let (status, refused) = post("/api/v1/cases/demo-case-cyberbullying/close", close);
+    assert_eq!(status, 409, "outstanding actions: {refused}");
+    assert!(refused.contains("outstanding") && refused.contains("sanctions"), "{refused}");
+    let action = r#"{"action_key":"sanctions","status":"done","note":"under the behaviour policy"}"#;
+    let (status, body) = post("/api/v1/cases/demo-case-cyberbullying/actions", action);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        post("/api/v1/cases/demo-case-cyberbullying/actions", r#"{"action_key":"sanctions","status":"finished"}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("status"), "names the field: {body}");
     stop(&mut child);
 }
 
