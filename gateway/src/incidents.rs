@@ -269,6 +269,34 @@ pub struct ChronologyEntryBody {
     pub occurred_at: Option<i64>,
     pub actor_principal_id: String,
     pub summary: String,
+    /// `incident-<case_id>` or `concern-<concern_id>`.
+    pub stream_id: String,
+    pub school_id: String,
+}
+
+fn entry_body(entry: pb::ChronologyEntry) -> ChronologyEntryBody {
+    ChronologyEntryBody {
+        position: entry.position,
+        event_type: entry.event_type,
+        occurred_at: seconds(entry.occurred_at),
+        actor_principal_id: entry.actor_principal_id,
+        summary: entry.summary,
+        stream_id: entry.stream_id,
+        school_id: entry.school_id,
+    }
+}
+
+/// Why the chronology is read (kept with the access records).
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PurposeQuery {
+    pub purpose: Option<String>,
+}
+
+/// A learner's chronology across cases, concerns and schools.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LearnerChronologyBody {
+    pub entries: Vec<ChronologyEntryBody>,
+    pub cases: Vec<CaseSummaryBody>,
 }
 
 /// One case in full.
@@ -574,26 +602,25 @@ pub async fn list_cases(
     let (mut client, request) = try_response!(admitted(&state, "ListCases", &headers, message));
     match client.list_cases(request).await {
         Ok(response) => {
-            let cases: Vec<CaseSummaryBody> = response
-                .into_inner()
-                .cases
-                .into_iter()
-                .map(|c| CaseSummaryBody {
-                    case_type: name_of!(pb::CaseType, c.case_type, "CASE_TYPE_"),
-                    status: name_of!(pb::CaseStatus, c.status, "CASE_STATUS_"),
-                    risk_level: name_of!(pb::RiskLevel, c.risk_level, "RISK_LEVEL_"),
-                    case_id: c.case_id,
-                    school_id: c.school_id,
-                    lead_user_id: c.lead_user_id,
-                    opened_at: seconds(c.opened_at),
-                    outstanding_actions: c.outstanding_actions,
-                    overdue_actions: c.overdue_actions,
-                    open_referrals: c.open_referrals,
-                })
-                .collect();
+            let cases: Vec<CaseSummaryBody> = response.into_inner().cases.into_iter().map(summary_body).collect();
             Json(cases).into_response()
         }
         Err(status) => from_status(status),
+    }
+}
+
+fn summary_body(c: pb::CaseSummary) -> CaseSummaryBody {
+    CaseSummaryBody {
+        case_type: name_of!(pb::CaseType, c.case_type, "CASE_TYPE_"),
+        status: name_of!(pb::CaseStatus, c.status, "CASE_STATUS_"),
+        risk_level: name_of!(pb::RiskLevel, c.risk_level, "RISK_LEVEL_"),
+        case_id: c.case_id,
+        school_id: c.school_id,
+        lead_user_id: c.lead_user_id,
+        opened_at: seconds(c.opened_at),
+        outstanding_actions: c.outstanding_actions,
+        overdue_actions: c.overdue_actions,
+        open_referrals: c.open_referrals,
     }
 }
 
@@ -628,16 +655,7 @@ fn case_body(case: pb::Case, chronology: Vec<pb::ChronologyEntry>) -> CaseBody {
                 made_at: seconds(referral.made_at),
             })
             .collect(),
-        chronology: chronology
-            .into_iter()
-            .map(|entry| ChronologyEntryBody {
-                position: entry.position,
-                event_type: entry.event_type,
-                occurred_at: seconds(entry.occurred_at),
-                actor_principal_id: entry.actor_principal_id,
-                summary: entry.summary,
-            })
-            .collect(),
+        chronology: chronology.into_iter().map(entry_body).collect(),
         case_id: case.case_id,
         school_id: case.school_id,
         lead_user_id: case.lead_user_id,
@@ -774,6 +792,32 @@ pub async fn close_case(
     let (mut client, request) = try_response!(admitted(&state, "CloseCase", &headers, message));
     match client.close_case(request).await {
         Ok(response) => Json(VersionBody { version: response.into_inner().version }).into_response(),
+        Err(status) => from_status(status),
+    }
+}
+
+/// A learner's chronology across every case and concern naming them, in every school the
+/// caller may see, oldest first; every record read is recorded.
+#[utoipa::path(get, path = "/api/v1/learners/{subject_id}/chronology", tag = "incidents",
+    params(("subject_id" = String, Path, description = "The learner (pseudonymous subject id)"), PurposeQuery),
+    responses((status = 200, body = LearnerChronologyBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn learner_chronology(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Path(subject_id): Path<String>,
+    Query(query): Query<PurposeQuery>,
+) -> Response {
+    let message = pb::GetLearnerChronologyRequest { subject_id, purpose: query.purpose.unwrap_or_default() };
+    let (mut client, request) = try_response!(admitted(&state, "GetLearnerChronology", &headers, message));
+    match client.get_learner_chronology(request).await {
+        Ok(response) => {
+            let got = response.into_inner();
+            Json(LearnerChronologyBody {
+                entries: got.entries.into_iter().map(entry_body).collect(),
+                cases: got.cases.into_iter().map(summary_body).collect(),
+            })
+            .into_response()
+        }
         Err(status) => from_status(status),
     }
 }

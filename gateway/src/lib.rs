@@ -63,7 +63,8 @@ pub struct GatewayState {
         incidents::get_case,
         incidents::record_action,
         incidents::make_referral,
-        incidents::close_case
+        incidents::close_case,
+        incidents::learner_chronology
     ),
     components(schemas(
         ReadinessBody,
@@ -94,7 +95,8 @@ pub struct GatewayState {
         incidents::ReferralRequestBody,
         incidents::ReferralMadeBody,
         incidents::CloseBody,
-        incidents::VersionBody
+        incidents::VersionBody,
+        incidents::LearnerChronologyBody
     ))
 )]
 pub struct ApiDoc;
@@ -128,5 +130,6 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/cases/{case_id}/actions", post(incidents::record_action))
         .route("/api/v1/cases/{case_id}/referrals", post(incidents::make_referral))
         .route("/api/v1/cases/{case_id}/close", post(incidents::close_case))
+        .route("/api/v1/learners/{subject_id}/chronology", get(incidents::learner_chronology))
         .with_state(state)
 }

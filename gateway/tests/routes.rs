@@ -48,6 +48,7 @@ async fn openapi_describes_every_route() {
         "/api/v1/cases/{case_id}/actions",
         "/api/v1/cases/{case_id}/referrals",
         "/api/v1/cases/{case_id}/close",
+        "/api/v1/learners/{subject_id}/chronology",
     ] {
         assert!(document["paths"].get(path).is_some(), "{path} is described");
     }

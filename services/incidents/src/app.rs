@@ -175,6 +175,11 @@ impl IncidentsApp {
         self.envelopes(&case_stream(case_id)?).await
     }
 
+    /// A concern's events with their envelopes, oldest first.
+    pub async fn concern_history(&self, concern_id: &ConcernId) -> Result<Vec<pb::EventEnvelope>, Error> {
+        self.envelopes(&concern_stream(concern_id)?).await
+    }
+
     /// Runs a request on a case. With `expected`, the request was decided on that version:
     /// if the case moved on, `Error::Conflict`; without it, it is re-decided on the new state.
     pub async fn case_command(

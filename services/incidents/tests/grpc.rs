@@ -432,6 +432,30 @@ async fn need_to_know_keeps_cases_from_those_without_it() {
     assert_eq!(ids, expected, "the lead sees the learner's cases at both schools");
     let mine = client.list_cases(bearer(&dsl, request)).await.unwrap().into_inner().cases;
     assert_eq!(mine.len(), 1, "a school's DSL sees their school's");
+
+    // One chronology for the learner: the trust lead's spans both schools, in log order;
+    // the DSL's only their school's; staff get none.
+    let raised = client
+        .raise_concern(bearer(&teacher, concern(pb::ConcernAbout::Learner, &[learner("k2")], &[])))
+        .await
+        .unwrap()
+        .into_inner();
+    wait_until("the index has the concern", || !served.index.concerns().is_empty()).await;
+    let chronology = pb::GetLearnerChronologyRequest { subject_id: learner("k2"), purpose: "review".into() };
+    let lead_view = client.get_learner_chronology(bearer(&lead, chronology.clone())).await.unwrap().into_inner();
+    let streams: std::collections::BTreeSet<&str> = lead_view.entries.iter().map(|e| e.stream_id.as_str()).collect();
+    assert!(streams.contains(format!("incident-{case_id}").as_str()), "{streams:?}");
+    assert!(streams.contains(format!("incident-{heronsgate_case}").as_str()), "{streams:?}");
+    assert!(streams.contains(format!("concern-{}", raised.concern_id).as_str()), "{streams:?}");
+    let schools: std::collections::BTreeSet<&str> = lead_view.entries.iter().map(|e| e.school_id.as_str()).collect();
+    assert_eq!(schools.len(), 2, "across the trust's schools");
+    assert!(lead_view.entries.windows(2).all(|pair| pair[0].position < pair[1].position), "in log order");
+    assert_eq!(lead_view.cases.len(), 2);
+    let dsl_view = client.get_learner_chronology(bearer(&dsl, chronology.clone())).await.unwrap().into_inner();
+    assert!(dsl_view.entries.iter().all(|e| e.school_id == "kestrel-primary"));
+    assert!(dsl_view.entries.iter().any(|e| e.stream_id == format!("concern-{}", raised.concern_id)));
+    let refused = client.get_learner_chronology(bearer(&teacher, chronology)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,6 +188,41 @@ impl IncidentsService {
     }
 }
 
+/// A chronology line from an event of its stream.
+fn entry(envelope: &pb::EventEnvelope, summary: String) -> pb::ChronologyEntry {
+    pb::ChronologyEntry {
+        position: envelope.position,
+        event_type: envelope.event_type.clone(),
+        occurred_at: envelope.occurred_at,
+        recorded_at: envelope.recorded_at,
+        actor_principal_id: envelope.actor.as_ref().map(|a| a.principal_id.clone()).unwrap_or_default(),
+        summary,
+        stream_id: envelope.stream_id.clone(),
+        school_id: envelope.school_id.clone(),
+    }
+}
+
+fn case_entry(envelope: &pb::EventEnvelope) -> pb::ChronologyEntry {
+    entry(envelope, crate::events::decode_case(envelope).map(|event| describe(&event)).unwrap_or_default())
+}
+
+fn concern_entry(envelope: &pb::EventEnvelope) -> pb::ChronologyEntry {
+    let summary = match crate::events::decode_concern(envelope) {
+        Ok(ConcernEvent::Raised(details)) => {
+            format!("concern raised about a {:?} by {}", details.about, details.raised_by)
+        }
+        Ok(ConcernEvent::Triaged(triage)) => match &triage.decision {
+            TriageDecision::CaseOpened { case_id } => format!("triaged: case {case_id} opened"),
+            TriageDecision::Merged { case_id } => format!("triaged: merged into case {case_id}"),
+            TriageDecision::Linked { case_id } => format!("triaged: linked to case {case_id}"),
+            TriageDecision::FalsePositive { .. } => "triaged: false positive".to_owned(),
+            TriageDecision::NoFurtherAction { .. } => "triaged: no further action".to_owned(),
+        },
+        Err(_) => String::new(),
+    };
+    entry(envelope, summary)
+}
+
 fn four_cs(raw: &[i32]) -> Result<std::collections::BTreeSet<FourCs>, Status> {
     raw.iter().map(|c| required(four_cs_from_proto(*c), "four_cs")).collect()
 }
@@ -639,17 +674,7 @@ impl Incidents for IncidentsService {
         }
         let chronology = if r.include_chronology {
             let envelopes = self.app.case_history(case.case_id()).await.map_err(status)?;
-            envelopes
-                .iter()
-                .map(|envelope| pb::ChronologyEntry {
-                    position: envelope.position,
-                    event_type: envelope.event_type.clone(),
-                    occurred_at: envelope.occurred_at,
-                    recorded_at: envelope.recorded_at,
-                    actor_principal_id: envelope.actor.as_ref().map(|a| a.principal_id.clone()).unwrap_or_default(),
-                    summary: crate::events::decode_case(envelope).map(|event| describe(&event)).unwrap_or_default(),
-                })
-                .collect()
+            envelopes.iter().map(case_entry).collect()
         } else {
             Vec::new()
         };
@@ -744,6 +769,73 @@ impl Incidents for IncidentsService {
             })
             .await?;
         Ok(Response::new(pb::ReopenCaseResponse { version: version.0 }))
+    }
+
+    async fn get_learner_chronology(
+        &self,
+        request: Request<pb::GetLearnerChronologyRequest>,
+    ) -> Result<Response<pb::GetLearnerChronologyResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let subject = SubjectId::parse(&r.subject_id).map_err(|e| invalid("subject_id", e.to_string()))?;
+        let team_here = |school: &SchoolId| {
+            policy::authorize(
+                &caller.principal,
+                caller.aup_current,
+                Action::ListCases,
+                &Resource::school(school.clone()),
+            )
+            .is_allowed()
+        };
+        let (cases, concerns) = self.index.about_learner(&subject);
+        let cases: Vec<Case> = cases
+            .into_iter()
+            .filter(|case| {
+                team_here(case.school_id())
+                    && reader(&caller, case.school_id()).is_ok_and(|reader| may_see_case(case, &reader).is_ok())
+            })
+            .collect();
+        let concerns: Vec<Concern> = concerns
+            .into_iter()
+            .filter(|concern| {
+                let school = &concern.details.school_id;
+                team_here(school)
+                    && reader(&caller, school).is_ok_and(|reader| may_see_concern(concern, &reader).is_ok())
+            })
+            .collect();
+        let me = person(&caller)?;
+        let context = context(&caller, "", now())?;
+        let mut entries = Vec::new();
+        for case in &cases {
+            let access = pb::CaseAccessed {
+                case_id: case.case_id().to_string(),
+                concern_id: String::new(),
+                school_id: case.school_id().to_string(),
+                accessed_by_user_id: me.to_string(),
+                view: pb::CaseView::Chronology as i32,
+                purpose: r.purpose.clone(),
+            };
+            self.app.record_access(&context, access).await.map_err(status)?;
+            entries.extend(self.app.case_history(case.case_id()).await.map_err(status)?.iter().map(case_entry));
+        }
+        for concern in &concerns {
+            let access = pb::CaseAccessed {
+                case_id: String::new(),
+                concern_id: concern.details.concern_id.to_string(),
+                school_id: concern.details.school_id.to_string(),
+                accessed_by_user_id: me.to_string(),
+                view: pb::CaseView::Concern as i32,
+                purpose: r.purpose.clone(),
+            };
+            self.app.record_access(&context, access).await.map_err(status)?;
+            let history = self.app.concern_history(&concern.details.concern_id).await.map_err(status)?;
+            entries.extend(history.iter().map(concern_entry));
+        }
+        entries.sort_by_key(|entry| entry.position);
+        let at = now();
+        let mut summaries: Vec<pb::CaseSummary> = cases.iter().map(|case| case_summary(case, at)).collect();
+        summaries.sort_by(|a, b| b.opened_at.map(|t| t.seconds).cmp(&a.opened_at.map(|t| t.seconds)));
+        Ok(Response::new(pb::GetLearnerChronologyResponse { entries, cases: summaries }))
     }
 
     async fn acknowledge_alert(

@@ -106,6 +106,7 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Incidents/ListCases", Signed(Action::ListCases)),
     ("/haven.v1.Incidents/ListConcerns", Signed(Action::ReadCase)),
     ("/haven.v1.Incidents/AcknowledgeAlert", Signed(Action::AcknowledgeAlert)),
+    ("/haven.v1.Incidents/GetLearnerChronology", Signed(Action::ListCases)),
     // haven.v1.EventLog, haven.v1.Raft, haven.v1.Cluster: inside the cluster only.
     ("/haven.v1.EventLog/Append", Internal),
     ("/haven.v1.EventLog/AppendBatch", Internal),
