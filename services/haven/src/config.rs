@@ -13,6 +13,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use haven_eventlog::EventLogConfig;
 use haven_identity::IdentityConfig;
+use haven_incidents::IncidentsConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything a `haven` process can be configured with.
@@ -45,6 +46,8 @@ pub struct HavenConfig {
     pub eventlog: EventLogConfig,
     /// Identity: token lifetimes and the password hashing cost.
     pub identity: IdentityConfig,
+    /// Incidents' settings (`incidents.escalate_after_s`).
+    pub incidents: IncidentsConfig,
 }
 
 impl Default for HavenConfig {
@@ -61,6 +64,7 @@ impl Default for HavenConfig {
             raft_source_ip: None,
             eventlog: EventLogConfig::default(),
             identity: IdentityConfig::default(),
+            incidents: IncidentsConfig::default(),
         }
     }
 }
@@ -109,6 +113,10 @@ impl HavenConfig {
             .identity
             .validate()
             .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: identity.{field} {reason}"))?;
+        config
+            .incidents
+            .validate()
+            .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: incidents.{field} {reason}"))?;
         if config.node_id == 0 {
             anyhow::bail!("invalid configuration: node_id must be 1 or more");
         }

@@ -113,7 +113,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let bus = start_bus(&config, part, &shared_log, &metrics, &shutdown).await?;
     let serves_incidents = part == Part::Everything;
     let incidents = if serves_incidents {
-        Some(start_incidents(&shared_log, &authenticator, seed_demo, &readiness, &shutdown).await?)
+        Some(start_incidents(&config, &shared_log, &authenticator, seed_demo, &readiness, &shutdown).await?)
     } else {
         None
     };
@@ -225,13 +225,14 @@ struct RunningIncidents {
 /// Incidents: the app on the shared log, its index (readiness `incidents`), the escalation
 /// timer, the demo's concerns and cases (`--demo`), and the service inside the AuthLayer.
 async fn start_incidents(
+    config: &HavenConfig,
     log: &Arc<dyn EventLog>,
     authenticator: &Authenticator,
     seed_demo: bool,
     readiness: &Readiness,
     shutdown: &Shutdown,
 ) -> anyhow::Result<RunningIncidents> {
-    let app = haven_incidents::IncidentsApp::new(Arc::clone(log), haven_incidents::domain::EscalationPolicy::default());
+    let app = haven_incidents::IncidentsApp::new(Arc::clone(log), config.incidents.escalation());
     if seed_demo {
         let now = haven_incidents::domain::UnixTime(jiff::Timestamp::now().as_second());
         let report = haven_incidents::demo::seed(&app, demo::learner_subject_id, now)

@@ -15,6 +15,7 @@
 //! to the person it is about. Free text stays in event payloads: never in logs or metrics.
 
 mod app;
+mod config;
 pub mod demo;
 pub mod domain;
 mod error;
@@ -24,6 +25,7 @@ mod grpc;
 pub mod index;
 
 pub use app::{CommandContext, EventIds, IncidentsApp, alert_stream, case_stream, concern_stream};
+pub use config::IncidentsConfig;
 pub use error::Error;
 pub use grpc::IncidentsService;
 pub use index::IncidentsIndex;
