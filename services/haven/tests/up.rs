@@ -91,8 +91,8 @@ fn a_bad_flag_is_refused_naming_it() {
 /// the AUP, 6 learners) and the signing key's announcement.
 const DEMO_EVENTS: u64 = 1 + 5 + 3 * 10 + 1 + 6 + 1;
 /// The demo's incidents (`haven up` only): two concerns raised and one triaged, three cases
-/// opened with 3 + 4 + 1 later steps, and one critical alert.
-const INCIDENTS_DEMO_EVENTS: u64 = 2 + 1 + 3 + 3 + 4 + 1 + 1;
+/// opened with 3 + 4 + 1 later steps, and one critical alert with the concern it opened.
+const INCIDENTS_DEMO_EVENTS: u64 = 2 + 1 + 3 + 3 + 4 + 1 + 1 + 1;
 
 fn stop(child: &mut Child) {
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();

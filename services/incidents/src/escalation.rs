@@ -2,7 +2,8 @@
 //! then the principal, then the trust's safeguarding lead, one `AlertEscalated` per step.
 //!
 //! ```text
-//!  every tick (now) ─▶ index: unacknowledged alerts with a step due ─▶ app.escalate_alert(now)
+//!  every tick (now) ─▶ index: alerts without a concern ─▶ app.concern_from_alert (raised once)
+//!                   ─▶ index: unacknowledged alerts with a step due ─▶ app.escalate_alert(now)
 //!                      (re-reads the stream, appends only the steps not yet taken, at its version)
 //! ```
 //! Time is a parameter: [`escalate_due`] is what a tick does at `now`, and tests call it with
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use haven_runtime::Shutdown;
 
-use crate::domain::{AlertId, UnixTime, escalations_due};
+use crate::domain::{AlertId, ConcernId, UnixTime, escalations_due};
 use crate::{CommandContext, Error, IncidentsApp, IncidentsIndex};
 
 /// How often `haven up`'s timer looks for due escalations.
@@ -45,12 +46,36 @@ pub async fn escalate_due(
     Ok(escalated)
 }
 
-/// Runs [`escalate_due`] on the wall clock every `every` until `shutdown`.
+/// Opens a concern for every alert that has none yet (alerts from ingest open one
+/// automatically, raised by Haven for the DSL's triage); returns the concerns raised. An alert
+/// naming no learner is left to the DSL. Raising is idempotent (the concern's id is derived
+/// from the alert's), so a lagging index raises nothing twice.
+pub async fn open_concerns_for_alerts(
+    app: &IncidentsApp,
+    index: &IncidentsIndex,
+    now: UnixTime,
+) -> Result<Vec<ConcernId>, Error> {
+    let mut raised = Vec::new();
+    for alert in index.alerts_without_concern() {
+        let context = CommandContext::system(now);
+        if let Some(concern_id) =
+            app.concern_from_alert(&context, &alert.alert_id, "raised from a safeguarding alert").await?
+        {
+            raised.push(concern_id);
+        }
+    }
+    Ok(raised)
+}
+
+/// Runs [`open_concerns_for_alerts`] and [`escalate_due`] on the wall clock every `every` until `shutdown`.
 pub async fn run(app: IncidentsApp, index: IncidentsIndex, every: Duration, shutdown: Shutdown) {
     while !shutdown.is_triggered() {
         let now = UnixTime(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
         );
+        if let Err(error) = open_concerns_for_alerts(&app, &index, now).await {
+            tracing::warn!(code = error.code().as_str(), "raising concerns from alerts failed; retrying next tick");
+        }
         match escalate_due(&app, &index, now).await {
             Ok(escalated) if !escalated.is_empty() => tracing::info!(alerts = escalated.len(), "alerts escalated"),
             Ok(_) => {}

@@ -138,6 +138,22 @@ impl IncidentsIndex {
             .collect()
     }
 
+    /// Alerts (acknowledged or not) with no concern raised from them yet.
+    pub fn alerts_without_concern(&self) -> Vec<Alert> {
+        let inner = self.inner.read().expect("incidents index lock");
+        let with_concern: std::collections::BTreeSet<&AlertId> = inner
+            .concerns
+            .values()
+            .filter_map(|indexed| indexed.state.as_ref().and_then(|concern| concern.details.alert_id.as_ref()))
+            .collect();
+        inner
+            .alerts
+            .values()
+            .filter_map(|indexed| indexed.state.clone())
+            .filter(|alert| !with_concern.contains(&alert.alert_id))
+            .collect()
+    }
+
     /// One alert as the index has it.
     pub fn alert(&self, alert_id: &AlertId) -> Option<Alert> {
         let inner = self.inner.read().expect("incidents index lock");

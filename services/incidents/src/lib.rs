@@ -24,7 +24,9 @@ pub mod events;
 mod grpc;
 pub mod index;
 
-pub use app::{CommandContext, EventIds, IncidentsApp, alert_stream, case_stream, concern_stream};
+pub use app::{
+    CommandContext, EventIds, IncidentsApp, alert_stream, case_stream, concern_id_for_alert, concern_stream,
+};
 pub use config::IncidentsConfig;
 pub use error::Error;
 pub use grpc::IncidentsService;

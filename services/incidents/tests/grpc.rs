@@ -564,4 +564,51 @@ async fn an_unacknowledged_critical_alert_escalates_step_by_step_and_stops_when_
         listed.iter().any(|c| c.case_id == haven_incidents::demo::ALLEGATION_CASE && c.overdue_actions >= 1),
         "{listed:?}"
     );
+
+    // Alerts from ingest open a concern automatically, once; an alert naming no learner is
+    // left to the DSL.
+    for (id, subject) in [("alert-with-learner", learner("k1")), ("alert-without-learner", String::new())] {
+        let raised = pb::SafeguardingAlertRaised {
+            alert_id: id.into(),
+            school_id: "kestrel-primary".into(),
+            severity: pb::AlertSeverity::High as i32,
+            subject_id: subject,
+            first_occurred_at: Some(haven_incidents::events::time_to_proto(start)),
+            ..Default::default()
+        };
+        let event = pb::ProposedEvent {
+            event_id: uuid::Uuid::now_v7().as_bytes().to_vec(),
+            event_type: "ingest.SafeguardingAlertRaised".into(),
+            schema_version: 1,
+            school_id: "kestrel-primary".into(),
+            occurred_at: Some(haven_incidents::events::time_to_proto(start)),
+            actor: Some(pb::Actor { principal_id: "haven".into(), kind: pb::ActorKind::System as i32, roles: vec![] }),
+            payload: prost::Message::encode_to_vec(&raised),
+            ..Default::default()
+        };
+        let alert = haven_incidents::domain::AlertId::parse(id).unwrap();
+        served
+            .log
+            .append(
+                &haven_incidents::alert_stream(&alert).unwrap(),
+                haven_kernel::ExpectedVersion::NoStream,
+                vec![event],
+            )
+            .await
+            .unwrap();
+    }
+    let with = haven_incidents::domain::AlertId::parse("alert-with-learner").unwrap();
+    let without = haven_incidents::domain::AlertId::parse("alert-without-learner").unwrap();
+    wait_until("the index has both alerts", || {
+        served.index.alert(&with).is_some() && served.index.alert(&without).is_some()
+    })
+    .await;
+    let opened = escalation::open_concerns_for_alerts(&served.app, &served.index, minutes(121)).await.unwrap();
+    assert_eq!(opened, vec![haven_incidents::concern_id_for_alert(&with)]);
+    let (concern, _) = served.app.concern(&opened[0]).await.unwrap().unwrap();
+    assert_eq!(concern.details.alert_id, Some(with.clone()));
+    assert_eq!(concern.details.subject_ids[0].as_str(), learner("k1"));
+    wait_until("the index has the concern", || served.index.alerts_without_concern().len() == 1).await;
+    let again = escalation::open_concerns_for_alerts(&served.app, &served.index, minutes(122)).await.unwrap();
+    assert!(again.is_empty(), "once: {again:?}");
 }

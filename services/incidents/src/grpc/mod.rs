@@ -19,7 +19,6 @@ use haven_eventlog_client::ReadStream;
 use haven_kernel::{SchoolId, Version};
 use haven_proto::v1 as pb;
 use haven_proto::v1::incidents_server::{Incidents, IncidentsServer};
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use self::convert::*;
@@ -848,55 +847,21 @@ impl Incidents for IncidentsService {
         let (alert, _) =
             self.app.alert(&alert_id).await.map_err(status)?.ok_or_else(|| not_found(format!("alert {alert_id}")))?;
         check(&caller, Action::AcknowledgeAlert, &Resource::school(alert.school_id.clone()))?;
-        let me = person(&caller)?;
         let at = now();
         let mut concern_id = None;
         if r.raise_concern {
-            let stream = crate::alert_stream(&alert_id).map_err(status)?;
-            let first = self
-                .app
-                .log()
-                .read_stream(ReadStream::forwards(stream, Version(0), 1))
-                .await
-                .map_err(|e| status(e.into()))?;
-            let raised = first
-                .events
-                .first()
-                .and_then(|envelope| pb::SafeguardingAlertRaised::decode(envelope.payload.as_slice()).ok())
-                .unwrap_or_default();
-            if raised.subject_id.is_empty() {
-                return Err(invalid(
-                    "raise_concern",
-                    "the alert names no learner: raise the concern with RaiseConcern",
-                ));
-            }
-            let id = ConcernId::parse(&new_id("concern", &format!("alert:{alert_id}"))).expect("a UUID is a valid id");
-            let details = ConcernDetails {
-                concern_id: id.clone(),
-                school_id: alert.school_id.clone(),
-                raised_by: me.clone(),
-                raised_at: at,
-                about: ConcernAbout::Learner,
-                subject_ids: subjects(std::slice::from_ref(&raised.subject_id))?,
-                staff_ids: Vec::new(),
-                what_happened: if r.note.trim().is_empty() {
-                    "raised from a safeguarding alert".to_owned()
-                } else {
-                    r.note.clone()
-                },
-                incident_occurred_at: Some(alert.raised_at),
-                suspected_type: None,
-                immediate_risk: alert.severity == Severity::Critical,
-                dsl_told_verbally: None,
-                alert_id: Some(alert_id.clone()),
-                device_ids: if raised.device_id.is_empty() { Vec::new() } else { vec![raised.device_id.clone()] },
-            };
             let context = context(&caller, &format!("alert:{alert_id}:concern"), at)?;
-            match self.app.raise_concern(&context, details).await {
-                Ok(_) | Err(Error::Concern(ConcernError::AlreadyRaised)) => {}
-                Err(other) => return Err(status(other)),
+            let note = if r.note.trim().is_empty() { "raised from a safeguarding alert" } else { r.note.as_str() };
+            let raised = self.app.concern_from_alert(&context, &alert_id, note).await.map_err(status)?;
+            match raised {
+                Some(id) => concern_id = Some(id),
+                None => {
+                    return Err(invalid(
+                        "raise_concern",
+                        "the alert names no learner: raise the concern with RaiseConcern",
+                    ));
+                }
             }
-            concern_id = Some(id);
         }
         let context = context(&caller, &r.request_id, at)?;
         let (_, version) = self
