@@ -311,6 +311,30 @@ fn a_demo_dsl_signs_in_from_the_command_line_and_sees_their_school_only() {
         post("/api/v1/cases/demo-case-cyberbullying/actions", r#"{"action_key":"sanctions","status":"finished"}"#);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("status"), "names the field: {body}");
+    // A concern raised, triaged into a case, referred: the DSL's day through the REST routes.
+    let learner = case.split("\"subject_ids\":[\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned();
+    let concern = format!(
+        r#"{{"school_id":"kestrel-primary","about":"learner","subject_ids":["{learner}"],"what_happened":"Invented: a worrying message."}}"#
+    );
+    let (status, raised) = post("/api/v1/concerns", &concern);
+    assert_eq!(status, 201, "{raised}");
+    let body = raised.split("\r\n\r\n").nth(1).unwrap();
+    let concern_id =
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["concern_id"].as_str().unwrap().to_owned();
+    let triage = r#"{"outcome":"case_opened","case_type":"online_abuse_exploitation","four_cs":["contact"],"risk_level":"high","summary":"Invented."}"#;
+    let (status, triaged) = post(&format!("/api/v1/concerns/{concern_id}/triage"), triage);
+    assert_eq!(status, 200, "{triaged}");
+    let body = triaged.split("\r\n\r\n").nth(1).unwrap();
+    let case_id = serde_json::from_str::<serde_json::Value>(body).unwrap()["case_id"].as_str().unwrap().to_owned();
+    let referral = r#"{"agency":"police_101","reference_number":"DEMO-101","summary":"Invented: possible grooming."}"#;
+    let (status, made) = post(&format!("/api/v1/cases/{case_id}/referrals"), referral);
+    assert_eq!(status, 200, "{made}");
+    let (status, case) = authorised(&format!("/api/v1/cases/{case_id}"));
+    assert_eq!(status, 200, "{case}");
+    assert!(
+        case.contains("\"agency\":\"police_101\"") && case.contains("\"case_type\":\"online_abuse_exploitation\""),
+        "{case}"
+    );
     stop(&mut child);
 }
 
