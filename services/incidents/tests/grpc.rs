@@ -612,3 +612,63 @@ async fn an_unacknowledged_critical_alert_escalates_step_by_step_and_stops_when_
     let again = escalation::open_concerns_for_alerts(&served.app, &served.index, minutes(122)).await.unwrap();
     assert!(again.is_empty(), "once: {again:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imagery_needs_the_written_record_first_and_deletion_the_dsls_confirmations() {
+    let served = serve().await;
+    let mut client = served.client.clone();
+    let dsl = served.token("kestrel-dsl").await;
+    let head = served.token("kestrel-head").await;
+    let open = pb::OpenCaseRequest {
+        case_type: pb::CaseType::SharingNudes as i32,
+        imagery_viewed: true,
+        risk_level: pb::RiskLevel::High as i32,
+        ..cyberbullying(&learner("k2"))
+    };
+    let case_id = open_case(&served, &dsl, open).await.unwrap();
+    let refused = client.record_action(bearer(&dsl, done(&case_id, "notify-dsl"))).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Aborted, "{refused:?}");
+    assert!(refused.message().contains("written record"), "{refused:?}");
+    let viewed = pb::RecordImageryViewedRequest {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        case_id: case_id.clone(),
+        viewed_at: Some(haven_incidents::events::time_to_proto(now())),
+        present_user_ids: vec!["kestrel-deputy".into()],
+        reason: "Invented: no other way to establish what was shared.".into(),
+        description: "Described, not reproduced.".into(),
+        ..Default::default()
+    };
+    let missing_who = pb::RecordImageryViewedRequest { present_user_ids: vec![], ..viewed.clone() };
+    let refused = client.record_imagery_viewed(bearer(&dsl, missing_who)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("present_user_ids"), "names the field: {refused:?}");
+    client.record_imagery_viewed(bearer(&dsl, viewed)).await.unwrap();
+    client.record_action(bearer(&dsl, done(&case_id, "notify-dsl"))).await.unwrap();
+
+    let deletion = pb::RecordMaterialDeletionRequest {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        case_id: case_id.clone(),
+        dsl_confirmed_no_agency_needs_it: true,
+        dsl_confirmed_safe_to_delete: false,
+        agencies_consulted: vec![pb::ReferralAgency::Police101 as i32],
+        description: "Invented: the copy on a school tablet.".into(),
+        ..Default::default()
+    };
+    let refused = client.record_material_deletion(bearer(&dsl, deletion.clone())).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Aborted, "both confirmations: {refused:?}");
+    let confirmed = pb::RecordMaterialDeletionRequest { dsl_confirmed_safe_to_delete: true, ..deletion };
+    let refused = client.record_material_deletion(bearer(&head, confirmed.clone())).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "only a DSL records a deletion: {refused:?}");
+    client.record_material_deletion(bearer(&dsl, confirmed)).await.unwrap();
+    let chronology = get_case(&served, &head, &case_id).await.unwrap().chronology;
+    let types: Vec<&str> = chronology.iter().map(|entry| entry.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "incidents.CaseOpened",
+            "incidents.ImageryViewed",
+            "incidents.CaseActionRecorded",
+            "incidents.MaterialDeletionRecorded"
+        ]
+    );
+}
