@@ -821,3 +821,49 @@ pub async fn learner_chronology(
         Err(status) => from_status(status),
     }
 }
+
+/// Acknowledging a safeguarding alert.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AcknowledgeBody {
+    pub request_id: Option<String>,
+    /// Also raise a concern from the alert (or return the one it already opened).
+    #[serde(default)]
+    pub raise_concern: bool,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcknowledgedBody {
+    pub concern_id: Option<String>,
+    pub position: u64,
+}
+
+/// Acknowledges a safeguarding alert, which stops its escalation.
+#[utoipa::path(post, path = "/api/v1/alerts/{alert_id}/acknowledge", tag = "incidents", request_body = AcknowledgeBody,
+    params(("alert_id" = String, Path, description = "The alert")),
+    responses((status = 200, body = AcknowledgedBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn acknowledge_alert(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Path(alert_id): Path<String>,
+    Json(body): Json<AcknowledgeBody>,
+) -> Response {
+    let message = pb::AcknowledgeAlertRequest {
+        request_id: body.request_id.unwrap_or_default(),
+        alert_id,
+        raise_concern: body.raise_concern,
+        note: body.note.unwrap_or_default(),
+    };
+    let (mut client, request) = try_response!(admitted(&state, "AcknowledgeAlert", &headers, message));
+    match client.acknowledge_alert(request).await {
+        Ok(response) => {
+            let acknowledged = response.into_inner();
+            Json(AcknowledgedBody {
+                concern_id: (!acknowledged.concern_id.is_empty()).then_some(acknowledged.concern_id),
+                position: acknowledged.position,
+            })
+            .into_response()
+        }
+        Err(status) => from_status(status),
+    }
+}

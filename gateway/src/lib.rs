@@ -64,7 +64,8 @@ pub struct GatewayState {
         incidents::record_action,
         incidents::make_referral,
         incidents::close_case,
-        incidents::learner_chronology
+        incidents::learner_chronology,
+        incidents::acknowledge_alert
     ),
     components(schemas(
         ReadinessBody,
@@ -96,7 +97,9 @@ pub struct GatewayState {
         incidents::ReferralMadeBody,
         incidents::CloseBody,
         incidents::VersionBody,
-        incidents::LearnerChronologyBody
+        incidents::LearnerChronologyBody,
+        incidents::AcknowledgeBody,
+        incidents::AcknowledgedBody
     ))
 )]
 pub struct ApiDoc;
@@ -131,5 +134,6 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/cases/{case_id}/referrals", post(incidents::make_referral))
         .route("/api/v1/cases/{case_id}/close", post(incidents::close_case))
         .route("/api/v1/learners/{subject_id}/chronology", get(incidents::learner_chronology))
+        .route("/api/v1/alerts/{alert_id}/acknowledge", post(incidents::acknowledge_alert))
         .with_state(state)
 }

@@ -49,6 +49,7 @@ async fn openapi_describes_every_route() {
         "/api/v1/cases/{case_id}/referrals",
         "/api/v1/cases/{case_id}/close",
         "/api/v1/learners/{subject_id}/chronology",
+        "/api/v1/alerts/{alert_id}/acknowledge",
     ] {
         assert!(document["paths"].get(path).is_some(), "{path} is described");
     }

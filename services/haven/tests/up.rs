@@ -335,6 +335,12 @@ fn a_demo_dsl_signs_in_from_the_command_line_and_sees_their_school_only() {
         case.contains("\"agency\":\"police_101\"") && case.contains("\"case_type\":\"online_abuse_exploitation\""),
         "{case}"
     );
+    // The demo's critical alert: acknowledged, with the concern it opened.
+    let (status, acknowledged) = post("/api/v1/alerts/demo-alert-critical/acknowledge", r#"{"raise_concern":true}"#);
+    assert_eq!(status, 200, "{acknowledged}");
+    assert!(acknowledged.contains("\"concern_id\":\""), "{acknowledged}");
+    let (status, again) = post("/api/v1/alerts/demo-alert-critical/acknowledge", "{}");
+    assert_eq!(status, 409, "once: {again}");
     stop(&mut child);
 }
 
