@@ -18,6 +18,8 @@ use haven_kernel::ErrorCode;
 use haven_proto::v1 as pb;
 use haven_proto::v1::custody_client::CustodyClient;
 use serde::{Deserialize, Serialize};
+
+use crate::VersionBody;
 use tonic::transport::Channel;
 use utoipa::{IntoParams, ToSchema};
 
@@ -96,12 +98,6 @@ macro_rules! answer {
 }
 
 // --- Bodies ----------------------------------------------------------------------------------
-
-/// The record's stream version after a step.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VersionBody {
-    pub version: u64,
-}
 
 /// A device confiscated from a learner (`from_subject_id`) or a member of staff (`from_user_id`).
 #[derive(Debug, Deserialize, ToSchema)]

@@ -14,15 +14,23 @@
 mod custody;
 mod health;
 mod identity;
+mod incidents;
 
 use axum::Router;
 use axum::routing::{get, post};
 use haven_runtime::{Metrics, Readiness};
 use utoipa::OpenApi;
 
+/// A record's stream version after a change (custody's steps, incidents' case changes).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct VersionBody {
+    pub version: u64,
+}
+
 pub use custody::CustodyEdge;
 pub use health::{ComponentBody, ReadinessBody};
 pub use identity::IdentityEdge;
+pub use incidents::IncidentsEdge;
 
 /// What the gateway's handlers share.
 #[derive(Clone, Debug)]
@@ -33,6 +41,8 @@ pub struct GatewayState {
     pub identity: Option<IdentityEdge>,
     /// Custody's routes, when this process serves custody.
     pub custody: Option<CustodyEdge>,
+    /// Incidents' routes, when this process serves incidents.
+    pub incidents: Option<IncidentsEdge>,
 }
 
 /// The OpenAPI document of everything the gateway serves.
@@ -74,7 +84,18 @@ pub struct GatewayState {
         custody::allocate,
         custody::hand_back,
         custody::wipe,
-        custody::allocations
+        custody::allocations,
+        incidents::raise_concern,
+        incidents::list_concerns,
+        incidents::triage_concern,
+        incidents::open_case,
+        incidents::list_cases,
+        incidents::get_case,
+        incidents::record_action,
+        incidents::make_referral,
+        incidents::close_case,
+        incidents::learner_chronology,
+        incidents::acknowledge_alert
     ),
     components(schemas(
         ReadinessBody,
@@ -89,7 +110,7 @@ pub struct GatewayState {
         identity::WhoAmIBody,
         identity::AupBody,
         identity::AccessEntryBody,
-        custody::VersionBody,
+        VersionBody,
         custody::SeizeBody,
         custody::SeizedBody,
         custody::SealBody,
@@ -111,7 +132,26 @@ pub struct GatewayState {
         custody::HandBackBody,
         custody::WipeBody,
         custody::SchoolDeviceBody,
-        custody::AllocationsBody
+        custody::AllocationsBody,
+        incidents::RaiseConcernBody,
+        incidents::RaisedBody,
+        incidents::ConcernBody,
+        incidents::TriageBody,
+        incidents::TriagedBody,
+        incidents::OpenCaseBody,
+        incidents::OpenedBody,
+        incidents::CaseSummaryBody,
+        incidents::CaseBody,
+        incidents::ChecklistItemBody,
+        incidents::ReferralBody,
+        incidents::ChronologyEntryBody,
+        incidents::ActionBody,
+        incidents::ReferralRequestBody,
+        incidents::ReferralMadeBody,
+        incidents::CloseBody,
+        incidents::LearnerChronologyBody,
+        incidents::AcknowledgeBody,
+        incidents::AcknowledgedBody
     ))
 )]
 pub struct ApiDoc;
@@ -139,6 +179,15 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/access-register", get(identity::access_register))
         .route("/.well-known/jwks.json", get(identity::jwks))
         .merge(custody_routes())
+        .route("/api/v1/concerns", post(incidents::raise_concern).get(incidents::list_concerns))
+        .route("/api/v1/concerns/{concern_id}/triage", post(incidents::triage_concern))
+        .route("/api/v1/cases", post(incidents::open_case).get(incidents::list_cases))
+        .route("/api/v1/cases/{case_id}", get(incidents::get_case))
+        .route("/api/v1/cases/{case_id}/actions", post(incidents::record_action))
+        .route("/api/v1/cases/{case_id}/referrals", post(incidents::make_referral))
+        .route("/api/v1/cases/{case_id}/close", post(incidents::close_case))
+        .route("/api/v1/learners/{subject_id}/chronology", get(incidents::learner_chronology))
+        .route("/api/v1/alerts/{alert_id}/acknowledge", post(incidents::acknowledge_alert))
         .with_state(state)
 }
 

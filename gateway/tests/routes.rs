@@ -16,8 +16,13 @@ async fn get(state: &GatewayState, path: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn readyz_follows_every_component() {
-    let state =
-        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, custody: None };
+    let state = GatewayState {
+        readiness: Readiness::default(),
+        metrics: Metrics::default(),
+        identity: None,
+        custody: None,
+        incidents: None,
+    };
     let log = state.readiness.register("eventlog", "opening");
     let (status, body) = get(&state, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -30,8 +35,13 @@ async fn readyz_follows_every_component() {
 
 #[tokio::test]
 async fn openapi_describes_every_route() {
-    let state =
-        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, custody: None };
+    let state = GatewayState {
+        readiness: Readiness::default(),
+        metrics: Metrics::default(),
+        identity: None,
+        custody: None,
+        incidents: None,
+    };
     let (status, body) = get(&state, "/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let document: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -40,12 +50,48 @@ async fn openapi_describes_every_route() {
         assert!(document["paths"].get(path).is_some(), "{path} is described");
     }
     assert!(document["components"]["schemas"].get("ReadinessBody").is_some());
+    for path in [
+        "/api/v1/concerns",
+        "/api/v1/concerns/{concern_id}/triage",
+        "/api/v1/cases",
+        "/api/v1/cases/{case_id}",
+        "/api/v1/cases/{case_id}/actions",
+        "/api/v1/cases/{case_id}/referrals",
+        "/api/v1/cases/{case_id}/close",
+        "/api/v1/learners/{subject_id}/chronology",
+        "/api/v1/alerts/{alert_id}/acknowledge",
+    ] {
+        assert!(document["paths"].get(path).is_some(), "{path} is described");
+    }
+    assert!(
+        document["paths"]["/api/v1/cases"].get("post").is_some()
+            && document["paths"]["/api/v1/cases"].get("get").is_some()
+    );
+}
+
+#[tokio::test]
+async fn incidents_routes_without_incidents_answer_unavailable() {
+    let state = GatewayState {
+        readiness: Readiness::default(),
+        metrics: Metrics::default(),
+        identity: None,
+        custody: None,
+        incidents: None,
+    };
+    let (status, body) = get(&state, "/api/v1/cases").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("\"code\":\"unavailable\""), "{body}");
 }
 
 #[tokio::test]
 async fn custody_routes_are_described_and_unavailable_where_custody_is_not_served() {
-    let state =
-        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, custody: None };
+    let state = GatewayState {
+        readiness: Readiness::default(),
+        metrics: Metrics::default(),
+        identity: None,
+        custody: None,
+        incidents: None,
+    };
     let (_, body) = get(&state, "/openapi.json").await;
     let document: serde_json::Value = serde_json::from_str(&body).unwrap();
     for path in [

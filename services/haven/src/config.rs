@@ -13,6 +13,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use haven_eventlog::EventLogConfig;
 use haven_identity::IdentityConfig;
+use haven_incidents::IncidentsConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything a `haven` process can be configured with.
@@ -49,6 +50,8 @@ pub struct HavenConfig {
     pub custody: haven_custody::CustodyConfig,
     /// Ingest: the alert rules' windows, batching and each school's log sources.
     pub ingest: haven_ingest_service::IngestConfig,
+    /// Incidents' settings (`incidents.escalate_after_s`).
+    pub incidents: IncidentsConfig,
 }
 
 impl Default for HavenConfig {
@@ -67,6 +70,7 @@ impl Default for HavenConfig {
             identity: IdentityConfig::default(),
             custody: haven_custody::CustodyConfig::default(),
             ingest: haven_ingest_service::IngestConfig::default(),
+            incidents: IncidentsConfig::default(),
         }
     }
 }
@@ -120,6 +124,10 @@ impl HavenConfig {
             .validate()
             .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: custody.{field} {reason}"))?;
         config.ingest.validate().map_err(|(key, reason)| anyhow::anyhow!("invalid configuration: {key} {reason}"))?;
+        config
+            .incidents
+            .validate()
+            .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: incidents.{field} {reason}"))?;
         if config.node_id == 0 {
             anyhow::bail!("invalid configuration: node_id must be 1 or more");
         }

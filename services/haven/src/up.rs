@@ -4,7 +4,8 @@
 //! ```text
 //!  start: listen on both ports ─▶ open the log ─▶ seed the demo (--demo) ─▶ serve
 //!         readiness: eventlog (open) · identity (directory caught up) · custody (read model
-//!         caught up) · gateway (serving); custody's end-of-day sweep runs on its schedule
+//!         caught up) · incidents (index caught up) · gateway (serving); custody's end-of-day
+//!         sweep, incidents' escalation timer and (--demo) ingest's filter feed run meanwhile
 //!  SIGINT/SIGTERM ─▶ stop accepting ─▶ in-flight requests finish (grace period)
 //!                 ─▶ the log's writer drains its queue and fsyncs ─▶ exit 0
 //! ```
@@ -25,6 +26,7 @@ use haven_ingest_service::IngestService;
 use haven_proto::v1::custody_server::CustodyServer;
 use haven_proto::v1::event_log_server::EventLogServer;
 use haven_proto::v1::identity_server::IdentityServer;
+use haven_proto::v1::incidents_server::IncidentsServer;
 use haven_proto::v1::ingest_server::IngestServer;
 use haven_runtime::{Metrics, Readiness, Shutdown, listen, wait_for_stop_signal};
 
@@ -124,6 +126,12 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         None
     };
     let bus = start_bus(&config, part, &shared_log, &metrics, &shutdown).await?;
+    let serves_incidents = part == Part::Everything;
+    let incidents = if serves_incidents {
+        Some(start_incidents(&config, &shared_log, &authenticator, seed_demo, &readiness, &shutdown).await?)
+    } else {
+        None
+    };
     let log_service = runs_log.then(|| EventLogService::new(Arc::clone(&shared_log)).into_server());
     let raft_service = node.as_ref().map(RaftNode::raft_service);
     let cluster_service = node.as_ref().map(RaftNode::cluster_service);
@@ -141,6 +149,13 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     if ingest.is_some() {
         health_reporter.set_serving::<AuthService<IngestServer<IngestService>>>().await;
     }
+    if incidents.is_some() {
+        health_reporter.set_serving::<AuthService<IncidentsServer<haven_incidents::IncidentsService>>>().await;
+    }
+    let (incidents_service, incidents_tasks) = match incidents {
+        Some(running) => (Some(running.service), running.tasks),
+        None => (None, Vec::new()),
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(haven_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -154,14 +169,17 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .add_optional_service(identity_service)
         .add_optional_service(custody.as_ref().map(|custody| custody.server.clone()))
         .add_optional_service(ingest.as_ref().map(|ingest| ingest.server.clone()))
+        .add_optional_service(incidents_service)
         .serve_with_incoming_shutdown(no_delay(grpc_listener), shutdown.triggered());
     let identity_edge = if runs_identity { Some(identity_edge(&config, &authenticator)?) } else { None };
     let custody_edge = if custody.is_some() { Some(custody_edge(&config, &authenticator)?) } else { None };
+    let incidents_edge = if serves_incidents { Some(incidents_edge(&config, &authenticator)?) } else { None };
     let http = haven_gateway::router(GatewayState {
         readiness: readiness.clone(),
         metrics,
         identity: identity_edge,
         custody: custody_edge,
+        incidents: incidents_edge,
     });
     let http = axum::serve(http_listener, http).with_graceful_shutdown(shutdown.triggered());
     let grpc_task = tokio::spawn(grpc);
@@ -182,7 +200,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     // its end, so a stop never hangs on a client that does not hang up.
     let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
     let servers = async {
-        for task in identity_tasks {
+        for task in identity_tasks.into_iter().chain(incidents_tasks) {
             let _ = task.await;
         }
         for task in bus.tasks {
@@ -263,7 +281,7 @@ async fn start_custody(
         shutdown,
     );
     if seed_demo {
-        haven_custody::demo::seed(&running.app, demo::demo_subject_id)
+        haven_custody::demo::seed(&running.app, demo::learner_subject_id)
             .await
             .context("seeding the demo's custody data")?;
         tracing::info!("demo custody data seeded");
@@ -387,6 +405,67 @@ fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
     }
 }
 
+/// Incidents as `haven up` runs it.
+struct RunningIncidents {
+    service: AuthService<IncidentsServer<haven_incidents::IncidentsService>>,
+    /// The index's follower and the escalation timer; they end on shutdown.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Incidents: the app on the shared log, its index (readiness `incidents`), the escalation
+/// timer, the demo's concerns and cases (`--demo`), and the service inside the AuthLayer.
+async fn start_incidents(
+    config: &HavenConfig,
+    log: &Arc<dyn EventLog>,
+    authenticator: &Authenticator,
+    seed_demo: bool,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+) -> anyhow::Result<RunningIncidents> {
+    let app = haven_incidents::IncidentsApp::new(Arc::clone(log), config.incidents.escalation());
+    if seed_demo {
+        let now = haven_incidents::domain::UnixTime(jiff::Timestamp::now().as_second());
+        let report = haven_incidents::demo::seed(&app, demo::learner_subject_id, now)
+            .await
+            .context("seeding the demo's concerns and cases")?;
+        tracing::info!(written = report.written, already_present = report.already_present, "demo incidents seeded");
+    }
+    let index = haven_incidents::IncidentsIndex::default();
+    let tasks = vec![
+        tokio::spawn(index.clone().follow(
+            Arc::clone(log),
+            readiness.register("incidents", "cases and concerns catching up"),
+            shutdown.clone(),
+        )),
+        tokio::spawn(haven_incidents::escalation::run(
+            app.clone(),
+            index.clone(),
+            haven_incidents::escalation::TICK,
+            shutdown.clone(),
+        )),
+    ];
+    let layer = AuthLayer::new(authenticator.clone());
+    let service = tower_layer::Layer::layer(&layer, haven_incidents::IncidentsService::new(app, index).into_server());
+    Ok(RunningIncidents { service, tasks })
+}
+
+/// The gateway's incidents routes: a client of incidents on this process's own gRPC port.
+fn incidents_edge(config: &HavenConfig, authenticator: &Authenticator) -> anyhow::Result<haven_gateway::IncidentsEdge> {
+    let mut address = config.grpc_addr;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .context("the gateway's channel to incidents")?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30))
+        .connect_lazy();
+    Ok(haven_gateway::IncidentsEdge {
+        client: haven_proto::v1::incidents_client::IncidentsClient::new(channel),
+        layer: AuthLayer::new(authenticator.clone()),
+    })
+}
+
 /// Accepted connections with Nagle's algorithm off: small raft and append messages go out at
 /// once instead of waiting on the peer's delayed ACK (about 40 ms each time).
 fn no_delay(
@@ -492,7 +571,14 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
     println!("  readiness     curl http://{http}/readyz");
     println!("  metrics       curl http://{http}/metrics");
     println!("  HTTP API      curl http://{http}/openapi.json");
-    println!("  gRPC          {grpc}: haven.v1.EventLog, haven.v1.Identity, grpc.health.v1, reflection");
+    let services = if part == Part::Everything {
+        "haven.v1.EventLog, haven.v1.Identity, haven.v1.Incidents, haven.v1.Custody, haven.v1.Ingest"
+    } else if part == Part::EventLog {
+        "haven.v1.EventLog, haven.v1.Raft, haven.v1.Cluster"
+    } else {
+        "haven.v1.Identity"
+    };
+    println!("  gRPC          {grpc}: {services}, grpc.health.v1, reflection");
     if seed_demo && part != Part::EventLog {
         println!("  demo trust    5 invented schools, 10 invented people, 6 invented learners, AUP version 1;");
         println!("                list the schools: grpcurl -plaintext {grpc} haven.v1.Identity/ListSchools");
@@ -501,6 +587,14 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
             demo::DEMO_PASSWORD
         );
         println!("                people: {}", demo::DEMO_PEOPLE.map(|person| person.id).join(", "));
+        if part == Part::Everything {
+            println!(
+                "  demo cases    3 cases, 3 concerns, 1 critical alert awaiting acknowledgement (escalates after 15 minutes);"
+            );
+            println!(
+                "                with a DSL's token: curl -H \"authorization: Bearer $TOKEN\" http://{http}/api/v1/cases"
+            );
+        }
     }
     match &config.nats_url {
         None => println!("  bus           embedded: projections fed straight from the log (--nats URL for NATS)"),

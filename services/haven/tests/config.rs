@@ -93,3 +93,12 @@ fn nats_url_is_optional_and_checked() {
     let refused = refusal(&["config"], &[("HAVEN_NATS_URL", "127.0.0.1:4222")]);
     assert!(refused.contains("nats_url"), "{refused}");
 }
+
+#[test]
+fn the_escalation_time_is_configurable_and_checked() {
+    assert_eq!(effective(&["config"], &[])["incidents"]["escalate_after_s"], 900, "15 minutes by default");
+    let set = effective(&["config"], &[("HAVEN_INCIDENTS__ESCALATE_AFTER_S", "600")]);
+    assert_eq!(set["incidents"]["escalate_after_s"], 600);
+    let refused = refusal(&["config"], &[("HAVEN_INCIDENTS__ESCALATE_AFTER_S", "5")]);
+    assert!(refused.contains("incidents.escalate_after_s"), "{refused}");
+}

@@ -90,8 +90,8 @@ fn a_bad_flag_is_refused_naming_it() {
 /// The demo (the trust, 5 schools, 10 people registered, granted a role and given a password,
 /// the AUP, 6 learners) and the signing key's announcement.
 const IDENTITY_DEMO_EVENTS: u64 = 1 + 5 + 3 * 10 + 1 + 6 + 1;
-/// What `haven up --demo` writes: identity's demo and custody's (`haven serve identity --demo`
-/// writes identity's only).
+/// What `haven up --demo` writes of identity's demo and custody's (`haven serve identity
+/// --demo` writes identity's only).
 const DEMO_EVENTS: u64 = IDENTITY_DEMO_EVENTS + haven_custody::demo::DEMO_EVENTS;
 
 fn stop(child: &mut Child) {
@@ -146,8 +146,12 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         assert_eq!(listing.matches("identity.TrustEstablished").count(), 1, "{listing}");
         assert_eq!(listing.matches("custody.DeviceSeized").count(), 3, "{listing}");
         assert_eq!(listing.matches("custody.DeviceEndOfDayActionRaised").count(), 1, "{listing}");
-        // Everything but the live feed is seeded once, however often the demo starts.
-        let seeded = listing.lines().skip(1).filter(|line| !line.contains(" ingest.")).count() as u64;
+        assert_eq!(listing.matches("incidents.CaseOpened").count(), 3, "{listing}");
+        assert_eq!(listing.matches("alert-demo-alert-critical").count(), 1, "{listing}");
+        // Identity's and custody's demo is seeded once, however often the demo starts; incidents'
+        // cases likewise (above). The live feed, and the concerns its alerts open, go on.
+        let seeded =
+            listing.lines().filter(|line| line.contains(" identity.") || line.contains(" custody.")).count() as u64;
         assert_eq!(seeded, DEMO_EVENTS, "the demo and the signing key's announcement, written once");
         stop(&mut child);
         assert!(verified_events(dir.path()) > DEMO_EVENTS, "the stopped log verifies, the feed's events with it");
@@ -287,6 +291,73 @@ fn a_demo_dsl_signs_in_from_the_command_line_and_sees_their_school_only() {
     assert_eq!(authorised("/api/v1/access-register?school_id=kestrel-primary").0, 200);
     assert_eq!(authorised("/api/v1/access-register?school_id=heronsgate-academy").0, 403);
     assert_eq!(authorised("/api/v1/access-register").0, 403, "not the whole trust");
+
+    // The demo's cases through the API: their school's, not another school's, not the
+    // allegation (the principal's).
+    let (status, cases) = authorised("/api/v1/cases");
+    assert_eq!(status, 200, "{cases}");
+    assert!(cases.contains("\"demo-case-cyberbullying\""), "{cases}");
+    assert!(!cases.contains("demo-case-nudes") && !cases.contains("demo-case-allegation"), "{cases}");
+    let (status, case) = authorised("/api/v1/cases/demo-case-cyberbullying?chronology=true&purpose=tour");
+    assert_eq!(status, 200, "{case}");
+    assert!(case.contains("\"event_type\":\"incidents.CaseOpened\"") && case.contains("\"inform-parents\""), "{case}");
+    assert_eq!(authorised("/api/v1/cases/demo-case-nudes").0, 403, "another school's case");
+    assert_eq!(authorised("/api/v1/cases/demo-case-allegation").0, 404, "not known to the DSL");
+    let post = |path: &str, body: &str| {
+        let mut stream = TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status: u16 = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, response)
+    };
+    let close = r#"{"outcome_summary":"resolved","debrief":"debriefed","lessons_learned":"sooner"}"#;
+    let (status, refused) = post("/api/v1/cases/demo-case-cyberbullying/close", close);
+    assert_eq!(status, 409, "outstanding actions: {refused}");
+    assert!(refused.contains("outstanding") && refused.contains("sanctions"), "{refused}");
+    let action = r#"{"action_key":"sanctions","status":"done","note":"under the behaviour policy"}"#;
+    let (status, body) = post("/api/v1/cases/demo-case-cyberbullying/actions", action);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        post("/api/v1/cases/demo-case-cyberbullying/actions", r#"{"action_key":"sanctions","status":"finished"}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("status"), "names the field: {body}");
+    // A concern raised, triaged into a case, referred: the DSL's day through the REST routes.
+    let learner = case.split("\"subject_ids\":[\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned();
+    let concern = format!(
+        r#"{{"school_id":"kestrel-primary","about":"learner","subject_ids":["{learner}"],"what_happened":"Invented: a worrying message."}}"#
+    );
+    let (status, raised) = post("/api/v1/concerns", &concern);
+    assert_eq!(status, 201, "{raised}");
+    let body = raised.split("\r\n\r\n").nth(1).unwrap();
+    let concern_id =
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["concern_id"].as_str().unwrap().to_owned();
+    let triage = r#"{"outcome":"case_opened","case_type":"online_abuse_exploitation","four_cs":["contact"],"risk_level":"high","summary":"Invented."}"#;
+    let (status, triaged) = post(&format!("/api/v1/concerns/{concern_id}/triage"), triage);
+    assert_eq!(status, 200, "{triaged}");
+    let body = triaged.split("\r\n\r\n").nth(1).unwrap();
+    let case_id = serde_json::from_str::<serde_json::Value>(body).unwrap()["case_id"].as_str().unwrap().to_owned();
+    let referral = r#"{"agency":"police_101","reference_number":"DEMO-101","summary":"Invented: possible grooming."}"#;
+    let (status, made) = post(&format!("/api/v1/cases/{case_id}/referrals"), referral);
+    assert_eq!(status, 200, "{made}");
+    let (status, case) = authorised(&format!("/api/v1/cases/{case_id}"));
+    assert_eq!(status, 200, "{case}");
+    assert!(
+        case.contains("\"agency\":\"police_101\"") && case.contains("\"case_type\":\"online_abuse_exploitation\""),
+        "{case}"
+    );
+    // The demo's critical alert: acknowledged, with the concern it opened.
+    let (status, acknowledged) = post("/api/v1/alerts/demo-alert-critical/acknowledge", r#"{"raise_concern":true}"#);
+    assert_eq!(status, 200, "{acknowledged}");
+    assert!(acknowledged.contains("\"concern_id\":\""), "{acknowledged}");
+    let (status, again) = post("/api/v1/alerts/demo-alert-critical/acknowledge", "{}");
+    assert_eq!(status, 409, "once: {again}");
     stop(&mut child);
 }
 

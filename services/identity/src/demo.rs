@@ -138,7 +138,7 @@ pub async fn seed(app: &IdentityApp, hasher: &PasswordHasher) -> Result<SeedRepo
         matches!(e, Error::Aup(AupError::NotNextVersion { .. } | AupError::SameText))
     })?;
     for (key, name, school, year_group, flags) in DEMO_LEARNERS {
-        let subject_id = demo_subject_id(key);
+        let subject_id = learner_subject_id(key);
         let key = format!("learner:{key}");
         let command = SubjectCommand::Register {
             subject_id: subject_id.clone(),
@@ -153,9 +153,9 @@ pub async fn seed(app: &IdentityApp, hasher: &PasswordHasher) -> Result<SeedRepo
     Ok(report)
 }
 
-/// The subject id of the invented learner with `key` (`k1`, `h2`, … in [`DEMO_LEARNERS`]),
-/// derived from the key so other services' demo data can name the same learners.
-pub fn demo_subject_id(key: &str) -> String {
+/// The subject id of the demo learner with `key` (`k1`, `h2`, … of [`DEMO_LEARNERS`]): the
+/// same on every start, so other services' demo data (custody, incidents) can name the learners.
+pub fn learner_subject_id(key: &str) -> String {
     let bits =
         *uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("haven:demo:learner:{key}").as_bytes()).as_bytes();
     crate::secret::subject_id_from(bits)

@@ -112,6 +112,13 @@ pub fn alert_stream(alert_id: &AlertId) -> Result<StreamId, Error> {
     stream("alert", alert_id.as_str())
 }
 
+/// The id of the concern an alert opens (a UUIDv5 of the alert id).
+pub fn concern_id_for_alert(alert_id: &AlertId) -> ConcernId {
+    let uuid =
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("haven:incidents:concern:alert:{alert_id}").as_bytes());
+    ConcernId::parse(&uuid.to_string()).expect("a UUID is a valid id")
+}
+
 impl IncidentsApp {
     pub fn new(log: Arc<dyn EventLog>, escalation: EscalationPolicy) -> Self {
         IncidentsApp { log, escalation }
@@ -173,6 +180,11 @@ impl IncidentsApp {
     /// A case's events with their envelopes, oldest first (its chronology).
     pub async fn case_history(&self, case_id: &CaseId) -> Result<Vec<pb::EventEnvelope>, Error> {
         self.envelopes(&case_stream(case_id)?).await
+    }
+
+    /// A concern's events with their envelopes, oldest first.
+    pub async fn concern_history(&self, concern_id: &ConcernId) -> Result<Vec<pb::EventEnvelope>, Error> {
+        self.envelopes(&concern_stream(concern_id)?).await
     }
 
     /// Runs a request on a case. With `expected`, the request was decided on that version:
@@ -242,6 +254,52 @@ impl IncidentsApp {
             policy: self.escalation.clone(),
         };
         self.alert_command(context, alert_id, command).await
+    }
+
+    /// The concern an alert opens: id derived from the alert's, so it is raised once whoever
+    /// raises it (the timer on its first tick, or a DSL acknowledging). `None` when ingest's
+    /// alert names no learner (a DSL then raises it with `RaiseConcern`).
+    pub async fn concern_from_alert(
+        &self,
+        context: &CommandContext,
+        alert_id: &AlertId,
+        note: &str,
+    ) -> Result<Option<ConcernId>, Error> {
+        let (alert, _) = self.alert(alert_id).await?.ok_or_else(|| Error::NotFound(format!("alert {alert_id}")))?;
+        let first = self.log.read_stream(ReadStream::forwards(alert_stream(alert_id)?, Version(0), 1)).await?;
+        let raised = first
+            .events
+            .first()
+            .and_then(|envelope| {
+                <pb::SafeguardingAlertRaised as prost::Message>::decode(envelope.payload.as_slice()).ok()
+            })
+            .unwrap_or_default();
+        if raised.subject_id.is_empty() {
+            return Ok(None);
+        }
+        let concern_id = concern_id_for_alert(alert_id);
+        let details = ConcernDetails {
+            concern_id: concern_id.clone(),
+            school_id: alert.school_id.clone(),
+            raised_by: context.user.clone(),
+            raised_at: context.at,
+            about: ConcernAbout::Learner,
+            subject_ids: vec![
+                SubjectId::parse(&raised.subject_id).map_err(|e| Error::invalid("subject_id", e.to_string()))?,
+            ],
+            staff_ids: Vec::new(),
+            what_happened: note.to_owned(),
+            incident_occurred_at: Some(alert.raised_at),
+            suspected_type: None,
+            immediate_risk: alert.severity == Severity::Critical,
+            dsl_told_verbally: None,
+            alert_id: Some(alert_id.clone()),
+            device_ids: if raised.device_id.is_empty() { Vec::new() } else { vec![raised.device_id] },
+        };
+        match self.raise_concern(context, details).await {
+            Ok(_) | Err(Error::Concern(ConcernError::AlreadyRaised)) => Ok(Some(concern_id)),
+            Err(other) => Err(other),
+        }
     }
 
     /// The escalation timer's tick for one alert: appends every step due at `context.at`.

@@ -62,6 +62,19 @@ pub enum Action {
     /// Register, allocate, take back and wipe school-owned devices.
     ManageSchoolDevices,
     ListAllocations,
+    // Incidents (issue 8): concerns, triage, cases, alerts. Need to know (who a case is about,
+    // allegations against staff) is checked on the record itself by incidents.
+    /// Raise a concern (any member of a school's staff, policy 10.1).
+    RaiseConcern,
+    /// Triage a concern: open a case, merge, link, no further action, false positive.
+    TriageConcern,
+    /// Open a case and work it: actions, referrals, parents, imagery records, links, risk,
+    /// escalation, grants, closing and reopening.
+    ManageCase,
+    /// List case summaries (no free text): the safeguarding team only.
+    ListCases,
+    /// Acknowledge a safeguarding alert, stopping its escalation.
+    AcknowledgeAlert,
     // Need-to-know reads the later services (incidents, reporting) authorise with.
     /// Breaches of a school's filter (technical staff see these, not case details).
     ReadBreaches,
@@ -75,7 +88,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 47] = [
         Action::EstablishTrust,
         Action::RegisterSchool,
         Action::ChangePupilNumbers,
@@ -114,6 +127,11 @@ impl Action {
         Action::ExportCustodyTrail,
         Action::ManageSchoolDevices,
         Action::ListAllocations,
+        Action::RaiseConcern,
+        Action::TriageConcern,
+        Action::ManageCase,
+        Action::ListCases,
+        Action::AcknowledgeAlert,
         Action::ReadBreaches,
         Action::ReadCase,
         Action::ReadAggregates,

@@ -33,6 +33,13 @@ const SCHOOL_STAFF: &[(Role, Reach)] =
 /// screening and confiscation; policy 9.3).
 pub const LEADERSHIP: &[(Role, Reach)] = &[(Principal, S), (Dsl, S)];
 
+/// A school's safeguarding team: who triages concerns (policy 10.1–10.3).
+const SAFEGUARDING_TEAM: &[(Role, Reach)] = &[(Dsl, S), (DeputyDsl, S), (Principal, S)];
+
+/// The safeguarding team and the trust's safeguarding lead: who works cases and alerts.
+const SAFEGUARDING_TEAM_AND_LEAD: &[(Role, Reach)] =
+    &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)];
+
 /// Who may do what: for each action, the roles and where they must be held. Actions any
 /// signed-in person may do for themselves are in [`SELF_SERVICE`]; the rest are denied.
 pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
@@ -81,6 +88,16 @@ pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
     (Action::ExportCustodyTrail, &[(Dsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
     (Action::ManageSchoolDevices, &[(TechnicalStaff, S), (Principal, S)]),
     (Action::ListAllocations, &[(TechnicalStaff, S), (Principal, S), (TrustAdmin, T)]),
+    // Incidents: any member of staff raises a concern (and sees the ones they raised, as their
+    // owner); the school's DSL, deputies and principal triage and work cases; the trust's
+    // safeguarding lead works cases across the trust and is the last step of escalation.
+    // Technical staff and governors see no case. Allegations against staff and "nobody about
+    // themselves" are checked on the case by incidents (its access rules), on top of these.
+    (Action::RaiseConcern, SCHOOL_STAFF),
+    (Action::TriageConcern, SAFEGUARDING_TEAM),
+    (Action::ManageCase, SAFEGUARDING_TEAM_AND_LEAD),
+    (Action::ListCases, SAFEGUARDING_TEAM_AND_LEAD),
+    (Action::AcknowledgeAlert, SAFEGUARDING_TEAM_AND_LEAD),
     (
         Action::ReadBreaches,
         &[

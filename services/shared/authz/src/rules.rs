@@ -83,6 +83,30 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Custody/ReturnAllocatedDevice", Signed(Action::ManageSchoolDevices)),
     ("/haven.v1.Custody/WipeDevice", Signed(Action::ManageSchoolDevices)),
     ("/haven.v1.Custody/ListAllocations", Signed(Action::ListAllocations)),
+    // haven.v1.Incidents: every case method names its case; incidents checks the action against
+    // the case's school and need to know (ADR 0010, ADR 0017). GetCase and ListConcerns are
+    // ReadCase, an owner action: staff reach them for the concerns they raised.
+    ("/haven.v1.Incidents/RaiseConcern", Signed(Action::RaiseConcern)),
+    ("/haven.v1.Incidents/TriageConcern", Signed(Action::TriageConcern)),
+    ("/haven.v1.Incidents/OpenCase", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/RecordAction", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/MakeReferral", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/RecordReferralOutcome", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/RecordParentsInformed", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/RecordImageryViewed", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/RecordMaterialDeletion", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/LinkCases", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/ChangeCaseRisk", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/EscalateCase", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/GrantCaseAccess", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/RevokeCaseAccess", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/CloseCase", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/ReopenCase", Signed(Action::ManageCase)),
+    ("/haven.v1.Incidents/GetCase", Signed(Action::ReadCase)),
+    ("/haven.v1.Incidents/ListCases", Signed(Action::ListCases)),
+    ("/haven.v1.Incidents/ListConcerns", Signed(Action::ReadCase)),
+    ("/haven.v1.Incidents/AcknowledgeAlert", Signed(Action::AcknowledgeAlert)),
+    ("/haven.v1.Incidents/GetLearnerChronology", Signed(Action::ListCases)),
     // haven.v1.EventLog, haven.v1.Raft, haven.v1.Cluster: inside the cluster only.
     ("/haven.v1.EventLog/Append", Internal),
     ("/haven.v1.EventLog/AppendBatch", Internal),
@@ -109,8 +133,8 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
 ];
 
 /// Services whose methods are declared but not served yet: every method denied until the
-/// service arrives with its rules (incidents: issue 8, reporting: 10).
-pub const NOT_SERVED_SERVICES: &[&str] = &["haven.v1.Incidents", "haven.v1.Reporting"];
+/// service arrives with its rules (reporting: issue 10).
+pub const NOT_SERVED_SERVICES: &[&str] = &["haven.v1.Reporting"];
 
 /// The rule for a gRPC path; `None` for a method nobody wrote a rule for (denied).
 pub fn rule_for(path: &str) -> Option<Rule> {

@@ -124,6 +124,43 @@ fn spot_checks_of_the_matrix() {
     );
 }
 
+#[test]
+fn incidents_rows_of_the_matrix() {
+    let oak = Resource::school(school("oak"));
+    let elm = Resource::school(school("elm"));
+    let held = |role: Role| person(vec![RoleGrant { role, scope: home_scope(role) }]);
+    // Any member of a school's staff raises a concern there, and nowhere else.
+    for role in [Role::Staff, Role::TechnicalStaff, Role::OnlineSafetyCoordinator, Role::Dsl, Role::Principal] {
+        assert!(authorize(&held(role), true, Action::RaiseConcern, &oak).is_allowed(), "{role}");
+        assert!(!authorize(&held(role), true, Action::RaiseConcern, &elm).is_allowed(), "{role} at another school");
+    }
+    assert!(!authorize(&held(Role::Governor), true, Action::RaiseConcern, &oak).is_allowed());
+    // The school's safeguarding team works cases; a DSL of another school is denied.
+    for action in [Action::TriageConcern, Action::ManageCase, Action::ListCases, Action::AcknowledgeAlert] {
+        for role in [Role::Dsl, Role::DeputyDsl, Role::Principal] {
+            assert!(authorize(&held(role), true, action, &oak).is_allowed(), "{role} {action:?}");
+            assert_eq!(
+                authorize(&held(role), true, action, &elm),
+                Decision::Deny(DenyReason::NoGrant),
+                "{role} {action:?} at another school"
+            );
+        }
+        // Technical staff see breaches, not cases; governors only aggregates; staff only their own concerns.
+        for role in [Role::TechnicalStaff, Role::Governor, Role::Staff, Role::OnlineSafetyCoordinator, Role::Auditor] {
+            assert!(!authorize(&held(role), true, action, &oak).is_allowed(), "{role} {action:?}");
+        }
+    }
+    // The trust's safeguarding lead works cases anywhere in the trust, but triage is the school's.
+    let lead = held(Role::TrustSafeguardingLead);
+    assert!(authorize(&lead, true, Action::ManageCase, &elm).is_allowed());
+    assert!(!authorize(&lead, true, Action::TriageConcern, &elm).is_allowed());
+    // Nobody works a case about themselves, whatever they hold.
+    assert_eq!(
+        authorize(&held(Role::Principal), true, Action::ManageCase, &oak.clone().about("user-p")),
+        Decision::Deny(DenyReason::AboutThemselves)
+    );
+}
+
 fn any_role() -> impl Strategy<Value = Role> {
     (0..Role::ALL.len()).prop_map(|i| Role::ALL[i])
 }
