@@ -155,6 +155,12 @@ enum ServiceName {
     Eventlog,
     /// Identity, against the log at --eventlog-url.
     Identity,
+    /// Incidents (and its escalation timer), against the log at --eventlog-url.
+    Incidents,
+    /// Custody (and its end-of-day sweep), against the log at --eventlog-url.
+    Custody,
+    /// Ingest (its configured syslog sources and haven.v1.Ingest), against the log at --eventlog-url.
+    Ingest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,6 +277,9 @@ fn main() -> ExitCode {
             let part = match service {
                 ServiceName::Eventlog => up::Part::EventLog,
                 ServiceName::Identity => up::Part::Identity,
+                ServiceName::Incidents => up::Part::Incidents,
+                ServiceName::Custody => up::Part::Custody,
+                ServiceName::Ingest => up::Part::Ingest,
             };
             run_async(up::run(config, part, args.demo, args.bootstrap))
         }),

@@ -42,6 +42,36 @@ pub enum Part {
     EventLog,
     /// `haven serve identity`: identity against a remote log (`eventlog_url`).
     Identity,
+    /// `haven serve incidents`: incidents against a remote log.
+    Incidents,
+    /// `haven serve custody`: custody against a remote log.
+    Custody,
+    /// `haven serve ingest`: ingest (its syslog sources and `haven.v1.Ingest`) against a remote log.
+    Ingest,
+}
+
+impl Part {
+    fn runs_log(self) -> bool {
+        matches!(self, Part::Everything | Part::EventLog)
+    }
+
+    fn runs(self, part: Part) -> bool {
+        self == Part::Everything || self == part
+    }
+
+    /// The gRPC services this part serves, for the banner.
+    fn services(self) -> &'static str {
+        match self {
+            Part::Everything => {
+                "haven.v1.EventLog, haven.v1.Identity, haven.v1.Incidents, haven.v1.Custody, haven.v1.Ingest"
+            }
+            Part::EventLog => "haven.v1.EventLog, haven.v1.Raft, haven.v1.Cluster",
+            Part::Identity => "haven.v1.Identity",
+            Part::Incidents => "haven.v1.Incidents",
+            Part::Custody => "haven.v1.Custody",
+            Part::Ingest => "haven.v1.Ingest",
+        }
+    }
 }
 
 pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bool) -> anyhow::Result<ExitCode> {
@@ -52,8 +82,8 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let shutdown = Shutdown::default();
     let log_ready = readiness.register("eventlog", "opening");
     let gateway_ready = readiness.register("gateway", "starting");
-    let runs_log = part != Part::Identity;
-    let runs_identity = part != Part::EventLog;
+    let runs_log = part.runs_log();
+    let runs_identity = part.runs(Part::Identity);
 
     // The log: embedded here, or reached over gRPC.
     // A log node is always a raft node; `haven up` is a one-node cluster of it.
@@ -106,27 +136,29 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .await
         .with_context(|| format!("starting identity (signing keys in {})", keys_dir.display()))?;
         identity_tasks = running.tasks;
+        let layer = AuthLayer::new(authenticator.clone());
+        identity_service = Some(tower_layer::Layer::layer(&layer, running.service.into_server()));
+    }
+    if part != Part::EventLog {
         identity_tasks.push(tokio::spawn(authenticator.access().clone().follow(
             Arc::clone(&shared_log),
             authenticator.verifier().clone(),
             readiness.register("access", "access facts catching up"),
             shutdown.clone(),
         )));
-        let layer = AuthLayer::new(authenticator.clone());
-        identity_service = Some(tower_layer::Layer::layer(&layer, running.service.into_server()));
     }
-    let custody = if part == Part::Everything {
+    let custody = if part.runs(Part::Custody) {
         Some(start_custody(&config, &shared_log, &authenticator, &readiness, &shutdown, seed_demo).await?)
     } else {
         None
     };
-    let ingest = if part == Part::Everything {
+    let ingest = if part.runs(Part::Ingest) {
         Some(start_ingest(&config, &shared_log, &authenticator, &metrics, &shutdown, seed_demo).await?)
     } else {
         None
     };
     let bus = start_bus(&config, part, &shared_log, &metrics, &shutdown).await?;
-    let serves_incidents = part == Part::Everything;
+    let serves_incidents = part.runs(Part::Incidents);
     let incidents = if serves_incidents {
         Some(start_incidents(&config, &shared_log, &authenticator, seed_demo, &readiness, &shutdown).await?)
     } else {
@@ -522,7 +554,7 @@ async fn start_bus(
     };
     let mut tasks = Vec::new();
     if let Some(nats) = &nats
-        && part != Part::Identity
+        && part.runs_log()
     {
         let checkpoint = CheckpointFile::new(config.data_dir.join("bus").join("relay.checkpoint"));
         let relay = Relay::new(Arc::clone(log), nats.clone(), RelayConfig::new(checkpoint), bus_metrics.clone());
@@ -564,22 +596,17 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
                 config.node_id, config.grpc_addr, config.grpc_addr
             )
         }
-        Part::Identity => {
-            println!("haven identity is serving against the log at {}. Ctrl-C stops it.", config.eventlog_url)
-        }
+        Part::Identity | Part::Incidents | Part::Custody | Part::Ingest => println!(
+            "haven {} is serving against the log at {}. Ctrl-C stops it.",
+            part.services(),
+            config.eventlog_url
+        ),
     }
     println!("  readiness     curl http://{http}/readyz");
     println!("  metrics       curl http://{http}/metrics");
     println!("  HTTP API      curl http://{http}/openapi.json");
-    let services = if part == Part::Everything {
-        "haven.v1.EventLog, haven.v1.Identity, haven.v1.Incidents, haven.v1.Custody, haven.v1.Ingest"
-    } else if part == Part::EventLog {
-        "haven.v1.EventLog, haven.v1.Raft, haven.v1.Cluster"
-    } else {
-        "haven.v1.Identity"
-    };
-    println!("  gRPC          {grpc}: {services}, grpc.health.v1, reflection");
-    if seed_demo && part != Part::EventLog {
+    println!("  gRPC          {grpc}: {}, grpc.health.v1, reflection", part.services());
+    if seed_demo && part.runs(Part::Identity) {
         println!("  demo trust    5 invented schools, 10 invented people, 6 invented learners, AUP version 1;");
         println!("                list the schools: grpcurl -plaintext {grpc} haven.v1.Identity/ListSchools");
         println!(
@@ -598,7 +625,7 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
     }
     match &config.nats_url {
         None => println!("  bus           embedded: projections fed straight from the log (--nats URL for NATS)"),
-        Some(url) if part == Part::Identity => {
+        Some(url) if !part.runs_log() => {
             println!("  bus           NATS at {url}: projections consume HAVEN_EVENTS")
         }
         Some(url) => println!("  bus           NATS at {url}: the relay publishes the log to HAVEN_EVENTS"),
@@ -609,7 +636,7 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
         let listed = if listed.is_empty() { "none yet".to_owned() } else { listed.join(", ") };
         println!("  events seen   {listed}   (live: curl -s http://{http}/metrics | grep bus_demo_events)");
     }
-    if part != Part::Identity {
+    if part.runs_log() {
         println!("  after a stop  haven log verify --data-dir {data}   (recomputes the hash chain)");
     }
 }

@@ -608,3 +608,77 @@ fn an_online_backup_restores_into_a_new_deployment_that_rebuilds_from_the_log() 
     stop(&mut child);
     assert!(verified_events(&restored) > events, "the restored deployment went on appending after the restore");
 }
+
+/// `haven serve ingest`, `serve incidents` and `serve custody` each run alone against a log
+/// node served alone (the shape of a Kubernetes deployment): each becomes ready, and a filter
+/// line sent to the ingest process's configured syslog source lands in the log node as a
+/// breach with its critical alert.
+#[test]
+fn ingest_incidents_and_custody_each_serve_alone_against_a_log_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log_grpc, log_http) = (free_port(), free_port());
+    let mut log_node = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["serve", "eventlog", "--bootstrap", "--data-dir"])
+        .arg(dir.path().join("log"))
+        .args(["--grpc-addr", &format!("127.0.0.1:{log_grpc}"), "--http-addr", &format!("127.0.0.1:{log_http}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut log_node, log_http);
+    let syslog = free_port();
+    let config = dir.path().join("haven.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[ingest.sources]]\nschool_id = \"kestrel-primary\"\nsource_id = \"fortigate-1\"\nformat = \"fortigate\"\n\
+             syslog_tcp = \"127.0.0.1:{syslog}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut services = Vec::new();
+    for service in ["ingest", "incidents", "custody"] {
+        let (grpc, http) = (free_port(), free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", service, "--eventlog-url", &format!("http://127.0.0.1:{log_grpc}"), "--data-dir"])
+            .arg(dir.path().join(service))
+            .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_ready(&mut child, http);
+        services.push(child);
+    }
+    let line = haven_ingest_service::demo::fortigate_line(
+        jiff::Timestamp::now(),
+        20,
+        17,
+        "Self-harm",
+        "dark-thoughts.example",
+        1,
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", syslog)).unwrap();
+    writeln!(stream, "{line}").unwrap();
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tail = Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(["log", "tail", "--grpc-addr", &format!("127.0.0.1:{log_grpc}")])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&tail.stdout).into_owned();
+        if listing.contains("ingest.BreachObserved") && listing.contains("ingest.SafeguardingAlertRaised") {
+            assert!(listing.contains("breaches-kestrel-primary-"), "{listing}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the line never reached the log: {listing}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for mut child in services {
+        stop(&mut child);
+    }
+    stop(&mut log_node);
+}
