@@ -12,6 +12,7 @@
 
 mod health;
 mod identity;
+pub mod web;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -20,6 +21,7 @@ use utoipa::OpenApi;
 
 pub use health::{ComponentBody, ReadinessBody};
 pub use identity::IdentityEdge;
+pub use web::WebEdge;
 
 /// What the gateway's handlers share.
 #[derive(Clone, Debug)]
@@ -28,6 +30,8 @@ pub struct GatewayState {
     pub metrics: Metrics,
     /// Identity's routes, when this process serves identity.
     pub identity: Option<IdentityEdge>,
+    /// The web pages and reporting's figures, when this process runs reporting.
+    pub web: Option<WebEdge>,
 }
 
 /// The OpenAPI document of everything the gateway serves.
@@ -50,7 +54,8 @@ pub struct GatewayState {
         identity::aup,
         identity::accept_aup,
         identity::access_register,
-        identity::jwks
+        identity::jwks,
+        web::api::dashboard
     ),
     components(schemas(
         ReadinessBody,
@@ -64,7 +69,9 @@ pub struct GatewayState {
         identity::GrantBody,
         identity::WhoAmIBody,
         identity::AupBody,
-        identity::AccessEntryBody
+        identity::AccessEntryBody,
+        web::DashboardBody,
+        web::SchoolBreachesBody
     ))
 )]
 pub struct ApiDoc;
@@ -91,5 +98,6 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/aup/accept", post(identity::accept_aup))
         .route("/api/v1/access-register", get(identity::access_register))
         .route("/.well-known/jwks.json", get(identity::jwks))
+        .merge(web::routes())
         .with_state(state)
 }

@@ -16,7 +16,8 @@ async fn get(state: &GatewayState, path: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn readyz_follows_every_component() {
-    let state = GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None };
+    let state =
+        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, web: None };
     let log = state.readiness.register("eventlog", "opening");
     let (status, body) = get(&state, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -29,7 +30,8 @@ async fn readyz_follows_every_component() {
 
 #[tokio::test]
 async fn openapi_describes_every_route() {
-    let state = GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None };
+    let state =
+        GatewayState { readiness: Readiness::default(), metrics: Metrics::default(), identity: None, web: None };
     let (status, body) = get(&state, "/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let document: serde_json::Value = serde_json::from_str(&body).unwrap();

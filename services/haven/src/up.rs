@@ -86,6 +86,14 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
                 .await
                 .context("seeding the demo trust")?;
             tracing::info!(written = report.written, already_present = report.already_present, "demo trust seeded");
+            if part == Part::Everything {
+                let activity = crate::reporting_demo::seed(&shared_log).await.context("seeding the demo's breaches")?;
+                tracing::info!(
+                    written = activity.written,
+                    already_present = activity.already_present,
+                    "demo breaches, alerts and referrals seeded"
+                );
+            }
         }
         let keys_dir = config.data_dir.join("identity").join("keys");
         let running = haven_identity::start::start(
@@ -133,7 +141,9 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .add_optional_service(identity_service)
         .serve_with_incoming_shutdown(no_delay(grpc_listener), shutdown.triggered());
     let identity_edge = if runs_identity { Some(identity_edge(&config, &authenticator)?) } else { None };
-    let http = haven_gateway::router(GatewayState { readiness: readiness.clone(), metrics, identity: identity_edge });
+    let web = web_edge(&authenticator, &shared_log, &bus);
+    let http =
+        haven_gateway::router(GatewayState { readiness: readiness.clone(), metrics, identity: identity_edge, web });
     let http = axum::serve(http_listener, http).with_graceful_shutdown(shutdown.triggered());
     let grpc_task = tokio::spawn(grpc);
     let http_task = tokio::spawn(async move { http.await });
@@ -193,6 +203,16 @@ fn identity_edge(config: &HavenConfig, authenticator: &Authenticator) -> anyhow:
     })
 }
 
+/// The web pages' edge: reporting's live read model and audit views, checked with the same
+/// authenticator as the gRPC layer. Only where the bus runs the reporting projection.
+fn web_edge(authenticator: &Authenticator, log: &Arc<dyn EventLog>, bus: &Bus) -> Option<haven_gateway::WebEdge> {
+    Some(haven_gateway::WebEdge {
+        authenticator: authenticator.clone(),
+        view: bus.reporting.clone()?,
+        audit: haven_reporting::Audit::new(Arc::clone(log), haven_reporting::Limits::default()),
+    })
+}
+
 /// Accepted connections with Nagle's algorithm off: small raft and append messages go out at
 /// once instead of waiting on the peer's delayed ACK (about 40 ms each time).
 fn no_delay(
@@ -224,6 +244,8 @@ async fn watch_remote_log(log: GrpcEventLog, readiness: haven_runtime::Readiness
 struct Bus {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     counts: Option<EventCounts>,
+    /// Reporting's read model, live from the bus (ADR 0015).
+    reporting: Option<haven_reporting::ReportView>,
 }
 
 /// Without `nats_url`: the embedded bus, projections fed by the log's subscription. With it:
@@ -256,25 +278,39 @@ async fn start_bus(
         tasks.push(tokio::spawn(relay.run(shutdown.clone())));
     }
     if part == Part::EventLog {
-        return Ok(Bus { tasks, counts: None });
+        return Ok(Bus { tasks, counts: None, reporting: None });
     }
     let counts = EventCounts::new(metrics);
-    let consumer = Consumer::new(counts.clone(), Arc::clone(log), bus_metrics);
+    let consumer = Consumer::new(counts.clone(), Arc::clone(log), bus_metrics.clone());
     let mut progress = consumer.progress();
-    let stop = shutdown.clone();
-    tasks.push(match nats {
-        Some(nats) => tokio::spawn(async move { drop(consumer.run(NatsSource::new(nats), stop).await) }),
-        None => {
-            let source = EmbeddedSource::new(Arc::clone(log));
-            tokio::spawn(async move { drop(consumer.run(source, stop).await) })
-        }
-    });
+    tasks.push(spawn_consumer(consumer, nats.clone(), log, shutdown));
+    let reporting = haven_reporting::ReportingProjection::new();
+    let report_view = reporting.view();
+    tasks.push(spawn_consumer(Consumer::new(reporting, Arc::clone(log), bus_metrics), nats, log, shutdown));
     // Give the banner the counts of what is already in the log (not a readiness condition).
     if let Ok(head) = log.head().await {
         let caught_up = progress.wait_for(|checkpoint| *checkpoint >= head.next_position);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), caught_up).await;
     }
-    Ok(Bus { tasks, counts: Some(counts) })
+    Ok(Bus { tasks, counts: Some(counts), reporting: Some(report_view) })
+}
+
+/// Runs one projection's consumer on the bus this process uses until shutdown. Projections
+/// here live in memory and rebuild from position 0 on every start.
+fn spawn_consumer<P: haven_bus::Projection + 'static>(
+    consumer: Consumer<P>,
+    nats: Option<Nats>,
+    log: &Arc<dyn EventLog>,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let stop = shutdown.clone();
+    match nats {
+        Some(nats) => tokio::spawn(async move { drop(consumer.run(NatsSource::new(nats), stop).await) }),
+        None => {
+            let source = EmbeddedSource::new(Arc::clone(log));
+            tokio::spawn(async move { drop(consumer.run(source, stop).await) })
+        }
+    }
 }
 
 fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
