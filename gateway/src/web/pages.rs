@@ -93,16 +93,29 @@ fn figures_html(web: &WebEdge, viewer: &Viewer, reach: &Reach, figures: &Figures
         );
     }
     out.push_str("</table></section><section class=\"card\"><h2>Open cases</h2><table><tr><th>School</th><th>Type</th><th>Risk</th><th class=\"n\">Cases</th></tr>");
+    // Who may not read a school's cases sees one total per school: a case's type at a small
+    // school (an allegation against staff) can say who it is about.
+    let mut open_rows: std::collections::BTreeMap<(String, String, String), u64> = std::collections::BTreeMap::new();
     for row in &response.open_cases {
-        let case_type = enum_label(row.case_type, |t: pb::CaseType| t.as_str_name(), "CASE_TYPE_");
-        let risk = enum_label(row.risk_level, |r: pb::RiskLevel| r.as_str_name(), "RISK_LEVEL_");
+        let key = if viewer.may(Action::ReadCase, Some(&row.school_id)) {
+            (
+                row.school_id.clone(),
+                enum_label(row.case_type, |t: pb::CaseType| t.as_str_name(), "CASE_TYPE_"),
+                enum_label(row.risk_level, |r: pb::RiskLevel| r.as_str_name(), "RISK_LEVEL_"),
+            )
+        } else {
+            (row.school_id.clone(), "All types".to_owned(), "All".to_owned())
+        };
+        *open_rows.entry(key).or_default() += u64::from(row.count);
+    }
+    for ((school_id, case_type, risk), count) in &open_rows {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
-            escape(&row.school_id),
-            escape(&case_type),
-            escape(&risk),
-            count_for(u64::from(row.count), viewer.may(Action::ReadCase, Some(&row.school_id)))
+            escape(school_id),
+            escape(case_type),
+            escape(risk),
+            count_for(*count, viewer.may(Action::ReadCase, Some(school_id)))
         );
     }
     out.push_str("</table></section></div>");
@@ -335,8 +348,8 @@ pub async fn register(State(state): State<GatewayState>, headers: HeaderMap, Pat
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
     pub stream: Option<String>,
-    /// Read the stream as it stood before this log position.
-    pub position: Option<u64>,
+    /// Read the stream as it stood before this log position (empty: now).
+    pub position: Option<String>,
 }
 
 fn record_context(viewer: &Viewer) -> RecordContext {
@@ -355,7 +368,7 @@ fn record_context(viewer: &Viewer) -> RecordContext {
 const AUDIT_FORMS: &str = "<div class=\"grid\"><form class=\"card\" method=\"get\" action=\"/audit\"><h2>A stream's history</h2>\
     <label>Stream <input id=\"stream\" type=\"text\" name=\"stream\" placeholder=\"incident-…, alert-…, user-…\" required></label>\
     <label>As it stood before log position (empty: now) <input type=\"number\" name=\"position\" min=\"0\"></label>\
-    <button type=\"submit\">Show history</button></form>\
+    <button id=\"show-history\" type=\"submit\">Show history</button></form>\
     <form class=\"card\" method=\"post\" action=\"/audit/verify\"><h2>Hash chain</h2><p>Recompute every event's SHA-256 link \
     from the first to the last and compare it with what the log stored. The check itself is recorded.</p>\
     <button id=\"verify\" type=\"submit\">Verify the whole log</button></form></div>";
@@ -374,7 +387,15 @@ pub async fn audit(State(state): State<GatewayState>, headers: HeaderMap, Query(
             Ok(stream) => stream,
             Err(error) => return html::error_page(StatusCode::BAD_REQUEST, &format!("stream: {error}")),
         };
-        let as_of = query.position.map_or(AsOf::Now, AsOf::Position);
+        let as_of = match query.position.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            None => AsOf::Now,
+            Some(raw) => match raw.parse() {
+                Ok(position) => AsOf::Position(position),
+                Err(_) => {
+                    return html::error_page(StatusCode::BAD_REQUEST, "position: a whole number, or empty for now");
+                }
+            },
+        };
         let context = record_context(&viewer);
         let history = match web.audit.stream_history(&stream, &as_of, 0, 0, Some((&context, "web audit view"))).await {
             Ok(history) => history,

@@ -177,6 +177,7 @@ fn the_trust_lead_sees_the_charts_from_demo_data_and_a_governor_is_refused_case_
     assert_eq!(governor_bars.keys().collect::<Vec<_>>(), ["kestrel-primary"], "their school only");
     let source = browser.source();
     assert!(!source.contains("demo-case-"), "no case ids on a governor's dashboard");
+    assert!(!source.contains("Allegation against staff"), "no case types where the viewer may not read cases");
     assert_eq!(browser.count("a[href='/registers/lado']"), 0, "no register link for a governor");
     assert_eq!(browser.text("#open-cases"), "fewer than 5", "small counts are withheld from who may not read cases");
     browser.screenshot(&shots.join("dashboard-governor.png"));
@@ -195,4 +196,24 @@ fn the_trust_lead_sees_the_charts_from_demo_data_and_a_governor_is_refused_case_
     browser.go(&haven.url("/governors"));
     assert!(browser.text("h1").contains("Online safety report to governors"));
     assert!(!browser.source().contains("demo-case-"));
+    browser.go(&haven.url("/dashboard"));
+    browser.click("#sign-out");
+    browser.wait_for_url("/sign-in");
+
+    // The auditor: a stream's history as of now, and the hash chain verified (and recorded).
+    browser.delete_cookies();
+    sign_in(&browser, &haven, "demo-auditor");
+    browser.go(&haven.url("/audit"));
+    browser.type_into("#stream", "incident-demo-case-k1");
+    browser.click("#show-history");
+    browser.wait_for_url("stream=incident-demo-case-k1");
+    assert_eq!(browser.count("#history tr") - 1, 2, "the demo case's two events");
+    let history = browser.text("#history");
+    assert!(history.contains("incidents.CaseOpened") && history.contains("incidents.ReferralMade"), "{history}");
+    browser.click("#verify");
+    browser.wait_for_url("/audit/verify");
+    assert_eq!(browser.text("#chain-verdict"), "The chain is intact.");
+    let checked: u64 = browser.text("#events-checked").parse().unwrap();
+    assert!(checked >= api["checkpoint"].as_u64().unwrap(), "every event of the log was checked: {checked}");
+    browser.screenshot(&shots.join("audit-chain-verified.png"));
 }

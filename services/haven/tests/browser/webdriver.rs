@@ -139,16 +139,16 @@ impl Browser {
         self.session_call("GET", "/url", None).as_str().unwrap_or_default().to_owned()
     }
 
-    /// Waits (up to 20 s) for a navigation to land on a URL ending with `suffix`: a click that
+    /// Waits (up to 20 s) for a navigation to land on a URL containing `suffix`: a click that
     /// submits a form may return before the next page is there.
     pub fn wait_for_url(&self, suffix: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let url = self.url();
-            if url.ends_with(suffix) && self.run("return document.readyState;") == "complete" {
+            if url.contains(suffix) && self.run("return document.readyState;") == "complete" {
                 return;
             }
-            assert!(Instant::now() < deadline, "expected a page ending with {suffix}, still at {url}");
+            assert!(Instant::now() < deadline, "expected a page at {suffix}, still at {url}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
