@@ -343,6 +343,7 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
             demo::DEMO_PASSWORD
         );
         println!("                people: {}", demo::DEMO_PEOPLE.map(|person| person.id).join(", "));
+        println!("  web           http://{http}/  (the trust lead: demo-lead@brightwater.example, same password)");
     }
     match &config.nats_url {
         None => println!("  bus           embedded: projections fed straight from the log (--nats URL for NATS)"),
