@@ -121,7 +121,13 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let raft_service = node.as_ref().map(RaftNode::raft_service);
     let cluster_service = node.as_ref().map(RaftNode::cluster_service);
 
+    let reporting_service = reporting_service(&authenticator, &shared_log, &bus);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    if reporting_service.is_some() {
+        health_reporter
+            .set_serving::<AuthService<haven_proto::v1::reporting_server::ReportingServer<haven_reporting::grpc::ReportingService>>>()
+            .await;
+    }
     if runs_log {
         health_reporter.set_serving::<EventLogServer<EventLogService>>().await;
     }
@@ -139,6 +145,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .add_optional_service(raft_service)
         .add_optional_service(cluster_service)
         .add_optional_service(identity_service)
+        .add_optional_service(reporting_service)
         .serve_with_incoming_shutdown(no_delay(grpc_listener), shutdown.triggered());
     let identity_edge = if runs_identity { Some(identity_edge(&config, &authenticator)?) } else { None };
     let web = web_edge(&authenticator, &shared_log, &bus);
@@ -211,6 +218,20 @@ fn web_edge(authenticator: &Authenticator, log: &Arc<dyn EventLog>, bus: &Bus) -
         view: bus.reporting.clone()?,
         audit: haven_reporting::Audit::new(Arc::clone(log), haven_reporting::Limits::default()),
     })
+}
+
+/// `haven.v1.Reporting` on the projection the bus feeds, behind the same authorisation layer
+/// as identity. Only where the bus runs the reporting projection.
+fn reporting_service(
+    authenticator: &Authenticator,
+    log: &Arc<dyn EventLog>,
+    bus: &Bus,
+) -> Option<AuthService<haven_proto::v1::reporting_server::ReportingServer<haven_reporting::grpc::ReportingService>>> {
+    let view = bus.reporting.clone()?;
+    let service =
+        haven_reporting::grpc::ReportingService::new(view, Arc::clone(log), haven_reporting::Limits::default());
+    let layer = AuthLayer::new(authenticator.clone());
+    Some(tower_layer::Layer::layer(&layer, service.into_server()))
 }
 
 /// Accepted connections with Nagle's algorithm off: small raft and append messages go out at
@@ -334,7 +355,9 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
     println!("  readiness     curl http://{http}/readyz");
     println!("  metrics       curl http://{http}/metrics");
     println!("  HTTP API      curl http://{http}/openapi.json");
-    println!("  gRPC          {grpc}: haven.v1.EventLog, haven.v1.Identity, grpc.health.v1, reflection");
+    println!(
+        "  gRPC          {grpc}: haven.v1.EventLog, haven.v1.Identity, haven.v1.Reporting, grpc.health.v1, reflection"
+    );
     if seed_demo && part != Part::EventLog {
         println!("  demo trust    5 invented schools, 10 invented people, 6 invented learners, AUP version 1;");
         println!("                list the schools: grpcurl -plaintext {grpc} haven.v1.Identity/ListSchools");
