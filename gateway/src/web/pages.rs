@@ -292,6 +292,13 @@ pub async fn register(State(state): State<GatewayState>, headers: HeaderMap, Pat
     let Some(reach) = viewer.reach(Action::ReadCase, &schools(&web)) else {
         return html::forbidden(&viewer, "the referral registers");
     };
+    // Opening a register (its page or its CSV) is recorded, as over gRPC.
+    let kind_pb = if kind == "lado" { pb::RegisterKind::Lado } else { pb::RegisterKind::Police };
+    let recorded =
+        web.audit.register_viewed(&record_context(&viewer), kind_pb, reach.scope(), "web register page").await;
+    if let Err(error) = recorded {
+        return html::error_page(StatusCode::SERVICE_UNAVAILABLE, &error.to_string());
+    }
     let to = now() + 1;
     let caller = viewer.principal_id().to_owned();
     let mut table = String::new();

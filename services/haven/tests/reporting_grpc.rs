@@ -158,6 +158,12 @@ async fn reporting_over_grpc_answers_each_role_with_what_it_may_see() {
         accesses.accesses.iter().any(|access| access.principal_id == "user-demo-auditor"),
         "the auditor's own read of the case history is on record: {accesses:?}"
     );
+    let opened = pb::ListRecordAccessesRequest { stream_id: "register-lado".into(), ..Default::default() };
+    let opened = client.list_record_accesses(signed(opened, &auditor)).await.unwrap().into_inner();
+    assert!(
+        opened.accesses.iter().any(|access| access.principal_id == "user-kestrel-dsl"),
+        "the DSL's opening of the LADO register is on record: {opened:?}"
+    );
     let bad = pb::VerifyChainRequest { expected_hash: vec![1, 2, 3], ..Default::default() };
     let refused = client.verify_chain(signed(bad, &auditor)).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);

@@ -15,24 +15,22 @@ use std::sync::Arc;
 use haven_authz::grpc::{caller, check};
 use haven_authz::{Action, Caller, Resource};
 use haven_eventlog_client::EventLog;
-use haven_kernel::{ExpectedVersion, SchoolId, StreamId};
+use haven_kernel::{SchoolId, StreamId};
 use haven_proto::v1::reporting_server::{Reporting, ReportingServer};
 use haven_proto::v1::{self as pb};
-use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
 use crate::audit::AsOf;
-use crate::projection::dashboard::{Scope, dashboard};
+use crate::projection::dashboard::dashboard;
 use crate::projection::{governors, registers, trends};
 use crate::time::DAY_SECS;
-use crate::{Audit, Error, Limits, RecordContext, ReportView, events};
+use crate::{Audit, Error, Limits, RecordContext, ReportView};
 
 /// The service: the projection's view, the audit views and the log it records reads in.
 #[derive(Clone)]
 pub struct ReportingService {
     view: ReportView,
     audit: Audit,
-    log: Arc<dyn EventLog>,
     limits: Limits,
 }
 
@@ -97,35 +95,12 @@ fn window(from: Option<&prost_types::Timestamp>, to: Option<&prost_types::Timest
 
 impl ReportingService {
     pub fn new(view: ReportView, log: Arc<dyn EventLog>, limits: Limits) -> Self {
-        ReportingService { view, audit: Audit::new(Arc::clone(&log), limits), log, limits }
+        ReportingService { view, audit: Audit::new(log, limits), limits }
     }
 
     /// The tonic server; wrap it in `haven_authz::AuthLayer` before serving.
     pub fn into_server(self) -> ReportingServer<Self> {
         ReportingServer::new(self)
-    }
-
-    async fn record_register(
-        &self,
-        caller: &Caller,
-        kind: pb::RegisterKind,
-        schools: Scope<'_>,
-        purpose: &str,
-    ) -> Result<(), Status> {
-        let stream = match kind {
-            pb::RegisterKind::Lado => "access-register-lado",
-            _ => "access-register-police",
-        };
-        let payload = pb::RegisterViewed {
-            register: kind as i32,
-            school_ids: schools.map(<[String]>::to_vec).unwrap_or_default(),
-            viewed_by_user_id: caller.principal.id.clone(),
-            purpose: purpose.to_owned(),
-        };
-        let event = context(caller).proposed(events::REGISTER_VIEWED, "", payload.encode_to_vec());
-        let stream = StreamId::parse(stream).expect("a valid stream id");
-        self.log.append(&stream, ExpectedVersion::Any, vec![event]).await.map_err(|e| status(e.into()))?;
-        Ok(())
     }
 }
 
@@ -325,7 +300,10 @@ impl Reporting for ReportingService {
         let schools = scope(&caller, Action::ReadCase, &request.school_ids)?;
         let purpose = purpose(&request.purpose)?;
         let (from, to) = window(request.from.as_ref(), request.to.as_ref(), 365 * 10);
-        self.record_register(&caller, pb::RegisterKind::Lado, schools.as_deref(), &purpose).await?;
+        self.audit
+            .register_viewed(&context(&caller), pb::RegisterKind::Lado, schools.as_deref(), &purpose)
+            .await
+            .map_err(status)?;
         let response = self.view.read(|state, checkpoint| pb::GetLadoRegisterResponse {
             entries: registers::lado_register(state, schools.as_deref(), from, to, &caller.principal.id),
             as_of_position: checkpoint,
@@ -342,7 +320,10 @@ impl Reporting for ReportingService {
         let schools = scope(&caller, Action::ReadCase, &request.school_ids)?;
         let purpose = purpose(&request.purpose)?;
         let (from, to) = window(request.from.as_ref(), request.to.as_ref(), 365 * 10);
-        self.record_register(&caller, pb::RegisterKind::Police, schools.as_deref(), &purpose).await?;
+        self.audit
+            .register_viewed(&context(&caller), pb::RegisterKind::Police, schools.as_deref(), &purpose)
+            .await
+            .map_err(status)?;
         let response = self.view.read(|state, checkpoint| pb::GetPoliceRegisterResponse {
             entries: registers::police_register(state, schools.as_deref(), from, to),
             as_of_position: checkpoint,
