@@ -305,15 +305,19 @@ async fn start_bus(
     let consumer = Consumer::new(counts.clone(), Arc::clone(log), bus_metrics.clone());
     let mut progress = consumer.progress();
     tasks.push(spawn_consumer(consumer, nats.clone(), log, shutdown));
-    let reporting = haven_reporting::ReportingProjection::new();
-    let report_view = reporting.view();
-    tasks.push(spawn_consumer(Consumer::new(reporting, Arc::clone(log), bus_metrics), nats, log, shutdown));
+    // Reporting (its projection, gRPC service and web pages) runs in `haven up` only.
+    let mut report_view = None;
+    if part == Part::Everything {
+        let reporting = haven_reporting::ReportingProjection::new();
+        report_view = Some(reporting.view());
+        tasks.push(spawn_consumer(Consumer::new(reporting, Arc::clone(log), bus_metrics), nats, log, shutdown));
+    }
     // Give the banner the counts of what is already in the log (not a readiness condition).
     if let Ok(head) = log.head().await {
         let caught_up = progress.wait_for(|checkpoint| *checkpoint >= head.next_position);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), caught_up).await;
     }
-    Ok(Bus { tasks, counts: Some(counts), reporting: Some(report_view) })
+    Ok(Bus { tasks, counts: Some(counts), reporting: report_view })
 }
 
 /// Runs one projection's consumer on the bus this process uses until shutdown. Projections
