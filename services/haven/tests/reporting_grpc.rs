@@ -35,7 +35,16 @@ struct Haven {
     child: Child,
     grpc: u16,
     http: u16,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Haven {
+    /// Stops it (SIGINT) and hands back its data directory.
+    fn stop(mut self) -> tempfile::TempDir {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        assert_eq!(self.child.wait().unwrap().code(), Some(0), "a clean stop");
+        self.dir.take().unwrap()
+    }
 }
 
 impl Drop for Haven {
@@ -46,7 +55,10 @@ impl Drop for Haven {
 }
 
 fn start() -> Haven {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap())
+}
+
+fn start_in(dir: tempfile::TempDir) -> Haven {
     let (grpc, http_port) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_haven"))
         .args(["up", "--demo", "--data-dir"])
@@ -56,7 +68,7 @@ fn start() -> Haven {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut haven = Haven { child, grpc, http: http_port, _dir: dir };
+    let mut haven = Haven { child, grpc, http: http_port, dir: Some(dir) };
     let deadline = Instant::now() + Duration::from_secs(90);
     while TcpStream::connect(("127.0.0.1", http_port)).is_err() || http(http_port, "GET", "/readyz", None, "").0 != 200
     {
@@ -174,4 +186,99 @@ async fn reporting_over_grpc_answers_each_role_with_what_it_may_see() {
     assert_eq!(rebuild.unwrap_err().code(), Code::PermissionDenied);
     let anonymous = client.get_trust_dashboard(pb::GetTrustDashboardRequest::default()).await;
     assert_eq!(anonymous.unwrap_err().code(), Code::Unauthenticated);
+}
+
+async fn client(haven: &Haven) -> ReportingClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", haven.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    ReportingClient::new(channel)
+}
+
+/// The trust dashboard for a fixed window, retried while the projection or the access facts
+/// catch up after a start, once it holds every event before `at_least`.
+async fn settled_dashboard(
+    client: &mut ReportingClient<tonic::transport::Channel>,
+    token: &str,
+    at_least: u64,
+) -> pb::GetTrustDashboardResponse {
+    // The demo's whole days: the 60 days before today (UTC).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let today = now - now.rem_euclid(86_400);
+    let window = pb::GetTrustDashboardRequest {
+        school_ids: Vec::new(),
+        from: Some(prost_types::Timestamp { seconds: today - 60 * 86_400, nanos: 0 }),
+        to: Some(prost_types::Timestamp { seconds: today, nanos: 0 }),
+    };
+    for _attempt in 0..200 {
+        if let Ok(response) = client.get_trust_dashboard(signed(window.clone(), token)).await {
+            let response = response.into_inner();
+            if response.as_of_position >= at_least && response.breaches_by_school.len() == 5 {
+                return response;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the dashboard never caught up to position {at_least}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projection_rebuilt_from_position_0_on_restart_answers_as_the_live_one_did() {
+    let haven = tokio::task::spawn_blocking(start).await.unwrap();
+    let lead = token(&haven, "demo-lead");
+    let mut live_client = client(&haven).await;
+    let live = settled_dashboard(&mut live_client, &lead, 1).await;
+    let dir = tokio::task::spawn_blocking(move || haven.stop()).await.unwrap();
+    // A restart rebuilds the in-memory projection from position 0 of the same log.
+    let haven = tokio::task::spawn_blocking(move || start_in(dir)).await.unwrap();
+    let mut rebuilt_client = client(&haven).await;
+    let rebuilt = settled_dashboard(&mut rebuilt_client, &lead, live.as_of_position).await;
+    let without_position = |mut r: pb::GetTrustDashboardResponse| {
+        r.as_of_position = 0;
+        r
+    };
+    assert!(!live.breaches_by_hour.is_empty() && live.breaches_by_category.len() > 3);
+    assert_eq!(without_position(rebuilt), without_position(live), "rebuilt from 0 = live");
+}
+
+#[test]
+fn the_pages_send_strangers_to_sign_in_refuse_bad_passwords_and_escape_what_they_echo() {
+    let haven = start();
+    let raw = |request: String| {
+        let mut stream = TcpStream::connect(("127.0.0.1", haven.http)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let get = |path: &str, cookie: &str| {
+        raw(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{cookie}Connection: close\r\n\r\n"))
+    };
+    let answer = get("/dashboard", "");
+    assert!(answer.starts_with("HTTP/1.1 303") && answer.contains("location: /sign-in"), "{answer}");
+    let answer = get("/registers/lado", "Cookie: haven_session=not-a-token\r\n");
+    assert!(answer.contains("location: /sign-in"), "a forged cookie is no session: {answer}");
+    let form = "login=demo-lead%40brightwater.example&password=wrong";
+    let answer = raw(format!(
+        "POST /sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    ));
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("were not accepted") && !answer.to_lowercase().contains("set-cookie"), "{answer}");
+    // A signed-in lead asking for a school that does not exist: the page never echoes markup.
+    let lead = token(&haven, "demo-lead");
+    let cookie = format!("Cookie: haven_session={lead}\r\n");
+    let answer = get("/schools/%3Cscript%3Ealert(1)%3C%2Fscript%3E", &cookie);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(!answer.contains("<script>"), "{answer}");
+    let answer = get("/audit?stream=%3Cb%3Ex", &cookie);
+    assert!(answer.starts_with("HTTP/1.1 403"), "the lead may not read audit trails: {answer}");
+    let answer = get("/dashboard?days=1000", &cookie);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("days"), "{answer}");
+    let answer = get("/registers/lado.csv", &cookie);
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("text/csv"), "{answer}");
+    assert!(answer.contains("LADO-DEMO-0001"), "{answer}");
 }
