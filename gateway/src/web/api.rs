@@ -62,7 +62,20 @@ pub struct Figures {
     pub daily: Vec<(String, u64)>,
     /// (school, breaches by hour of day).
     pub heat: Vec<(String, [u64; 24])>,
+    /// Alerts raised in the window, by severity.
+    pub alerts: Vec<AlertSeverityRow>,
     pub checkpoint: u64,
+}
+
+/// Alerts of one severity raised in the window, and how fast they were acknowledged.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertSeverityRow {
+    pub severity: i32,
+    pub raised: u64,
+    pub acknowledged: u64,
+    pub acknowledged_in_time: u64,
+    /// Median minutes from raised to acknowledged, over the acknowledged ones.
+    pub median_minutes: Option<i64>,
 }
 
 pub fn now() -> i64 {
@@ -109,7 +122,31 @@ pub fn figures(web: &WebEdge, reach: &Reach, days: i64, now: i64) -> Figures {
                 row[usize::from(hour_of_day(*hour))] += cell.total();
             }
         }
-        Figures { from, to, dashboard, daily, heat: heat.into_iter().collect(), checkpoint }
+        let mut by_severity: std::collections::BTreeMap<i32, (AlertSeverityRow, Vec<i64>)> =
+            std::collections::BTreeMap::new();
+        for alert in state.alerts.values() {
+            if alert.raised_at < from || alert.raised_at >= to || !reach.includes(&alert.school_id) {
+                continue;
+            }
+            let (row, waits) = by_severity.entry(alert.severity).or_default();
+            row.severity = alert.severity;
+            row.raised += 1;
+            if let Some((at, in_time)) = alert.acknowledged {
+                row.acknowledged += 1;
+                row.acknowledged_in_time += u64::from(in_time);
+                waits.push((at - alert.raised_at).max(0) / 60);
+            }
+        }
+        let alerts = by_severity
+            .into_values()
+            .rev()
+            .map(|(mut row, mut waits)| {
+                waits.sort_unstable();
+                row.median_minutes = waits.get(waits.len() / 2).copied();
+                row
+            })
+            .collect();
+        Figures { from, to, dashboard, daily, heat: heat.into_iter().collect(), alerts, checkpoint }
     })
 }
 

@@ -28,7 +28,7 @@ header{background:#123b5c;color:#fff;padding:.6rem 1.5rem;display:flex;gap:1.2re
 header a{color:#fff;text-decoration:none}header a:hover{text-decoration:underline}header .brand{font-weight:700;font-size:1.1rem}\
 header .who{margin-left:auto;font-size:.9rem;opacity:.9}header form{margin:0}header button{background:none;border:1px solid #fff8;color:#fff;padding:.2rem .6rem;border-radius:4px;cursor:pointer}\
 main{padding:1.2rem 1.5rem;max-width:80rem;margin:0 auto}h1{font-size:1.5rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:0 0 .6rem}\
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(24rem,1fr));gap:1rem}.card{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:1rem;margin-bottom:1rem}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(24rem,1fr));gap:1rem}.card{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:1rem;margin-bottom:1rem;overflow-x:auto}\
 .narrow{max-width:28rem}.stats{display:flex;gap:1rem;flex-wrap:wrap;margin-bottom:1rem}.stat{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:.7rem 1rem;min-width:10rem}\
 .stat b{display:block;font-size:1.6rem}.muted{color:#57606a;font-size:.9rem}.notice{background:#fff3cd;border:1px solid #e5c66b;padding:.6rem;border-radius:6px}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e5e8eb}td.n,th.n{text-align:right}\

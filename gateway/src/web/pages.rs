@@ -80,6 +80,18 @@ fn figures_html(web: &WebEdge, viewer: &Viewer, reach: &Reach, figures: &Figures
         let name = enum_label(row.category, |c: pb::BreachCategory| c.as_str_name(), "BREACH_CATEGORY_");
         let _ = write!(out, "<tr><td>{}</td><td class=\"n\">{}</td></tr>", escape(&name), row.count);
     }
+    out.push_str("</table></section><section class=\"card\"><h2>Alerts raised</h2><table id=\"alerts\"><tr><th>Severity</th><th class=\"n\">Raised</th><th class=\"n\">In time</th><th class=\"n\">Median wait (min)</th></tr>");
+    for row in &figures.alerts {
+        let severity = enum_label(row.severity, |s: pb::AlertSeverity| s.as_str_name(), "ALERT_SEVERITY_");
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            escape(&severity),
+            count_for(row.raised, reads_cases),
+            count_for(row.acknowledged_in_time, reads_cases),
+            row.median_minutes.map_or_else(|| "–".to_owned(), |m| m.to_string())
+        );
+    }
     out.push_str("</table></section><section class=\"card\"><h2>Alerts awaiting a DSL</h2><table><tr><th>School</th><th>Severity</th><th class=\"n\">Alerts</th><th>Oldest</th></tr>");
     for row in &response.unacknowledged_alerts {
         let severity = enum_label(row.severity, |s: pb::AlertSeverity| s.as_str_name(), "ALERT_SEVERITY_");
