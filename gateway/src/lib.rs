@@ -84,6 +84,7 @@ async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// The gateway's routes.
 pub fn router(state: GatewayState) -> Router {
+    let web = web::routes(state.clone());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -98,6 +99,6 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/aup/accept", post(identity::accept_aup))
         .route("/api/v1/access-register", get(identity::access_register))
         .route("/.well-known/jwks.json", get(identity::jwks))
-        .merge(web::routes())
+        .merge(web)
         .with_state(state)
 }

@@ -104,8 +104,8 @@ impl Viewer {
     }
 }
 
-/// The pages' routes.
-pub fn routes() -> Router<GatewayState> {
+/// The pages' routes, with expired sessions renewed from the refresh cookie first.
+pub fn routes(state: GatewayState) -> Router<GatewayState> {
     Router::new()
         .route("/", get(pages::home))
         .route("/sign-in", get(session::sign_in_page).post(session::sign_in))
@@ -118,4 +118,5 @@ pub fn routes() -> Router<GatewayState> {
         .route("/audit/verify", post(pages::verify_chain))
         .route("/governors", get(pages::governors))
         .route("/api/v1/reporting/dashboard", get(api::dashboard))
+        .layer(axum::middleware::from_fn_with_state(state, session::renew))
 }

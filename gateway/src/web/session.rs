@@ -1,10 +1,12 @@
 //! Signing in from a browser: a form posting the login and password, the access token kept in
 //! an `HttpOnly`, `SameSite=Strict` cookie (no script can read it, no other site can send it,
-//! so the forms need no separate CSRF token), the AUP accepted when identity asks for it.
+//! so the forms need no separate CSRF token), the refresh token beside it in another such
+//! cookie to renew the 15-minute session, the AUP accepted when identity asks for it.
 
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use haven_authz::grpc::AuthError;
 use haven_proto::v1 as pb;
@@ -16,6 +18,9 @@ use crate::GatewayState;
 
 /// The cookie holding the access token.
 pub const SESSION_COOKIE: &str = "haven_session";
+
+/// The cookie holding the refresh token, which renews an expired page session.
+pub const REFRESH_COOKIE: &str = "haven_refresh";
 
 /// The form of `/sign-in`.
 #[derive(Deserialize)]
@@ -32,23 +37,78 @@ pub struct AcceptForm {
     accept: Option<String>,
 }
 
-/// The token in the request's session cookie.
-pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+fn cookie<'a>(headers: &'a HeaderMap, wanted: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, token)| token)
         .filter(|token| !token.is_empty())
 }
 
-fn set_session(token: &str, max_age_s: i64) -> HeaderValue {
+/// The token in the request's session cookie.
+pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+fn set_cookie(name: &str, token: &str, max_age_s: i64) -> HeaderValue {
     // Tokens are base64url and dots: nothing that needs quoting in a cookie.
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}");
+    let cookie = format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}");
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("haven_session=; Path=/; Max-Age=0"))
+}
+
+fn set_session(token: &str, max_age_s: i64) -> HeaderValue {
+    set_cookie(SESSION_COOKIE, token, max_age_s)
+}
+
+/// The cookies for a token pair: the access token, and the refresh token when one came.
+fn session_cookies(tokens: &pb::TokenPair) -> Vec<HeaderValue> {
+    let now = unix_now();
+    let mut cookies =
+        vec![set_session(&tokens.access_token, tokens.access_expires_at.map_or(0, |t| t.seconds - now).max(0))];
+    if !tokens.refresh_token.is_empty() {
+        let max_age = tokens.refresh_expires_at.map_or(0, |t| t.seconds - now).max(0);
+        cookies.push(set_cookie(REFRESH_COOKIE, &tokens.refresh_token, max_age));
+    }
+    cookies
+}
+
+/// Renews an expired page session before the page sees the request: with a refresh cookie
+/// and no valid access token, identity's `RefreshToken` gives a new one, which the page is
+/// served with and the browser keeps. A refused refresh clears the refresh cookie; the page
+/// then sends the person to sign in.
+pub async fn renew(State(state): State<GatewayState>, mut request: axum::extract::Request, next: Next) -> Response {
+    let (Some(web), Some(identity)) = (state.web.as_ref(), state.identity.as_ref()) else {
+        return next.run(request).await;
+    };
+    let headers = request.headers();
+    let Some(refresh) = cookie(headers, REFRESH_COOKIE) else { return next.run(request).await };
+    let expired = session_token(headers)
+        .is_none_or(|token| matches!(web.authenticator.authenticate(token, unix_now()), Err(AuthError::Token(_))));
+    if !expired {
+        return next.run(request).await;
+    }
+    let refresh_request = pb::RefreshTokenRequest { refresh_token: refresh.to_owned() };
+    match identity.client.clone().refresh_token(refresh_request).await {
+        Ok(response) => {
+            let tokens = response.into_inner().tokens.unwrap_or_default();
+            if let Ok(value) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={}", tokens.access_token)) {
+                request.headers_mut().insert(header::COOKIE, value);
+            }
+            let mut response = next.run(request).await;
+            for cookie in session_cookies(&tokens) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(_) => {
+            request.headers_mut().remove(header::COOKIE);
+            with_cookie(next.run(request).await, set_cookie(REFRESH_COOKIE, "", 0))
+        }
+    }
 }
 
 fn with_cookie(mut response: Response, cookie: HeaderValue) -> Response {
@@ -99,9 +159,12 @@ pub async fn sign_in(State(state): State<GatewayState>, Form(form): Form<SignInF
     match identity.client.clone().sign_in(request).await {
         Ok(response) => {
             let tokens = response.into_inner().tokens.unwrap_or_default();
-            let max_age = tokens.access_expires_at.map_or(0, |t| t.seconds - unix_now()).max(0);
             let next = if tokens.aup_required { "/aup" } else { "/dashboard" };
-            with_cookie(Redirect::to(next).into_response(), set_session(&tokens.access_token, max_age))
+            let mut response = Redirect::to(next).into_response();
+            for cookie in session_cookies(&tokens) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
         }
         Err(status) => {
             let (code, message) = match status.code() {
@@ -190,5 +253,6 @@ pub async fn sign_out(State(state): State<GatewayState>, headers: HeaderMap) -> 
         // Signing out of an expired session changes nothing; the cookie goes either way.
         let _ = identity.client.clone().sign_out(request).await;
     }
-    with_cookie(Redirect::to("/sign-in").into_response(), set_session("", 0))
+    let response = with_cookie(Redirect::to("/sign-in").into_response(), set_session("", 0));
+    with_cookie(response, set_cookie(REFRESH_COOKIE, "", 0))
 }

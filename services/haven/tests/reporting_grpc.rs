@@ -59,8 +59,13 @@ fn start() -> Haven {
 }
 
 fn start_in(dir: tempfile::TempDir) -> Haven {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Haven {
     let (grpc, http_port) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .envs(env.iter().copied())
         .args(["up", "--demo", "--data-dir"])
         .arg(dir.path())
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http_port}")])
@@ -281,4 +286,53 @@ fn the_pages_send_strangers_to_sign_in_refuse_bad_passwords_and_escape_what_they
     let answer = get("/registers/lado.csv", &cookie);
     assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("text/csv"), "{answer}");
     assert!(answer.contains("LADO-DEMO-0001"), "{answer}");
+}
+
+/// The value a response sets for cookie `name`.
+fn set_cookie(response: &str, name: &str) -> Option<String> {
+    response
+        .lines()
+        .filter_map(|line| line.strip_prefix("set-cookie: "))
+        .filter_map(|cookie| cookie.split(';').next()?.split_once('='))
+        .find(|(cookie, _)| *cookie == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+#[test]
+fn an_expired_page_session_is_renewed_from_the_refresh_cookie() {
+    // Access tokens of one second: expired (past the verifier's 5 s leeway) within the test.
+    let haven = start_with(tempfile::tempdir().unwrap(), &[("HAVEN_IDENTITY__ACCESS_TOKEN_TTL_S", "1")]);
+    let send = |request: String| {
+        let mut stream = TcpStream::connect(("127.0.0.1", haven.http)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let post = |path: &str, form: &str, cookie: &str| {
+        send(format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        ))
+    };
+    let signed_in = post("/sign-in", "login=demo-lead%40brightwater.example&password=brightwater+demo+2026", "");
+    let refresh = set_cookie(&signed_in, "haven_refresh").expect("a refresh cookie");
+    let session = set_cookie(&signed_in, "haven_session").expect("a session cookie");
+    assert!(signed_in.contains("HttpOnly; SameSite=Strict"), "{signed_in}");
+    let accepted = post("/aup", "aup_version=1&accept=yes", &format!("Cookie: haven_session={session}\r\n"));
+    let session = set_cookie(&accepted, "haven_session").expect("the session with the AUP accepted");
+    std::thread::sleep(Duration::from_secs(8));
+    let get = |cookie: String| {
+        send(format!("GET /dashboard HTTP/1.1\r\nHost: localhost\r\n{cookie}Connection: close\r\n\r\n"))
+    };
+    let expired = get(format!("Cookie: haven_session={session}\r\n"));
+    assert!(expired.contains("location: /sign-in"), "an expired session alone goes to sign in: {expired}");
+    let renewed = get(format!("Cookie: haven_session={session}; haven_refresh={refresh}\r\n"));
+    assert!(renewed.starts_with("HTTP/1.1 200"), "{renewed}");
+    let new_session = set_cookie(&renewed, "haven_session").expect("a renewed session cookie");
+    assert_ne!(new_session, session);
+    let forged = get("Cookie: haven_refresh=not-a-refresh-token\r\n".to_owned());
+    assert!(forged.contains("location: /sign-in"), "{forged}");
+    assert!(forged.contains("haven_refresh=; Path=/"), "a refused refresh token is cleared: {forged}");
 }
