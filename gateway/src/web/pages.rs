@@ -176,6 +176,42 @@ fn figures_html(web: &WebEdge, viewer: &Viewer, reach: &Reach, figures: &Figures
     out
 }
 
+/// Schools whose weekly rate stood out against the trust's in the last 8 weeks (ADR 0015's
+/// rule), for all breaches and for self-harm alone: only for a trust-wide view, since the
+/// comparison needs every school.
+fn outliers_html(web: &WebEdge, reach: &Reach) -> String {
+    if *reach != Reach::Trust {
+        return String::new();
+    }
+    let until = now();
+    let all = trends::TrendQuery { until, weeks: 8, ..Default::default() };
+    let self_harm = trends::TrendQuery { categories: vec![pb::BreachCategory::SelfHarm as i32], ..all.clone() };
+    let (all, self_harm) =
+        web.view.read(|state, _| (trends::trends(state, None, &all), trends::trends(state, None, &self_harm)));
+    let mut rows = String::new();
+    for (what, response) in [("All breaches", &all), ("Self harm", &self_harm)] {
+        for outlier in &response.outliers {
+            let _ = write!(
+                rows,
+                "<tr class=\"outlier\"><td><a href=\"/schools/{school}\">{school}</a></td><td>{what}</td><td>{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{:.2}</td><td class=\"n\">{:+.1}</td></tr>",
+                london_day(outlier.week_start.map_or(0, |t| t.seconds)),
+                outlier.rate_per_100_pupils,
+                outlier.mean_school_rate,
+                outlier.sd_from_mean,
+                school = escape(&outlier.school_id),
+            );
+        }
+    }
+    if rows.is_empty() {
+        rows.push_str("<tr><td colspan=\"6\">No school stood out in the last 8 weeks.</td></tr>");
+    }
+    format!(
+        "<section class=\"card\" id=\"outliers\"><h2>Schools above the trust (last 8 weeks)</h2><table>\
+         <tr><th>School</th><th>Breaches</th><th>Week from</th><th class=\"n\">Per 100 pupils</th><th class=\"n\">Schools' mean</th><th class=\"n\">SDs from mean</th></tr>{rows}</table>\
+         <p class=\"muted\">A school-week stands out with at least 5 breaches and a rate at least twice the trust's, or (with 5 or more schools) 2 standard deviations above the schools' mean.</p></section>"
+    )
+}
+
 pub async fn dashboard(
     State(state): State<GatewayState>,
     headers: HeaderMap,
@@ -193,12 +229,13 @@ pub async fn dashboard(
         return html::forbidden(&viewer, "the dashboard");
     };
     let figures = figures(&web, &reach, days, now());
+    let outliers = outliers_html(&web, &reach);
     let heading = match &reach {
         Reach::Trust => "Trust dashboard".to_owned(),
         Reach::Schools(schools) => format!("Dashboard: {}", schools.join(", ")),
     };
     let body = format!(
-        "<h1>{}</h1>{}{}",
+        "<h1>{}</h1>{}{}{outliers}",
         escape(&heading),
         periods("/dashboard", days),
         figures_html(&web, &viewer, &reach, &figures)

@@ -98,15 +98,16 @@ fn day_of_breaches(school: &str, pupils: u32, day: i64) -> Vec<pb::ProposedEvent
             continue;
         }
         let at = day * DAY_SECS + hour * 3_600 + (key(school, day, hour) % 3_000) as i64;
-        // Split the hour over up to three categories; one secondary school has a run of
-        // self-harm searches in the last fortnight (an outlier for the trends to find).
+        // Split the hour over two categories; one secondary school has a run of self-harm
+        // searches in the last fortnight on top (an outlier for the trends to find).
         let pick = key(school, day, hour + 100);
-        let mut categories = vec![CATEGORY_MIX[(pick % 4) as usize], CATEGORY_MIX[(pick / 7 % 8) as usize]];
-        if school == "saltmarsh-high" && day * DAY_SECS > demo_today() - 14 * DAY_SECS && hour % 2 == 0 {
-            categories.push(pb::BreachCategory::SelfHarm);
-        }
+        let categories = [CATEGORY_MIX[(pick % 4) as usize], CATEGORY_MIX[(pick / 7 % 8) as usize]];
         let share = total.div_ceil(categories.len() as u32).max(1);
-        for (index, category) in categories.into_iter().enumerate() {
+        let mut parts: Vec<(pb::BreachCategory, u32)> = categories.into_iter().map(|c| (c, share)).collect();
+        if school == "saltmarsh-high" && day * DAY_SECS > demo_today() - 14 * DAY_SECS && hour % 2 == 0 {
+            parts.push((pb::BreachCategory::SelfHarm, total));
+        }
+        for (index, (category, share)) in parts.into_iter().enumerate() {
             let flagged = category == pb::BreachCategory::SelfHarm || (pick >> index).is_multiple_of(5);
             let breach = pb::BreachObserved {
                 school_id: school.to_owned(),

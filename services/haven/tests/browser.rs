@@ -151,6 +151,11 @@ fn the_trust_lead_sees_the_charts_from_demo_data_and_a_governor_is_refused_case_
     assert_eq!(&heat, &api["by_hour_of_day"], "the heat map's hours match the API's");
     assert_eq!(browser.text("#total-breaches"), total.to_string());
     assert!(browser.count("#alerts tr") > 1, "the demo's alerts by severity and time to acknowledge");
+    let outliers = browser.text("#outliers");
+    assert!(
+        outliers.contains("saltmarsh-high") && outliers.contains("Self harm"),
+        "the demo's run of self-harm searches at one school stands out: {outliers}"
+    );
     browser.screenshot(&shots.join("dashboard-trust-lead.png"));
 
     // Drill into one school by its bar.
