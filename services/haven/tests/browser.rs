@@ -202,6 +202,7 @@ fn the_trust_lead_sees_the_charts_from_demo_data_and_a_governor_is_refused_case_
     browser.go(&haven.url("/governors"));
     assert!(browser.text("h1").contains("Online safety report to governors"));
     assert!(!browser.source().contains("demo-case-"));
+    browser.screenshot(&shots.join("governors-report.png"));
     browser.go(&haven.url("/dashboard"));
     browser.click("#sign-out");
     browser.wait_for_url("/sign-in");
