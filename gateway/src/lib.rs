@@ -15,6 +15,7 @@ mod custody;
 mod health;
 mod identity;
 mod incidents;
+pub mod web;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -31,6 +32,7 @@ pub use custody::CustodyEdge;
 pub use health::{ComponentBody, ReadinessBody};
 pub use identity::IdentityEdge;
 pub use incidents::IncidentsEdge;
+pub use web::WebEdge;
 
 /// What the gateway's handlers share.
 #[derive(Clone, Debug)]
@@ -43,6 +45,8 @@ pub struct GatewayState {
     pub custody: Option<CustodyEdge>,
     /// Incidents' routes, when this process serves incidents.
     pub incidents: Option<IncidentsEdge>,
+    /// The web pages and reporting's figures, when this process runs reporting.
+    pub web: Option<WebEdge>,
 }
 
 /// The OpenAPI document of everything the gateway serves.
@@ -95,7 +99,8 @@ pub struct GatewayState {
         incidents::make_referral,
         incidents::close_case,
         incidents::learner_chronology,
-        incidents::acknowledge_alert
+        incidents::acknowledge_alert,
+        web::api::dashboard
     ),
     components(schemas(
         ReadinessBody,
@@ -151,7 +156,9 @@ pub struct GatewayState {
         incidents::CloseBody,
         incidents::LearnerChronologyBody,
         incidents::AcknowledgeBody,
-        incidents::AcknowledgedBody
+        incidents::AcknowledgedBody,
+        web::DashboardBody,
+        web::SchoolBreachesBody
     ))
 )]
 pub struct ApiDoc;
@@ -164,6 +171,7 @@ async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// The gateway's routes.
 pub fn router(state: GatewayState) -> Router {
+    let web = web::routes(state.clone());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -188,6 +196,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/cases/{case_id}/close", post(incidents::close_case))
         .route("/api/v1/learners/{subject_id}/chronology", get(incidents::learner_chronology))
         .route("/api/v1/alerts/{alert_id}/acknowledge", post(incidents::acknowledge_alert))
+        .merge(web)
         .with_state(state)
 }
 

@@ -22,6 +22,7 @@ async fn readyz_follows_every_component() {
         identity: None,
         custody: None,
         incidents: None,
+        web: None,
     };
     let log = state.readiness.register("eventlog", "opening");
     let (status, body) = get(&state, "/readyz").await;
@@ -41,6 +42,7 @@ async fn openapi_describes_every_route() {
         identity: None,
         custody: None,
         incidents: None,
+        web: None,
     };
     let (status, body) = get(&state, "/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
@@ -77,6 +79,7 @@ async fn incidents_routes_without_incidents_answer_unavailable() {
         identity: None,
         custody: None,
         incidents: None,
+        web: None,
     };
     let (status, body) = get(&state, "/api/v1/cases").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -91,6 +94,7 @@ async fn custody_routes_are_described_and_unavailable_where_custody_is_not_serve
         identity: None,
         custody: None,
         incidents: None,
+        web: None,
     };
     let (_, body) = get(&state, "/openapi.json").await;
     let document: serde_json::Value = serde_json::from_str(&body).unwrap();

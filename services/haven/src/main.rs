@@ -26,6 +26,7 @@ mod custody_verify;
 mod event_counts;
 mod identity_bootstrap;
 mod ingest_parse;
+mod reporting_demo;
 mod sign_in;
 mod tail;
 mod up;

@@ -123,6 +123,14 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
                 .await
                 .context("seeding the demo trust")?;
             tracing::info!(written = report.written, already_present = report.already_present, "demo trust seeded");
+            if part == Part::Everything {
+                let activity = crate::reporting_demo::seed(&shared_log).await.context("seeding the demo's breaches")?;
+                tracing::info!(
+                    written = activity.written,
+                    already_present = activity.already_present,
+                    "demo breaches, alerts and referrals seeded"
+                );
+            }
         }
         let keys_dir = config.data_dir.join("identity").join("keys");
         let running = haven_identity::start::start(
@@ -168,7 +176,13 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let raft_service = node.as_ref().map(RaftNode::raft_service);
     let cluster_service = node.as_ref().map(RaftNode::cluster_service);
 
+    let reporting_service = reporting_service(&authenticator, &shared_log, &bus);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    if reporting_service.is_some() {
+        health_reporter
+            .set_serving::<AuthService<haven_proto::v1::reporting_server::ReportingServer<haven_reporting::grpc::ReportingService>>>()
+            .await;
+    }
     if runs_log {
         health_reporter.set_serving::<EventLogServer<EventLogService>>().await;
     }
@@ -202,16 +216,19 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .add_optional_service(custody.as_ref().map(|custody| custody.server.clone()))
         .add_optional_service(ingest.as_ref().map(|ingest| ingest.server.clone()))
         .add_optional_service(incidents_service)
+        .add_optional_service(reporting_service)
         .serve_with_incoming_shutdown(no_delay(grpc_listener), shutdown.triggered());
     let identity_edge = if runs_identity { Some(identity_edge(&config, &authenticator)?) } else { None };
     let custody_edge = if custody.is_some() { Some(custody_edge(&config, &authenticator)?) } else { None };
     let incidents_edge = if serves_incidents { Some(incidents_edge(&config, &authenticator)?) } else { None };
+    let web = web_edge(&authenticator, &shared_log, &bus);
     let http = haven_gateway::router(GatewayState {
         readiness: readiness.clone(),
         metrics,
         identity: identity_edge,
         custody: custody_edge,
         incidents: incidents_edge,
+        web,
     });
     let http = axum::serve(http_listener, http).with_graceful_shutdown(shutdown.triggered());
     let grpc_task = tokio::spawn(grpc);
@@ -399,7 +416,7 @@ async fn start_ingest(
     let running =
         haven_ingest_service::start(&ingest_config, Arc::clone(log), &key_file, metrics, shutdown.clone()).await?;
     let mut tasks = running.tasks;
-    if demo_sources {
+    if demo_sources && ingest_config.demo_feed {
         let schools = running
             .sources
             .iter()
@@ -498,6 +515,30 @@ fn incidents_edge(config: &HavenConfig, authenticator: &Authenticator) -> anyhow
     })
 }
 
+/// The web pages' edge: reporting's live read model and audit views, checked with the same
+/// authenticator as the gRPC layer. Only where the bus runs the reporting projection.
+fn web_edge(authenticator: &Authenticator, log: &Arc<dyn EventLog>, bus: &Bus) -> Option<haven_gateway::WebEdge> {
+    Some(haven_gateway::WebEdge {
+        authenticator: authenticator.clone(),
+        view: bus.reporting.clone()?,
+        audit: haven_reporting::Audit::new(Arc::clone(log), haven_reporting::Limits::default()),
+    })
+}
+
+/// `haven.v1.Reporting` on the projection the bus feeds, behind the same authorisation layer
+/// as identity. Only where the bus runs the reporting projection.
+fn reporting_service(
+    authenticator: &Authenticator,
+    log: &Arc<dyn EventLog>,
+    bus: &Bus,
+) -> Option<AuthService<haven_proto::v1::reporting_server::ReportingServer<haven_reporting::grpc::ReportingService>>> {
+    let view = bus.reporting.clone()?;
+    let service =
+        haven_reporting::grpc::ReportingService::new(view, Arc::clone(log), haven_reporting::Limits::default());
+    let layer = AuthLayer::new(authenticator.clone());
+    Some(tower_layer::Layer::layer(&layer, service.into_server()))
+}
+
 /// Accepted connections with Nagle's algorithm off: small raft and append messages go out at
 /// once instead of waiting on the peer's delayed ACK (about 40 ms each time).
 fn no_delay(
@@ -529,6 +570,8 @@ async fn watch_remote_log(log: GrpcEventLog, readiness: haven_runtime::Readiness
 struct Bus {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     counts: Option<EventCounts>,
+    /// Reporting's read model, live from the bus (ADR 0015).
+    reporting: Option<haven_reporting::ReportView>,
 }
 
 /// Without `nats_url`: the embedded bus, projections fed by the log's subscription. With it:
@@ -561,25 +604,43 @@ async fn start_bus(
         tasks.push(tokio::spawn(relay.run(shutdown.clone())));
     }
     if part == Part::EventLog {
-        return Ok(Bus { tasks, counts: None });
+        return Ok(Bus { tasks, counts: None, reporting: None });
     }
     let counts = EventCounts::new(metrics);
-    let consumer = Consumer::new(counts.clone(), Arc::clone(log), bus_metrics);
+    let consumer = Consumer::new(counts.clone(), Arc::clone(log), bus_metrics.clone());
     let mut progress = consumer.progress();
-    let stop = shutdown.clone();
-    tasks.push(match nats {
-        Some(nats) => tokio::spawn(async move { drop(consumer.run(NatsSource::new(nats), stop).await) }),
-        None => {
-            let source = EmbeddedSource::new(Arc::clone(log));
-            tokio::spawn(async move { drop(consumer.run(source, stop).await) })
-        }
-    });
+    tasks.push(spawn_consumer(consumer, nats.clone(), log, shutdown));
+    // Reporting (its projection, gRPC service and web pages) runs in `haven up` only.
+    let mut report_view = None;
+    if part == Part::Everything {
+        let reporting = haven_reporting::ReportingProjection::new();
+        report_view = Some(reporting.view());
+        tasks.push(spawn_consumer(Consumer::new(reporting, Arc::clone(log), bus_metrics), nats, log, shutdown));
+    }
     // Give the banner the counts of what is already in the log (not a readiness condition).
     if let Ok(head) = log.head().await {
         let caught_up = progress.wait_for(|checkpoint| *checkpoint >= head.next_position);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), caught_up).await;
     }
-    Ok(Bus { tasks, counts: Some(counts) })
+    Ok(Bus { tasks, counts: Some(counts), reporting: report_view })
+}
+
+/// Runs one projection's consumer on the bus this process uses until shutdown. Projections
+/// here live in memory and rebuild from position 0 on every start.
+fn spawn_consumer<P: haven_bus::Projection + 'static>(
+    consumer: Consumer<P>,
+    nats: Option<Nats>,
+    log: &Arc<dyn EventLog>,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let stop = shutdown.clone();
+    match nats {
+        Some(nats) => tokio::spawn(async move { drop(consumer.run(NatsSource::new(nats), stop).await) }),
+        None => {
+            let source = EmbeddedSource::new(Arc::clone(log));
+            tokio::spawn(async move { drop(consumer.run(source, stop).await) })
+        }
+    }
 }
 
 fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
@@ -622,6 +683,7 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
                 "                with a DSL's token: curl -H \"authorization: Bearer $TOKEN\" http://{http}/api/v1/cases"
             );
         }
+        println!("  web           http://{http}/  (the trust lead: demo-lead@brightwater.example, same password)");
     }
     match &config.nats_url {
         None => println!("  bus           embedded: projections fed straight from the log (--nats URL for NATS)"),

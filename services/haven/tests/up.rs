@@ -112,6 +112,7 @@ fn verified_events(dir: &std::path::Path) -> u64 {
 fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, http) = (free_port(), free_port());
+    let mut cases_first_round = None;
     for _round in 0..2 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
             .args(["up", "--demo", "--data-dir"])
@@ -131,22 +132,29 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
             assert!(tail.status.success(), "{listing}");
             listing
         };
-        // The demo filter feed is live: its first lines raise a critical self-harm alert.
+        // The demo filter feed is live: today's breaches arrive through the syslog listeners
+        // (the invented history for the dashboard ends with yesterday).
+        let today = format!(
+            "breaches-kestrel-primary-{}",
+            jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date()
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         let listing = loop {
             let listing = tail();
-            if listing.contains("ingest.SafeguardingAlertRaised") {
+            if listing.contains(&today) && listing.contains("ingest.SafeguardingAlertRaised") {
                 break listing;
             }
-            assert!(Instant::now() < deadline, "the demo feed raised no alert: {listing}");
+            assert!(Instant::now() < deadline, "the demo feed sent nothing today: {listing}");
             std::thread::sleep(Duration::from_millis(100));
         };
-        assert!(listing.contains("breaches-kestrel-primary-"), "{listing}");
         assert_eq!(listing.matches("identity.SchoolRegistered").count(), 5, "{listing}");
         assert_eq!(listing.matches("identity.TrustEstablished").count(), 1, "{listing}");
         assert_eq!(listing.matches("custody.DeviceSeized").count(), 3, "{listing}");
         assert_eq!(listing.matches("custody.DeviceEndOfDayActionRaised").count(), 1, "{listing}");
-        assert_eq!(listing.matches("incidents.CaseOpened").count(), 3, "{listing}");
+        // Incidents' demo cases and reporting's invented referrals' cases, opened once.
+        let cases = listing.matches("incidents.CaseOpened").count();
+        assert!(cases >= 3, "{listing}");
+        assert_eq!(*cases_first_round.get_or_insert(cases), cases, "no case opened twice");
         assert_eq!(listing.matches("alert-demo-alert-critical").count(), 1, "{listing}");
         // Identity's and custody's demo is seeded once, however often the demo starts; incidents'
         // cases likewise (above). The live feed, and the concerns its alerts open, go on.

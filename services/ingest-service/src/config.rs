@@ -34,6 +34,9 @@ pub struct IngestConfig {
     pub queue_lines: usize,
     /// Longer syslog frames are skipped unread.
     pub max_line_bytes: usize,
+    /// With `--demo` and no sources: whether the demo schools' invented filters send lines
+    /// (off gives a demo whose log stands still, for tests that compare states).
+    pub demo_feed: bool,
     pub sources: Vec<SourceSpec>,
 }
 
@@ -47,6 +50,7 @@ impl Default for IngestConfig {
             linger_ms: 20,
             queue_lines: 50_000,
             max_line_bytes: 64 * 1024,
+            demo_feed: true,
             sources: Vec::new(),
         }
     }

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod config;
 mod error;
 pub mod events;
+pub mod grpc;
 pub mod projection;
 pub mod time;
 

@@ -334,6 +334,29 @@ impl Audit {
         Ok(report)
     }
 
+    /// Records that a referral register was opened (`access-register-lado` or
+    /// `access-register-police`), for the schools it covered (`None`: the trust).
+    pub async fn register_viewed(
+        &self,
+        context: &RecordContext,
+        kind: pb::RegisterKind,
+        schools: Option<&[String]>,
+        purpose: &str,
+    ) -> Result<(), Error> {
+        let stream = match kind {
+            pb::RegisterKind::Lado => "access-register-lado",
+            _ => "access-register-police",
+        };
+        let payload = pb::RegisterViewed {
+            register: kind as i32,
+            school_ids: schools.map(<[String]>::to_vec).unwrap_or_default(),
+            viewed_by_user_id: context.actor.principal_id.clone(),
+            purpose: purpose.to_owned(),
+        };
+        let stream = StreamId::parse(stream).expect("a valid stream id");
+        self.record(&stream, context, events::REGISTER_VIEWED, "", payload.encode_to_vec()).await
+    }
+
     /// Appends one reporting event about reporting's own use.
     pub(crate) async fn record(
         &self,

@@ -1,0 +1,580 @@
+//! The pages: the trust dashboard, one school, the registers, the audit view and the
+//! governors' report. Each asks the policy first and shows only what it allows.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use haven_authz::Action;
+use haven_kernel::StreamId;
+use haven_proto::v1 as pb;
+use haven_reporting::projection::{governors, registers, trends};
+use haven_reporting::time::Term;
+use haven_reporting::{AsOf, RecordContext};
+use serde::Deserialize;
+
+use super::api::{Figures, PeriodQuery, by_school, figures, now, period, schools};
+use super::html::{self, count_for, day, escape, label, london_day, when};
+use super::{Reach, Viewer, WebEdge, charts, session};
+use crate::GatewayState;
+
+pub async fn home() -> Response {
+    Redirect::to("/dashboard").into_response()
+}
+
+fn enum_label<E: TryFrom<i32>>(value: i32, name: impl Fn(E) -> &'static str, prefix: &str) -> String {
+    E::try_from(value).map(|e| label(name(e), prefix)).unwrap_or_else(|_| "Unknown".to_owned())
+}
+
+fn periods(base: &str, days: i64) -> String {
+    let mut nav = String::from("<nav class=\"periods\">Period: ");
+    for choice in [7, 28, 42, 91] {
+        if choice == days {
+            let _ = write!(nav, "<b>{choice} days</b> ");
+        } else {
+            let _ = write!(nav, "<a href=\"{base}?days={choice}\">{choice} days</a> ");
+        }
+    }
+    nav.push_str("</nav>");
+    nav
+}
+
+/// The figures' charts and tables, for the trust or one school.
+fn figures_html(web: &WebEdge, viewer: &Viewer, reach: &Reach, figures: &Figures) -> String {
+    let response = &figures.dashboard.response;
+    let rows = by_school(web, reach, figures);
+    let total: u64 = rows.iter().map(|row| row.total).sum();
+    let open_cases: u32 = response.open_cases.iter().map(|row| row.count).sum();
+    let unacknowledged: u32 = response.unacknowledged_alerts.iter().map(|row| row.count).sum();
+    let reads_cases = match reach {
+        Reach::Trust => viewer.may(Action::ReadCase, None),
+        Reach::Schools(schools) => schools.iter().all(|school| viewer.may(Action::ReadCase, Some(school))),
+    };
+    let open_cases = count_for(u64::from(open_cases), reads_cases);
+    let unacknowledged = count_for(u64::from(unacknowledged), reads_cases);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<div class=\"stats\"><div class=\"stat\"><b id=\"total-breaches\">{total}</b>breaches</div>\
+         <div class=\"stat\"><b>{}</b>schools</div><div class=\"stat\"><b id=\"unacknowledged\">{unacknowledged}</b>alerts awaiting a DSL</div>\
+         <div class=\"stat\"><b id=\"open-cases\">{open_cases}</b>open cases</div><div class=\"stat\"><b>{}</b>devices in custody</div></div>",
+        rows.len(),
+        figures.dashboard.devices_in_custody.len(),
+    );
+    let bars: Vec<(String, String, u64)> =
+        rows.iter().map(|row| (row.school_id.clone(), format!("/schools/{}", row.school_id), row.total)).collect();
+    let _ = write!(
+        out,
+        "<div class=\"grid\"><section class=\"card\"><h2>Breaches per day</h2>{}</section>\
+         <section class=\"card\"><h2>Breaches by school</h2>{}<p class=\"muted\">Select a school to see it alone.</p></section></div>\
+         <section class=\"card\"><h2>Breaches by hour of day (Europe/London)</h2>{}</section>",
+        charts::time_series("chart-daily", &figures.daily),
+        charts::bars("chart-schools", &bars),
+        charts::heat_map("chart-hours", &figures.heat),
+    );
+    out.push_str("<div class=\"grid\"><section class=\"card\"><h2>By category</h2><table><tr><th>Category</th><th class=\"n\">Breaches</th></tr>");
+    let mut categories = response.breaches_by_category.clone();
+    categories.sort_by_key(|row| std::cmp::Reverse(row.count));
+    for row in &categories {
+        let name = enum_label(row.category, |c: pb::BreachCategory| c.as_str_name(), "BREACH_CATEGORY_");
+        let _ = write!(out, "<tr><td>{}</td><td class=\"n\">{}</td></tr>", escape(&name), row.count);
+    }
+    out.push_str("</table></section><section class=\"card\"><h2>Alerts raised</h2><table id=\"alerts\"><tr><th>Severity</th><th class=\"n\">Raised</th><th class=\"n\">In time</th><th class=\"n\">Median wait (min)</th></tr>");
+    for row in &figures.alerts {
+        let severity = enum_label(row.severity, |s: pb::AlertSeverity| s.as_str_name(), "ALERT_SEVERITY_");
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            escape(&severity),
+            count_for(row.raised, reads_cases),
+            count_for(row.acknowledged_in_time, reads_cases),
+            row.median_minutes.map_or_else(|| "–".to_owned(), |m| m.to_string())
+        );
+    }
+    out.push_str("</table></section><section class=\"card\"><h2>Alerts awaiting a DSL</h2><table><tr><th>School</th><th>Severity</th><th class=\"n\">Alerts</th><th>Oldest</th></tr>");
+    for row in &response.unacknowledged_alerts {
+        let severity = enum_label(row.severity, |s: pb::AlertSeverity| s.as_str_name(), "ALERT_SEVERITY_");
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            escape(&row.school_id),
+            escape(&severity),
+            count_for(u64::from(row.count), viewer.may(Action::ReadCase, Some(&row.school_id))),
+            when(row.oldest_raised_at.map_or(0, |t| t.seconds))
+        );
+    }
+    out.push_str("</table></section><section class=\"card\"><h2>Open cases</h2><table><tr><th>School</th><th>Type</th><th>Risk</th><th class=\"n\">Cases</th></tr>");
+    // Who may not read a school's cases sees one total per school: a case's type at a small
+    // school (an allegation against staff) can say who it is about.
+    let mut open_rows: std::collections::BTreeMap<(String, String, String), u64> = std::collections::BTreeMap::new();
+    for row in &response.open_cases {
+        let key = if viewer.may(Action::ReadCase, Some(&row.school_id)) {
+            (
+                row.school_id.clone(),
+                enum_label(row.case_type, |t: pb::CaseType| t.as_str_name(), "CASE_TYPE_"),
+                enum_label(row.risk_level, |r: pb::RiskLevel| r.as_str_name(), "RISK_LEVEL_"),
+            )
+        } else {
+            (row.school_id.clone(), "All types".to_owned(), "All".to_owned())
+        };
+        *open_rows.entry(key).or_default() += u64::from(row.count);
+    }
+    for ((school_id, case_type, risk), count) in &open_rows {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+            escape(school_id),
+            escape(case_type),
+            escape(risk),
+            count_for(*count, viewer.may(Action::ReadCase, Some(school_id)))
+        );
+    }
+    out.push_str("</table></section></div>");
+    // Rows that name a case: only where the viewer may read cases.
+    let overdue: Vec<_> =
+        response.overdue_actions.iter().filter(|row| viewer.may(Action::ReadCase, Some(&row.school_id))).collect();
+    let referrals: Vec<_> = figures
+        .dashboard
+        .overdue_referrals
+        .iter()
+        .filter(|row| viewer.may(Action::ReadCase, Some(&row.school_id)))
+        .collect();
+    if !overdue.is_empty() || !referrals.is_empty() {
+        out.push_str("<section class=\"card\" id=\"overdue\"><h2>Overdue actions and referrals</h2><table><tr><th>School</th><th>Case</th><th>What</th><th>Due or made</th></tr>");
+        for row in overdue {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&row.school_id),
+                escape(&row.case_id),
+                escape(&row.action_key),
+                when(row.due_at.map_or(0, |t| t.seconds))
+            );
+        }
+        for row in referrals {
+            let agency = enum_label(row.agency, |a: pb::ReferralAgency| a.as_str_name(), "REFERRAL_AGENCY_");
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{} referral, no outcome after {} days</td><td>{}</td></tr>",
+                escape(&row.school_id),
+                escape(&row.case_id),
+                escape(&agency),
+                row.days_without_outcome,
+                when(row.referred_at)
+            );
+        }
+        out.push_str("</table></section>");
+    }
+    let _ = write!(
+        out,
+        "<p class=\"muted\">From {} to {} (UTC days). Figures include the log up to position <span id=\"checkpoint\">{}</span>.</p>",
+        day(figures.from),
+        day(figures.to - 1),
+        figures.checkpoint
+    );
+    out
+}
+
+/// Schools whose weekly rate stood out against the trust's in the last 8 weeks (ADR 0015's
+/// rule), for all breaches and for self-harm alone: only for a trust-wide view, since the
+/// comparison needs every school.
+fn outliers_html(web: &WebEdge, reach: &Reach) -> String {
+    if *reach != Reach::Trust {
+        return String::new();
+    }
+    let until = now();
+    let all = trends::TrendQuery { until, weeks: 8, ..Default::default() };
+    let self_harm = trends::TrendQuery { categories: vec![pb::BreachCategory::SelfHarm as i32], ..all.clone() };
+    let (all, self_harm) =
+        web.view.read(|state, _| (trends::trends(state, None, &all), trends::trends(state, None, &self_harm)));
+    let mut rows = String::new();
+    for (what, response) in [("All breaches", &all), ("Self harm", &self_harm)] {
+        for outlier in &response.outliers {
+            let _ = write!(
+                rows,
+                "<tr class=\"outlier\"><td><a href=\"/schools/{school}\">{school}</a></td><td>{what}</td><td>{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{:.2}</td><td class=\"n\">{:+.1}</td></tr>",
+                london_day(outlier.week_start.map_or(0, |t| t.seconds)),
+                outlier.rate_per_100_pupils,
+                outlier.mean_school_rate,
+                outlier.sd_from_mean,
+                school = escape(&outlier.school_id),
+            );
+        }
+    }
+    if rows.is_empty() {
+        rows.push_str("<tr><td colspan=\"6\">No school stood out in the last 8 weeks.</td></tr>");
+    }
+    format!(
+        "<section class=\"card\" id=\"outliers\"><h2>Schools above the trust (last 8 weeks)</h2><table>\
+         <tr><th>School</th><th>Breaches</th><th>Week from</th><th class=\"n\">Per 100 pupils</th><th class=\"n\">Schools' mean</th><th class=\"n\">SDs from mean</th></tr>{rows}</table>\
+         <p class=\"muted\">A school-week stands out with at least 5 breaches and a rate at least twice the trust's, or (with 5 or more schools) 2 standard deviations above the schools' mean.</p></section>"
+    )
+}
+
+pub async fn dashboard(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Query(query): Query<PeriodQuery>,
+) -> Response {
+    let (web, viewer) = match session::viewer(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let days = match period(query.days) {
+        Ok(days) => days,
+        Err(message) => return html::error_page(StatusCode::BAD_REQUEST, &message),
+    };
+    let Some(reach) = viewer.reach(Action::ReadAggregates, &schools(&web)) else {
+        return html::forbidden(&viewer, "the dashboard");
+    };
+    let figures = figures(&web, &reach, days, now());
+    let outliers = outliers_html(&web, &reach);
+    let heading = match &reach {
+        Reach::Trust => "Trust dashboard".to_owned(),
+        Reach::Schools(schools) => format!("Dashboard: {}", schools.join(", ")),
+    };
+    let body = format!(
+        "<h1>{}</h1>{}{}{outliers}",
+        escape(&heading),
+        periods("/dashboard", days),
+        figures_html(&web, &viewer, &reach, &figures)
+    );
+    html::page(&heading, Some(&viewer), &body)
+}
+
+pub async fn school(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Path(school_id): Path<String>,
+    Query(query): Query<PeriodQuery>,
+) -> Response {
+    let (web, viewer) = match session::viewer(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let days = match period(query.days) {
+        Ok(days) => days,
+        Err(message) => return html::error_page(StatusCode::BAD_REQUEST, &message),
+    };
+    if !schools(&web).contains(&school_id) {
+        return html::error_page(StatusCode::NOT_FOUND, "There is no such school.");
+    }
+    if !viewer.may(Action::ReadAggregates, Some(&school_id)) {
+        return html::forbidden(&viewer, "this school's figures");
+    }
+    let reach = Reach::Schools(vec![school_id.clone()]);
+    let figures = figures(&web, &reach, days, now());
+    let query = trends::TrendQuery { until: now(), weeks: 8, ..Default::default() };
+    let (mine, trust) = web.view.read(|state, _| {
+        let mine = trends::trends(state, reach.scope(), &query);
+        let trust = viewer.may(Action::ReadAggregates, None).then(|| trends::trends(state, None, &query));
+        (mine, trust)
+    });
+    let mut weeks = String::from(
+        "<section class=\"card\"><h2>Weekly breaches per 100 pupils</h2><table id=\"weekly\"><tr><th>Week from</th><th class=\"n\">Breaches</th><th class=\"n\">Per 100 pupils</th><th class=\"n\">Change</th>",
+    );
+    if trust.is_some() {
+        weeks.push_str("<th class=\"n\">Trust per 100</th><th>Outlier</th>");
+    }
+    weeks.push_str("</tr>");
+    for row in &mine.schools {
+        let start = row.week_start.map_or(0, |t| t.seconds);
+        let _ = write!(
+            weeks,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{:+.2}</td>",
+            london_day(start),
+            row.count,
+            row.rate_per_100_pupils,
+            row.week_on_week_change
+        );
+        if let Some(trust) = &trust {
+            let week = trust.trust.iter().find(|week| week.week_start.map_or(0, |t| t.seconds) == start);
+            let outlier = trust
+                .outliers
+                .iter()
+                .any(|o| o.school_id == school_id && o.week_start.map_or(0, |t| t.seconds) == start);
+            let _ = write!(
+                weeks,
+                "<td class=\"n\">{:.2}</td><td>{}</td>",
+                week.map_or(0.0, |w| w.rate_per_100_pupils),
+                if outlier { "<span class=\"bad\">above the trust</span>" } else { "" }
+            );
+        }
+        weeks.push_str("</tr>");
+    }
+    weeks.push_str("</table><p class=\"muted\">Weeks start Monday 00:00 Europe/London; the last week is the current one.</p></section>");
+    let body = format!(
+        "<h1 id=\"school-heading\">School: {}</h1>{}{}{}",
+        escape(&school_id),
+        periods(&format!("/schools/{school_id}"), days),
+        figures_html(&web, &viewer, &reach, &figures),
+        weeks
+    );
+    html::page(&school_id, Some(&viewer), &body)
+}
+
+fn csv(name: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn register(State(state): State<GatewayState>, headers: HeaderMap, Path(register): Path<String>) -> Response {
+    let (web, viewer) = match session::viewer(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let (kind, as_csv) = match register.as_str() {
+        "lado" => ("lado", false),
+        "lado.csv" => ("lado", true),
+        "police" => ("police", false),
+        "police.csv" => ("police", true),
+        _ => return html::error_page(StatusCode::NOT_FOUND, "There is no such register (lado or police)."),
+    };
+    let Some(reach) = viewer.reach(Action::ReadCase, &schools(&web)) else {
+        return html::forbidden(&viewer, "the referral registers");
+    };
+    // Opening a register (its page or its CSV) is recorded, as over gRPC.
+    let kind_pb = if kind == "lado" { pb::RegisterKind::Lado } else { pb::RegisterKind::Police };
+    let recorded =
+        web.audit.register_viewed(&record_context(&viewer), kind_pb, reach.scope(), "web register page").await;
+    if let Err(error) = recorded {
+        return html::error_page(StatusCode::SERVICE_UNAVAILABLE, &error.to_string());
+    }
+    let to = now() + 1;
+    let caller = viewer.principal_id().to_owned();
+    let mut table = String::new();
+    let title;
+    if kind == "lado" {
+        title = "LADO register";
+        let entries = web.view.read(|state, _| registers::lado_register(state, reach.scope(), 0, to, &caller));
+        if as_csv {
+            return csv("lado-register.csv", registers::lado_csv(&entries));
+        }
+        table.push_str("<tr><th>School</th><th>Case</th><th>Referral</th><th>Referred</th><th>Reference</th><th>Outcome</th><th>Case status</th></tr>");
+        for e in &entries {
+            let _ = write!(
+                table,
+                "<tr class=\"entry\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&e.school_id),
+                escape(&e.case_id),
+                escape(&e.referral_id),
+                when(e.referred_at.map_or(0, |t| t.seconds)),
+                escape(&e.reference_number),
+                escape(&enum_label(e.outcome, |o: pb::ReferralOutcome| o.as_str_name(), "REFERRAL_OUTCOME_")),
+                escape(&enum_label(e.case_status, |s: pb::CaseStatus| s.as_str_name(), "CASE_STATUS_")),
+            );
+        }
+    } else {
+        title = "Police register";
+        let entries = web.view.read(|state, _| registers::police_register(state, reach.scope(), 0, to));
+        if as_csv {
+            return csv("police-register.csv", registers::police_csv(&entries));
+        }
+        table.push_str("<tr><th>School</th><th>Case</th><th>Agency</th><th>Referred</th><th>Reference</th><th>Outcome</th><th>Devices handed over</th></tr>");
+        for e in &entries {
+            let _ = write!(
+                table,
+                "<tr class=\"entry\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&e.school_id),
+                escape(&e.case_id),
+                escape(&enum_label(e.agency, |a: pb::ReferralAgency| a.as_str_name(), "REFERRAL_AGENCY_")),
+                when(e.referred_at.map_or(0, |t| t.seconds)),
+                escape(&e.reference_number),
+                escape(&enum_label(e.outcome, |o: pb::ReferralOutcome| o.as_str_name(), "REFERRAL_OUTCOME_")),
+                escape(&e.custody_ids.join(", ")),
+            );
+        }
+    }
+    let body = format!(
+        "<h1 id=\"register\">{title}</h1><section class=\"card\"><table>{table}</table>\
+         <p><a href=\"/registers/{kind}.csv\">Download as CSV</a></p></section>"
+    );
+    html::page(title, Some(&viewer), &body)
+}
+
+/// `?stream=…&position=…` of the audit view.
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub stream: Option<String>,
+    /// Read the stream as it stood before this log position (empty: now).
+    pub position: Option<String>,
+}
+
+fn record_context(viewer: &Viewer) -> RecordContext {
+    let seconds = now();
+    RecordContext {
+        actor: pb::Actor {
+            principal_id: viewer.principal_id().to_owned(),
+            kind: pb::ActorKind::User as i32,
+            roles: viewer.caller.principal.grants.iter().map(|grant| grant.role.as_str().to_owned()).collect(),
+        },
+        occurred_at: prost_types::Timestamp { seconds, nanos: 0 },
+        event_id: *uuid::Uuid::now_v7().as_bytes(),
+    }
+}
+
+const AUDIT_FORMS: &str = "<div class=\"grid\"><form class=\"card\" method=\"get\" action=\"/audit\"><h2>A stream's history</h2>\
+    <label>Stream <input id=\"stream\" type=\"text\" name=\"stream\" placeholder=\"incident-…, alert-…, user-…\" required></label>\
+    <label>As it stood before log position (empty: now) <input type=\"number\" name=\"position\" min=\"0\"></label>\
+    <button id=\"show-history\" type=\"submit\">Show history</button></form>\
+    <form class=\"card\" method=\"post\" action=\"/audit/verify\"><h2>Hash chain</h2><p>Recompute every event's SHA-256 link \
+    from the first to the last and compare it with what the log stored. The check itself is recorded.</p>\
+    <button id=\"verify\" type=\"submit\">Verify the whole log</button></form></div>";
+
+pub async fn audit(State(state): State<GatewayState>, headers: HeaderMap, Query(query): Query<AuditQuery>) -> Response {
+    let (web, viewer) = match session::viewer(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if !viewer.may(Action::ReadAuditTrail, None) {
+        return html::forbidden(&viewer, "the audit views");
+    }
+    let mut body = format!("<h1>Audit</h1>{AUDIT_FORMS}");
+    if let Some(raw) = query.stream.filter(|s| !s.is_empty()) {
+        let stream = match StreamId::parse(&raw) {
+            Ok(stream) => stream,
+            Err(error) => return html::error_page(StatusCode::BAD_REQUEST, &format!("stream: {error}")),
+        };
+        let as_of = match query.position.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            None => AsOf::Now,
+            Some(raw) => match raw.parse() {
+                Ok(position) => AsOf::Position(position),
+                Err(_) => {
+                    return html::error_page(StatusCode::BAD_REQUEST, "position: a whole number, or empty for now");
+                }
+            },
+        };
+        let context = record_context(&viewer);
+        let history = match web.audit.stream_history(&stream, &as_of, 0, 0, Some((&context, "web audit view"))).await {
+            Ok(history) => history,
+            Err(error) => return html::error_page(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
+        };
+        let _ = write!(
+            body,
+            "<section class=\"card\"><h2>{} as it stood before position {}</h2>",
+            escape(stream.as_str()),
+            history.as_of_position
+        );
+        if !history.stream_exists {
+            body.push_str("<p>The stream did not exist then.</p>");
+        }
+        body.push_str("<table id=\"history\"><tr><th class=\"n\">Position</th><th class=\"n\">Version</th><th>Event</th><th>Occurred</th><th>Recorded</th><th>By</th><th class=\"n\">Payload bytes</th></tr>");
+        for event in &history.events {
+            let _ = write!(
+                body,
+                "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                event.position,
+                event.version,
+                escape(&event.event_type),
+                when(event.occurred_at.as_ref().map_or(0, |t| t.seconds)),
+                when(event.recorded_at.as_ref().map_or(0, |t| t.seconds)),
+                escape(event.actor.as_ref().map_or("", |a| a.principal_id.as_str())),
+                event.payload.len()
+            );
+        }
+        let more = if history.end_of_stream { "" } else { " More events follow; the first page is shown." };
+        let _ = write!(body, "</table><p class=\"muted\">{} events.{more}</p></section>", history.events.len());
+    }
+    html::page("Audit", Some(&viewer), &body)
+}
+
+pub async fn verify_chain(State(state): State<GatewayState>, headers: HeaderMap) -> Response {
+    let (web, viewer) = match session::viewer(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if !viewer.may(Action::ReadAuditTrail, None) {
+        return html::forbidden(&viewer, "the audit views");
+    }
+    let context = record_context(&viewer);
+    let report = match web.audit.verify_chain(0, 0, None, Some(&context)).await {
+        Ok(report) => report,
+        Err(error) => return html::error_page(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
+    };
+    let verdict = match &report.broken {
+        None if report.ok() => "<span id=\"chain-verdict\" class=\"ok\">The chain is intact.</span>".to_owned(),
+        None => {
+            "<span id=\"chain-verdict\" class=\"bad\">The last hash differs from the one expected.</span>".to_owned()
+        }
+        Some(broken) => format!(
+            "<span id=\"chain-verdict\" class=\"bad\">The chain is broken at position {}.</span>",
+            broken.position
+        ),
+    };
+    let body = format!(
+        "<h1>Audit</h1><section class=\"card\"><h2>Hash chain</h2><p>{verdict}</p><table>\
+         <tr><th>Positions checked</th><td>{} to {}</td></tr><tr><th>Events checked</th><td id=\"events-checked\">{}</td></tr>\
+         <tr><th>Last hash</th><td><code>{}</code></td></tr></table></section>{AUDIT_FORMS}",
+        report.from_position,
+        report.next_position,
+        report.events_checked,
+        report.last_hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    html::page("Audit", Some(&viewer), &body)
+}
+
+/// `?school=…&year=2026-27&term=autumn` of the governors' report.
+#[derive(Debug, Deserialize)]
+pub struct GovernorsQuery {
+    pub school: Option<String>,
+    pub year: Option<String>,
+    pub term: Option<String>,
+}
+
+/// The academic year and term holding `secs`.
+fn current_term(secs: i64) -> (String, Term) {
+    let date = jiff::Timestamp::from_second(secs).map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date());
+    let (year, month) = date.map_or((2026, 9), |d| (i32::from(d.year()), d.month()));
+    let (start, term) = match month {
+        9..=12 => (year, Term::Autumn),
+        1..=3 => (year - 1, Term::Spring),
+        _ => (year - 1, Term::Summer),
+    };
+    (format!("{start}-{:02}", (start + 1) % 100), term)
+}
+
+pub async fn governors(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Query(query): Query<GovernorsQuery>,
+) -> Response {
+    let (web, viewer) = match session::viewer(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let all = schools(&web);
+    let school = match query.school.filter(|s| !s.is_empty()) {
+        Some(school) if viewer.may(Action::ReadAggregates, Some(&school)) => school,
+        Some(_) => return html::forbidden(&viewer, "that school's report"),
+        None => match viewer.reach(Action::ReadAggregates, &all) {
+            Some(Reach::Trust) => String::new(),
+            Some(Reach::Schools(mine)) => mine[0].clone(),
+            None => return html::forbidden(&viewer, "the governors' report"),
+        },
+    };
+    let (default_year, default_term) = current_term(now());
+    let year = query.year.unwrap_or(default_year);
+    let term = match query.term.as_deref() {
+        None => default_term,
+        Some("autumn") => Term::Autumn,
+        Some("spring") => Term::Spring,
+        Some("summer") => Term::Summer,
+        Some(_) => return html::error_page(StatusCode::BAD_REQUEST, "term: autumn, spring or summer"),
+    };
+    match web.view.read(|state, _| governors::governors_report(state, &school, &year, term)) {
+        Ok(report) => {
+            let mut response = axum::response::Html(governors::governors_html(&report)).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("a valid header"));
+            response
+        }
+        Err(error) => html::error_page(StatusCode::BAD_REQUEST, &error.to_string()),
+    }
+}
