@@ -61,7 +61,13 @@ pub struct Rules {
     attempts: HashMap<(String, Attribution, i32), VecDeque<Timestamp>>,
     /// (school, attribution, host, category) → when the last alert was raised.
     raised: HashMap<(String, Attribution, String, i32), Timestamp>,
+    /// The windows are pruned when they grow past this, which then doubles from what is left:
+    /// pruning stays amortised O(1) per breach however many attributions are active.
+    prune_at: usize,
 }
+
+/// The windows are never pruned below this many entries.
+const PRUNE_FLOOR: usize = 10_000;
 
 /// Whether a category is illegal content.
 pub fn is_illegal(category: pb::BreachCategory) -> bool {
@@ -76,7 +82,7 @@ pub fn is_illegal(category: pb::BreachCategory) -> bool {
 
 impl Rules {
     pub fn new(settings: RuleSettings) -> Self {
-        Rules { settings, ..Rules::default() }
+        Rules { settings, prune_at: PRUNE_FLOOR, ..Rules::default() }
     }
 
     pub fn settings(&self) -> &RuleSettings {
@@ -102,6 +108,7 @@ impl Rules {
             triggers.push(pb::AlertTrigger::CategoryRule);
             severity = severity.max(pb::AlertSeverity::High);
         }
+        self.forget_before(at);
         let counted = breach.action != pb::BreachAction::Allowed as i32 && !attribution.is_empty();
         if counted && self.repeated(&breach.school_id, &attribution, breach.category, at, breach.repeat_count.max(1)) {
             triggers.push(pb::AlertTrigger::RepeatedAttempts);
@@ -122,7 +129,6 @@ impl Rules {
             return None;
         }
         self.raised.insert(key, at);
-        self.forget_before(at);
         let ack =
             if severity == pb::AlertSeverity::Critical { self.settings.critical_ack } else { self.settings.other_ack };
         Some(Verdict { severity, triggers, acknowledge_by: at.checked_add(ack).unwrap_or(at) })
@@ -144,15 +150,15 @@ impl Rules {
         times.len() as u32 >= self.settings.repeat_threshold
     }
 
-    /// Drops windows that ended long before `at`, so memory stays bounded by recent activity.
+    /// Drops windows that ended before `at`, so memory stays bounded by recent activity.
     fn forget_before(&mut self, at: Timestamp) {
+        if self.raised.len() + self.attempts.len() <= self.prune_at {
+            return;
+        }
         let window = self.settings.repeat_window;
-        if self.raised.len() > 10_000 {
-            self.raised.retain(|_, last| at.duration_since(*last) < window);
-        }
-        if self.attempts.len() > 10_000 {
-            self.attempts.retain(|_, times| times.back().is_some_and(|last| at.duration_since(*last) < window));
-        }
+        self.raised.retain(|_, last| at.duration_since(*last) < window);
+        self.attempts.retain(|_, times| times.back().is_some_and(|last| at.duration_since(*last) < window));
+        self.prune_at = PRUNE_FLOOR.max(2 * (self.raised.len() + self.attempts.len()));
     }
 }
 
@@ -249,6 +255,22 @@ mod tests {
         let mut porn = breach(pb::BreachCategory::Pornography, "10.0.0.5", "p.example");
         porn.repeat_count = 3;
         assert_eq!(rules.judge(&porn, at(0)).unwrap().severity, pb::AlertSeverity::Medium);
+    }
+
+    #[test]
+    fn old_windows_are_forgotten_and_the_state_stays_bounded() {
+        let mut rules = Rules::default();
+        for i in 0..3 * PRUNE_FLOOR as i64 {
+            // A new address every second: each window ends ten minutes later.
+            let at = Timestamp::from_second(1_765_000_000 + i).unwrap();
+            rules.judge(
+                &breach(pb::BreachCategory::Gambling, &format!("10.1.{}.{}", i / 250, i % 250), "a.example"),
+                at,
+            );
+        }
+        let active = rules.raised.len() + rules.attempts.len();
+        assert!(active <= 2 * PRUNE_FLOOR + 600, "{active} windows kept");
+        assert!(rules.prune_at <= 4 * PRUNE_FLOOR + 1_200, "{}", rules.prune_at);
     }
 
     #[test]
