@@ -5,6 +5,32 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A `haven` process of a test: killed if the test ends (or panics) while it still runs, so no
+/// failed assertion leaves a server behind.
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -18,7 +44,7 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     response.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn start(data_dir: &std::path::Path, grpc: u16, http: u16) -> Child {
+fn start(data_dir: &std::path::Path, grpc: u16, http: u16) -> Running {
     Command::new(env!("CARGO_BIN_EXE_haven"))
         .args(["up", "--data-dir"])
         .arg(data_dir)
@@ -26,6 +52,7 @@ fn start(data_dir: &std::path::Path, grpc: u16, http: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(Running)
         .unwrap()
 }
 
@@ -121,6 +148,7 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(Running)
             .unwrap();
         wait_ready(&mut child, http);
         let tail = || {
@@ -177,6 +205,7 @@ fn identity_served_alone_uses_a_log_node_served_alone() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap();
     wait_ready(&mut log_node, log_http);
     let identity_dir = tempfile::tempdir().unwrap();
@@ -188,6 +217,7 @@ fn identity_served_alone_uses_a_log_node_served_alone() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap();
     wait_ready(&mut identity, id_http);
     stop(&mut identity);
@@ -253,6 +283,7 @@ fn a_demo_dsl_signs_in_from_the_command_line_and_sees_their_school_only() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap();
     wait_ready(&mut child, http_port);
     let sign_in = |password: &str, accept: bool| {
@@ -491,6 +522,7 @@ fn the_demo_shows_custody_through_the_api_and_its_export_verifies_offline() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap();
     wait_ready(&mut child, http_port);
     let dsl = demo_token(grpc, "kestrel-dsl@brightwater.example");
@@ -573,6 +605,7 @@ fn an_online_backup_restores_into_a_new_deployment_that_rebuilds_from_the_log() 
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap();
     wait_ready(&mut child, http_port);
     let file = dir.path().join("haven.backup");
@@ -632,6 +665,7 @@ fn ingest_incidents_and_custody_each_serve_alone_against_a_log_node() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap();
     wait_ready(&mut log_node, log_http);
     let syslog = free_port();
@@ -656,6 +690,7 @@ fn ingest_incidents_and_custody_each_serve_alone_against_a_log_node() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(Running)
             .unwrap();
         wait_ready(&mut child, http);
         services.push(child);
