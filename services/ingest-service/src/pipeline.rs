@@ -31,6 +31,8 @@ use crate::metrics::IngestMetrics;
 use crate::rules::{RuleSettings, Rules};
 
 pub const BREACH_OBSERVED: &str = "ingest.BreachObserved";
+/// Stream appends per `append_batch` call (the log's default limit is 10 000).
+const APPENDS_PER_CALL: usize = 4_096;
 pub const ALERT_RAISED: &str = "ingest.SafeguardingAlertRaised";
 
 /// A school's log source as ingest reads it.
@@ -290,6 +292,20 @@ impl Pipeline {
     /// line delivered again, received at another time), appends one by one so only those are
     /// dropped. Returns the last position written and how many were already there.
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<(u64, Duplicates), LogError> {
+        let mut last = 0;
+        let mut duplicates = Duplicates::default();
+        // Each event is its own append, so the batch may be cut anywhere: in parts within the
+        // log's limit of appends per call.
+        for part in appends.chunks(APPENDS_PER_CALL) {
+            let (part_last, part_duplicates) = self.append_part(part.to_vec()).await?;
+            last = last.max(part_last);
+            duplicates.breaches += part_duplicates.breaches;
+            duplicates.alerts += part_duplicates.alerts;
+        }
+        Ok((last, duplicates))
+    }
+
+    async fn append_part(&self, appends: Vec<StreamAppend>) -> Result<(u64, Duplicates), LogError> {
         match self.log.append_batch(appends.clone()).await {
             Ok(outcomes) => {
                 let mut last = 0;

@@ -59,8 +59,10 @@ pub struct Rules {
     settings: RuleSettings,
     /// (school, attribution, category) → times of recent attempts.
     attempts: HashMap<(String, Attribution, i32), VecDeque<Timestamp>>,
-    /// (school, attribution, host, category) → when the last alert was raised.
-    raised: HashMap<(String, Attribution, String, i32), Timestamp>,
+    /// (school, attribution, host, category) → when the last alert was raised, and for which
+    /// breach (its line digest): judging that breach again (a batch retried after the log
+    /// refused it) raises the same alert again instead of suppressing it.
+    raised: HashMap<(String, Attribution, String, i32), (Timestamp, Vec<u8>)>,
     /// The windows are pruned when they grow past this, which then doubles from what is left:
     /// pruning stays amortised O(1) per breach however many attributions are active.
     prune_at: usize,
@@ -122,13 +124,14 @@ impl Rules {
             return None;
         }
         let key = (breach.school_id.clone(), attribution, breach.url_host.clone(), breach.category);
-        if let Some(last) = self.raised.get(&key)
+        if let Some((last, breach_digest)) = self.raised.get(&key)
             && at.duration_since(*last) < self.settings.repeat_window
             && at >= *last
+            && (breach.line_sha256.is_empty() || *breach_digest != breach.line_sha256)
         {
             return None;
         }
-        self.raised.insert(key, at);
+        self.raised.insert(key, (at, breach.line_sha256.clone()));
         let ack =
             if severity == pb::AlertSeverity::Critical { self.settings.critical_ack } else { self.settings.other_ack };
         Some(Verdict { severity, triggers, acknowledge_by: at.checked_add(ack).unwrap_or(at) })
@@ -156,7 +159,7 @@ impl Rules {
             return;
         }
         let window = self.settings.repeat_window;
-        self.raised.retain(|_, last| at.duration_since(*last) < window);
+        self.raised.retain(|_, (last, _)| at.duration_since(*last) < window);
         self.attempts.retain(|_, times| times.back().is_some_and(|last| at.duration_since(*last) < window));
         self.prune_at = PRUNE_FLOOR.max(2 * (self.raised.len() + self.attempts.len()));
     }
@@ -218,6 +221,18 @@ mod tests {
         let mut flagged = breach(pb::BreachCategory::Other, "10.0.0.3", "c.example");
         flagged.vendor_severity = 5;
         assert_eq!(rules.judge(&flagged, at(0)).unwrap().severity, pb::AlertSeverity::Critical, "the filter's level 5");
+    }
+
+    #[test]
+    fn the_same_breach_judged_again_raises_its_alert_again_and_another_does_not() {
+        let mut rules = Rules::default();
+        let mut first = breach(pb::BreachCategory::SelfHarm, "10.0.0.7", "s.example");
+        first.line_sha256 = vec![1; 32];
+        assert!(rules.judge(&first, at(0)).is_some());
+        assert!(rules.judge(&first, at(0)).is_some(), "a retried batch must not lose its alert");
+        let mut second = first.clone();
+        second.line_sha256 = vec![2; 32];
+        assert_eq!(rules.judge(&second, at(1)), None, "another breach of the same alert inside the window");
     }
 
     #[test]

@@ -161,3 +161,34 @@ async fn syslog_lines_become_breaches_and_alerts_that_incidents_reads() {
     }
     local.close().await;
 }
+
+/// A batch of more lines than the log takes appends in one call (each breach and alert is its
+/// own append) is written in parts, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_one_log_call_is_appended_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalEventLog::open(&dir.path().join("log"), EventLogConfig::default()).unwrap();
+    let log: Arc<dyn EventLog> = Arc::new(local.clone());
+    let pipeline = haven_ingest_service::Pipeline::new(
+        Arc::clone(&log),
+        haven_ingest_service::PathKey::from_bytes([7; 32]),
+        haven_ingest_service::RuleSettings::default(),
+        haven_ingest_service::IngestMetrics::default(),
+    );
+    let school = haven_kernel::SchoolId::parse("kestrel-primary").unwrap();
+    let mut config = haven_ingest::SourceConfig::new(school.clone());
+    config.format = Some("fortigate".parse().unwrap());
+    let source = haven_ingest_service::Source::new(school, "fortigate-1", config, "syslog-test".into());
+    let now = jiff::Timestamp::now();
+    let lines: Vec<_> = (0..12_000u64)
+        .map(|i| haven_ingest_service::Line {
+            bytes: demo::fortigate_line(now, 20, i as u32, "Games", &format!("site-{i}.example"), i).into_bytes(),
+            received_at: now,
+        })
+        .collect();
+    let summary = pipeline.submit(&source, &lines).await.unwrap();
+    assert_eq!((summary.lines_received, summary.breaches_observed), (12_000, 12_000));
+    assert_eq!(log.head().await.unwrap().next_position.0, 12_000);
+    assert_eq!(pipeline.lines_processed(), 12_000);
+    local.close().await;
+}
