@@ -53,6 +53,9 @@ pub struct Verdict {
 /// Who a breach is attributed to for repeats and duplicates: the device, else the address.
 type Attribution = String;
 
+/// What makes two alerts the same: school, attribution, host, category.
+type AlertKey = (String, Attribution, String, i32);
+
 /// The rules with their windows.
 #[derive(Debug, Default)]
 pub struct Rules {
@@ -62,7 +65,7 @@ pub struct Rules {
     /// (school, attribution, host, category) → when the last alert was raised, and for which
     /// breach (its line digest): judging that breach again (a batch retried after the log
     /// refused it) raises the same alert again instead of suppressing it.
-    raised: HashMap<(String, Attribution, String, i32), (Timestamp, Vec<u8>)>,
+    raised: HashMap<AlertKey, (Timestamp, Vec<u8>)>,
     /// The windows are pruned when they grow past this, which then doubles from what is left:
     /// pruning stays amortised O(1) per breach however many attributions are active.
     prune_at: usize,
