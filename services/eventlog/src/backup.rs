@@ -73,7 +73,9 @@ impl BackupWriter {
                 format!("{} already exists; a backup never overwrites", path.display()),
             ));
         }
-        let partial = path.with_extension("partial");
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
         let file = File::create(&partial)
             .map_err(|e| LogError::invalid("out", format!("cannot create {}: {e}", partial.display())))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);

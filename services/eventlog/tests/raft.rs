@@ -390,7 +390,8 @@ async fn an_online_backup_restores_into_a_new_cluster_with_the_same_chain() {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", follower.addr)).unwrap().connect_lazy();
     let head = backup::take(channel.clone(), &file, 1_700_000_000).await.unwrap();
     assert!(head.next_position.0 >= 250, "everything acknowledged before the backup is in it: {head:?}");
-    assert!(!dir.path().join("haven.partial").exists(), "the partial file was renamed");
+    assert!(dir.path().join("haven.backup").exists());
+    assert!(!dir.path().join("haven.backup.partial").exists(), "the partial file was renamed");
     let refused = backup::take(channel, &file, 0).await.unwrap_err();
     assert!(matches!(refused, LogError::InvalidArgument { .. }), "an existing file is never overwritten: {refused:?}");
     writer.await.unwrap();
