@@ -496,7 +496,8 @@ async fn two_dsls_acting_on_one_case_one_wins_the_other_gets_a_conflict_and_retr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unacknowledged_critical_alert_escalates_step_by_step_and_stops_when_acknowledged() {
     let served = serve().await;
-    let start = now();
+    // A Monday noon: the escalation clock runs in school hours (2026-12-07 12:00, London).
+    let start = UnixTime(1_796_644_800);
     haven_incidents::demo::seed(&served.app, learner, start).await.unwrap();
     let alert_id = haven_incidents::domain::AlertId::parse(haven_incidents::demo::CRITICAL_ALERT).unwrap();
     wait_until("the index has the alert", || served.index.alert(&alert_id).is_some()).await;

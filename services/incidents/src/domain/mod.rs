@@ -15,7 +15,7 @@ pub mod working_days;
 pub use access::{AccessRefusal, Reader, may_see_case, may_see_concern, may_triage};
 pub use alert::{
     Acknowledgement, Alert, AlertCommand, AlertDecider, AlertError, AlertEvent, EscalationPolicy, EscalationStep,
-    Severity, escalations_due,
+    SchoolHours, Severity, escalations_due,
 };
 pub use case::{
     Case, CaseChange, CaseCommand, CaseDecider, CaseError, CaseEvent, CaseRequest, CaseStatus, ChecklistItem, Closure,
