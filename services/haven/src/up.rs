@@ -677,7 +677,7 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
         println!("                people: {}", demo::DEMO_PEOPLE.map(|person| person.id).join(", "));
         if part == Part::Everything {
             println!(
-                "  demo cases    3 cases, 3 concerns, 1 critical alert awaiting acknowledgement (escalates after 15 minutes);"
+                "  demo cases    3 cases, 3 concerns, 1 critical alert awaiting acknowledgement (escalates after 15 school minutes);"
             );
             println!(
                 "                with a DSL's token: curl -H \"authorization: Bearer $TOKEN\" http://{http}/api/v1/cases"

@@ -5,7 +5,7 @@
 //!  kestrel-primary:    a concern about a learner, untriaged (kestrel-teacher)
 //!                      a concern triaged into a cyberbullying case, parents informed (kestrel-dsl)
 //!                      an allegation against a member of staff, its LADO discussion overdue (kestrel-head)
-//!                      a critical alert awaiting acknowledgement (escalates after 15 minutes)
+//!                      a critical alert awaiting acknowledgement (escalates after 15 school minutes)
 //!  heronsgate-academy: a sharing-nudes case with the written viewing record and a referral to CSWS
 //! ```
 //! Every id is fixed and every record is written only if it is not there yet, so seeding on
