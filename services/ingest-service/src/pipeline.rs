@@ -97,14 +97,18 @@ struct Recent {
 impl Recent {
     const CAPACITY: usize = 1 << 18;
 
-    fn key(source: &Source, digest: &[u8; 32]) -> u128 {
+    /// A source's part of the key, hashed once per batch.
+    fn source_key(source: &Source) -> u128 {
         let mut hasher = Sha256::new();
         hasher.update(source.school.as_str().as_bytes());
         hasher.update([0]);
         hasher.update(source.source_id.as_bytes());
-        hasher.update([0]);
-        hasher.update(digest);
         u128::from_le_bytes(hasher.finalize()[..16].try_into().expect("16 bytes"))
+    }
+
+    /// A line's key: its digest (already a SHA-256) tied to its source.
+    fn key(source_key: u128, digest: &[u8; 32]) -> u128 {
+        source_key ^ u128::from_le_bytes(digest[..16].try_into().expect("16 bytes"))
     }
 
     fn insert(&mut self, key: u128) {
@@ -167,17 +171,17 @@ impl Pipeline {
         let format_label = source.config.format.map(SourceFormat::as_str).unwrap_or("auto");
         let mut seen = HashSet::new();
         let mut recorded = Vec::new();
-        let recent_keys: Vec<u128> =
-            lines.iter().map(|line| Recent::key(source, &Sha256::digest(&line.bytes).into())).collect();
+        // Each line hashed once: its digest names it in this batch, in the recent set and in its id.
+        let digests: Vec<[u8; 32]> = lines.iter().map(|line| Sha256::digest(&line.bytes).into()).collect();
+        let source_key = Recent::source_key(source);
         let already: Vec<bool> = {
             let recent = self.recent.lock().expect("recent lock");
-            recent_keys.iter().map(|key| recent.set.contains(key)).collect()
+            digests.iter().map(|digest| recent.set.contains(&Recent::key(source_key, digest))).collect()
         };
         let mut order: Vec<String> = Vec::new();
         let mut collapsed: HashMap<String, Collapsed> = HashMap::new();
         for (index, line) in lines.iter().enumerate() {
-            let digest: [u8; 32] = Sha256::digest(&line.bytes).into();
-            let key = recent_keys[index];
+            let digest = digests[index];
             if !seen.insert(digest) || already[index] {
                 summary.duplicates_dropped += 1;
                 continue;
@@ -198,7 +202,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            recorded.push(key);
+            recorded.push(Recent::key(source_key, &digest));
             let event = self.normalise(source, &parsed, line.received_at, &digest);
             let key = collapse_key(&event);
             match collapsed.get_mut(&key) {
