@@ -218,9 +218,22 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .add_optional_service(incidents_service)
         .add_optional_service(reporting_service)
         .serve_with_incoming_shutdown(no_delay(grpc_listener), shutdown.triggered());
-    let identity_edge = if runs_identity { Some(identity_edge(&config, &authenticator)?) } else { None };
-    let custody_edge = if custody.is_some() { Some(custody_edge(&config, &authenticator)?) } else { None };
-    let incidents_edge = if serves_incidents { Some(incidents_edge(&config, &authenticator)?) } else { None };
+    // The gateway's routes: authorised at the edge with the same authenticator as the gRPC
+    // layer, then forwarded over one channel to this process's own gRPC port.
+    let own = own_channel(&config)?;
+    let layer = || AuthLayer::new(authenticator.clone());
+    let identity_edge = runs_identity.then(|| haven_gateway::IdentityEdge {
+        client: haven_proto::v1::identity_client::IdentityClient::new(own.clone()),
+        layer: layer(),
+    });
+    let custody_edge = custody.is_some().then(|| haven_gateway::CustodyEdge {
+        client: haven_proto::v1::custody_client::CustodyClient::new(own.clone()),
+        layer: layer(),
+    });
+    let incidents_edge = serves_incidents.then(|| haven_gateway::IncidentsEdge {
+        client: haven_proto::v1::incidents_client::IncidentsClient::new(own.clone()),
+        layer: layer(),
+    });
     let web = web_edge(&authenticator, &shared_log, &bus);
     let http = haven_gateway::router(GatewayState {
         readiness: readiness.clone(),
@@ -283,22 +296,17 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     Ok(ExitCode::SUCCESS)
 }
 
-/// The gateway's identity routes: the same authenticator as the gRPC layer, and a client of
-/// identity on this process's own gRPC port.
-fn identity_edge(config: &HavenConfig, authenticator: &Authenticator) -> anyhow::Result<haven_gateway::IdentityEdge> {
+/// A lazy channel to this process's own gRPC port (loopback when it listens on every address).
+fn own_channel(config: &HavenConfig) -> anyhow::Result<tonic::transport::Channel> {
     let mut address = config.grpc_addr;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-        .context("the gateway's channel to identity")?
+    Ok(tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .context("the gateway's channel to this process's gRPC port")?
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(30))
-        .connect_lazy();
-    Ok(haven_gateway::IdentityEdge {
-        client: haven_proto::v1::identity_client::IdentityClient::new(channel),
-        layer: AuthLayer::new(authenticator.clone()),
-    })
+        .connect_lazy())
 }
 
 /// Custody as `haven up` runs it: the service inside the AuthLayer, and the tasks to await.
@@ -340,24 +348,6 @@ async fn start_custody(
         server: tower_layer::Layer::layer(&layer, running.service.into_server()),
         tasks: running.tasks,
         public_key_hex: running.public_key_hex,
-    })
-}
-
-/// The gateway's custody routes: the same authenticator as the gRPC layer, and a client of
-/// custody on this process's own gRPC port.
-fn custody_edge(config: &HavenConfig, authenticator: &Authenticator) -> anyhow::Result<haven_gateway::CustodyEdge> {
-    let mut address = config.grpc_addr;
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-        .context("the gateway's channel to custody")?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(30))
-        .connect_lazy();
-    Ok(haven_gateway::CustodyEdge {
-        client: haven_proto::v1::custody_client::CustodyClient::new(channel),
-        layer: AuthLayer::new(authenticator.clone()),
     })
 }
 
@@ -496,23 +486,6 @@ async fn start_incidents(
     let layer = AuthLayer::new(authenticator.clone());
     let service = tower_layer::Layer::layer(&layer, haven_incidents::IncidentsService::new(app, index).into_server());
     Ok(RunningIncidents { service, tasks })
-}
-
-/// The gateway's incidents routes: a client of incidents on this process's own gRPC port.
-fn incidents_edge(config: &HavenConfig, authenticator: &Authenticator) -> anyhow::Result<haven_gateway::IncidentsEdge> {
-    let mut address = config.grpc_addr;
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-        .context("the gateway's channel to incidents")?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(30))
-        .connect_lazy();
-    Ok(haven_gateway::IncidentsEdge {
-        client: haven_proto::v1::incidents_client::IncidentsClient::new(channel),
-        layer: AuthLayer::new(authenticator.clone()),
-    })
 }
 
 /// The web pages' edge: reporting's live read model and audit views, checked with the same
