@@ -45,12 +45,25 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 }
 
 fn start(data_dir: &std::path::Path, grpc: u16, http: u16) -> Running {
+    spawn_up(&["up"], data_dir, grpc, http)
+}
+
+/// `haven up --demo` in `data_dir`, ready.
+fn start_demo(data_dir: &std::path::Path, grpc: u16, http: u16) -> Running {
+    let mut child = spawn_up(&["up", "--demo"], data_dir, grpc, http);
+    wait_ready(&mut child, http);
+    child
+}
+
+fn spawn_up(args: &[&str], data_dir: &std::path::Path, grpc: u16, http: u16) -> Running {
     Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["up", "--data-dir"])
+        .args(args)
+        .arg("--data-dir")
         .arg(data_dir)
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
+        // Nobody reads its output: a piped stderr would fill and stall the server.
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .map(Running)
         .unwrap()
@@ -141,16 +154,7 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
     let (grpc, http) = (free_port(), free_port());
     let mut cases_first_round = None;
     for _round in 0..2 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
-            .args(["up", "--demo", "--data-dir"])
-            .arg(dir.path())
-            .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map(Running)
-            .unwrap();
-        wait_ready(&mut child, http);
+        let mut child = start_demo(dir.path(), grpc, http);
         let tail = || {
             let tail = Command::new(env!("CARGO_BIN_EXE_haven"))
                 .args(["log", "tail", "--limit", "1000000", "--grpc-addr", &format!("127.0.0.1:{grpc}")])
@@ -276,16 +280,7 @@ fn identity_routes_answer_at_the_edge_and_deny_by_default() {
 fn a_demo_dsl_signs_in_from_the_command_line_and_sees_their_school_only() {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, http_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["up", "--demo", "--data-dir"])
-        .arg(dir.path())
-        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http_port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Running)
-        .unwrap();
-    wait_ready(&mut child, http_port);
+    let mut child = start_demo(dir.path(), grpc, http_port);
     let sign_in = |password: &str, accept: bool| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_haven"));
         command.args([
@@ -515,16 +510,7 @@ fn dechunk(mut raw: &str) -> String {
 fn the_demo_shows_custody_through_the_api_and_its_export_verifies_offline() {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, http_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["up", "--demo", "--data-dir"])
-        .arg(dir.path())
-        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http_port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Running)
-        .unwrap();
-    wait_ready(&mut child, http_port);
+    let mut child = start_demo(dir.path(), grpc, http_port);
     let dsl = demo_token(grpc, "kestrel-dsl@brightwater.example");
     let (status, body) = authorised(http_port, &dsl, "GET", "/api/v1/custody/demo-kestrel-phone-1", "");
     assert_eq!(status, 200, "{body}");
@@ -598,16 +584,7 @@ fn an_online_backup_restores_into_a_new_deployment_that_rebuilds_from_the_log() 
     let dir = tempfile::tempdir().unwrap();
     let (source, restored) = (dir.path().join("source"), dir.path().join("restored"));
     let (grpc, http_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["up", "--demo", "--data-dir"])
-        .arg(&source)
-        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http_port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Running)
-        .unwrap();
-    wait_ready(&mut child, http_port);
+    let mut child = start_demo(&source, grpc, http_port);
     let file = dir.path().join("haven.backup");
     let haven = |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_haven")).args(args).output().unwrap();
