@@ -22,8 +22,7 @@ use haven_eventlog_client::LogError;
 use haven_kernel::Position;
 use serde::{Deserialize, Serialize};
 
-use crate::record;
-use crate::store::{SegmentStore, Store, StoreHead, install_records};
+use crate::store::{SegmentStore, Store, StoreHead, check_link, install_records};
 
 const MAGIC: &[u8] = b"HAVEN-BACKUP 1\n";
 const TRAILER: &[u8] = b"HAVEN-END\n";
@@ -184,16 +183,6 @@ pub async fn take(channel: tonic::transport::Channel, out: &Path, created_at: i6
             Err(error)
         }
     }
-}
-
-/// Checks one stored value follows `head` (position, checksum, chain) and returns the new head.
-fn check_link(head: StoreHead, value: &[u8]) -> Result<StoreHead, LogError> {
-    let position = head.next_position;
-    let raw = record::check(position, value)?;
-    if record::chain_hash(&head.head_hash, raw.body) != raw.hash {
-        return Err(LogError::Corrupt { position, reason: "record does not chain to the one before it".into() });
-    }
-    Ok(StoreHead { next_position: Position(position.0 + 1), head_hash: raw.hash })
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> LogError {

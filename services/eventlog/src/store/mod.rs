@@ -103,6 +103,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn size_on_disk(&self) -> Result<u64, LogError>;
 }
 
+/// Checks that a stored value copied from another log follows `head` (its checksum, and its
+/// hash chained to the one before) and returns the head after it.
+pub fn check_link(head: StoreHead, value: &[u8]) -> Result<StoreHead, LogError> {
+    let position = head.next_position;
+    let raw = record::check(position, value)?;
+    if record::chain_hash(&head.head_hash, raw.body) != raw.hash {
+        return Err(LogError::Corrupt { position, reason: "copied record does not chain to the log before it".into() });
+    }
+    Ok(StoreHead { next_position: Position(position.0 + 1), head_hash: raw.hash })
+}
+
 /// Most bytes [`install_records`] writes in one group.
 pub const INSTALL_GROUP_BYTES: usize = 32 * 1024 * 1024;
 
@@ -133,13 +144,7 @@ pub fn install_records(
                 reason: format!("copied record out of order (expected {})", head.next_position.0),
             });
         }
-        let raw = record::check(position, value)?;
-        if record::chain_hash(&head.head_hash, raw.body) != raw.hash {
-            return Err(LogError::Corrupt {
-                position,
-                reason: "copied record does not chain to the log before it".into(),
-            });
-        }
+        let next = check_link(head, value)?;
         let envelope = record::decode(position, value)?;
         let stream_id = StreamId::parse(&envelope.stream_id)
             .map_err(|e| LogError::Corrupt { position, reason: format!("copied record stream id: {e}") })?;
@@ -153,7 +158,7 @@ pub fn install_records(
             value: value.to_vec(),
         });
         bytes += value.len();
-        head = StoreHead { next_position: Position(position.0 + 1), head_hash: raw.hash };
+        head = next;
         if bytes >= INSTALL_GROUP_BYTES {
             flush(&mut pending, head)?;
             bytes = 0;
