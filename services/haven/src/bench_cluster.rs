@@ -43,6 +43,23 @@ impl Node {
         Ok(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
     }
 
+    /// Stops the node as an orchestrator does (SIGTERM, then SIGKILL after `grace`); true when
+    /// it exited within the grace period.
+    pub(crate) async fn stop(&mut self, grace: Duration) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
     pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -15,6 +15,7 @@ mod bench_failover;
 mod bench_ingest;
 mod bench_parse;
 mod bench_relay;
+mod bench_rolling;
 mod cluster;
 
 /// mimalloc: reads and group commits allocate many small buffers per event; glibc's malloc
@@ -175,6 +176,13 @@ enum IdentityCommand {
         #[arg(long, value_name = "URL")]
         eventlog_url: Option<String>,
     },
+    /// Make a new token signing key the one that signs (trust admin; the access token is read
+    /// from HAVEN_TOKEN). Keys before it verify until their tokens expire. Prints JSON.
+    RotateKey {
+        /// Identity's gRPC address.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        grpc_addr: SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +195,8 @@ enum BenchCommand {
     Relay(bench_relay::RelayArgs),
     /// A three-node cluster of this binary: how long writes stop when the leader is killed.
     Failover(bench_failover::FailoverArgs),
+    /// A rolling restart of a three-node log under write load: stalls, and nothing lost.
+    RollingRestart(bench_rolling::RollingArgs),
     /// Ingest's parse + normalise + classify over the corpus mix, lines/s on every core.
     Parse(bench_parse::ParseArgs),
     /// Ingest end to end: filter lines over syslog TCP to durable events, lines/s and peak RSS.
@@ -295,6 +305,7 @@ fn main() -> ExitCode {
                 BenchCommand::Read(args) => runtime.block_on(bench::read(args.clone())),
                 BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
                 BenchCommand::Failover(args) => runtime.block_on(bench_failover::failover(args.clone())),
+                BenchCommand::RollingRestart(args) => runtime.block_on(bench_rolling::rolling(args.clone())),
                 BenchCommand::Parse(args) => bench_parse::parse(args),
                 BenchCommand::Ingest(args) => runtime.block_on(bench_ingest::ingest(args.clone())),
             })
@@ -309,6 +320,9 @@ fn main() -> ExitCode {
                 init_tracing("warn");
                 run_async(identity_bootstrap::run(config, args))
             })
+        }
+        Command::Identity { command: IdentityCommand::RotateKey { grpc_addr } } => {
+            runtime().and_then(|runtime| runtime.block_on(sign_in::rotate_key(*grpc_addr)))
         }
         Command::Custody { command: CustodyCommand::Verify { file, public_key } } => {
             custody_verify::run(file, public_key.as_deref())

@@ -11,17 +11,22 @@ use anyhow::Context;
 use haven_proto::v1 as pb;
 use haven_proto::v1::identity_client::IdentityClient;
 
-pub async fn run(grpc_addr: SocketAddr, login: &str, accept_aup: bool) -> anyhow::Result<ExitCode> {
-    let mut password = String::new();
-    std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
-    let password = password.trim_end_matches(['\n', '\r']);
+/// A client of identity at `grpc_addr`.
+pub(crate) async fn connect(grpc_addr: SocketAddr) -> anyhow::Result<IdentityClient<tonic::transport::Channel>> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
         .context("--grpc-addr")?
         .timeout(Duration::from_secs(30))
         .connect()
         .await
         .with_context(|| format!("connecting to identity at {grpc_addr}"))?;
-    let mut client = IdentityClient::new(channel);
+    Ok(IdentityClient::new(channel))
+}
+
+pub async fn run(grpc_addr: SocketAddr, login: &str, accept_aup: bool) -> anyhow::Result<ExitCode> {
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    let mut client = connect(grpc_addr).await?;
     let request = pb::SignInRequest { login: login.to_owned(), password: password.to_owned() };
     let mut tokens = client
         .sign_in(request)
@@ -54,5 +59,24 @@ pub async fn run(grpc_addr: SocketAddr, login: &str, accept_aup: bool) -> anyhow
             "haven: the acceptable use policy in force is not accepted yet; only AUP calls are allowed (--accept-aup)"
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `haven identity rotate-key`: a trust admin's access token from `HAVEN_TOKEN` (an
+/// environment variable, not a flag, for the same reason as the password), one call to
+/// `RotateSigningKey`; prints the new key id and the keys that still verify as JSON.
+pub async fn rotate_key(grpc_addr: SocketAddr) -> anyhow::Result<ExitCode> {
+    let token = std::env::var("HAVEN_TOKEN")
+        .context("HAVEN_TOKEN: set it to a trust admin's access token (`haven sign-in` prints one)")?;
+    let mut client = connect(grpc_addr).await?;
+    let mut request = tonic::Request::new(pb::RotateSigningKeyRequest {});
+    request.metadata_mut().insert("authorization", format!("Bearer {}", token.trim()).parse().context("HAVEN_TOKEN")?);
+    let rotated = client
+        .rotate_signing_key(request)
+        .await
+        .map_err(|status| anyhow::anyhow!("rotation refused: {}", status.message()))?
+        .into_inner();
+    let out = serde_json::json!({ "key_id": rotated.key_id, "verifying_key_ids": rotated.verifying_key_ids });
+    println!("{out}");
     Ok(ExitCode::SUCCESS)
 }

@@ -168,7 +168,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let bus = start_bus(&config, part, &shared_log, &metrics, &shutdown).await?;
     let serves_incidents = part.runs(Part::Incidents);
     let incidents = if serves_incidents {
-        Some(start_incidents(&config, &shared_log, &authenticator, seed_demo, &readiness, &shutdown).await?)
+        Some(start_incidents(&config, &shared_log, &authenticator, seed_demo, &readiness, &metrics, &shutdown).await?)
     } else {
         None
     };
@@ -459,6 +459,7 @@ async fn start_incidents(
     authenticator: &Authenticator,
     seed_demo: bool,
     readiness: &Readiness,
+    metrics: &Metrics,
     shutdown: &Shutdown,
 ) -> anyhow::Result<RunningIncidents> {
     let app = haven_incidents::IncidentsApp::new(Arc::clone(log), config.incidents.escalation());
@@ -470,6 +471,8 @@ async fn start_incidents(
         tracing::info!(written = report.written, already_present = report.already_present, "demo incidents seeded");
     }
     let index = haven_incidents::IncidentsIndex::default();
+    let alert_metrics = haven_incidents::metrics::AlertMetrics::default();
+    alert_metrics.register(metrics);
     let tasks = vec![
         tokio::spawn(index.clone().follow(
             Arc::clone(log),
@@ -480,6 +483,7 @@ async fn start_incidents(
             app.clone(),
             index.clone(),
             haven_incidents::escalation::TICK,
+            alert_metrics,
             shutdown.clone(),
         )),
     ];

@@ -69,3 +69,20 @@ fn parse_reports_the_mix_it_parsed() {
         assert!(cpu > 0.0 && cpu <= 2.0 * report["seconds"].as_f64().unwrap() + 0.05, "{cpu}");
     }
 }
+
+#[test]
+fn a_rolling_restart_under_writes_moves_leadership_and_loses_nothing() {
+    let report = bench(&["rolling-restart", "--rounds", "1", "--writers", "2", "--down-ms", "1000"]);
+    let restarts = report["restarts"].as_array().unwrap();
+    let nodes: Vec<u64> = restarts.iter().map(|r| r["node"].as_u64().unwrap()).collect();
+    assert_eq!(nodes, vec![3, 2, 1], "highest ordinal first, every node once");
+    assert!(restarts.iter().all(|r| r["stopped_gracefully"] == true), "{report}");
+    let leader_stops: Vec<_> = restarts.iter().filter(|r| r["was_leader"] == true).collect();
+    assert!(!leader_stops.is_empty(), "the leader is restarted too: {report}");
+    for restart in leader_stops {
+        assert_ne!(restart["leader_after"], restart["node"], "another node took over while it was down: {report}");
+    }
+    assert!(report["acknowledged"].as_u64().unwrap() > 0);
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["duplicated"], 0, "{report}");
+}

@@ -303,3 +303,58 @@ async fn the_subject_directory_is_for_those_who_need_it_and_every_read_is_record
     );
     served.fixture.stop().await;
 }
+
+/// The `kid` in a token's header.
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.expect("every token names its key")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trust_admin_rotates_the_signing_key_and_tokens_of_the_old_one_still_verify() {
+    let mut served = serve().await;
+    let admin_token = signed_in(&mut served.client, "admin@example.org", ADMIN_PASSWORD).await;
+    let dsl = person(&mut served, &admin_token, "dsl-oak", pb::Role::Dsl, "oak").await;
+    let old_kid = kid_of(&admin_token);
+
+    // Nobody but a trust admin, and nothing changes when refused.
+    let refused = served.client.rotate_signing_key(bearer(&dsl, pb::RotateSigningKeyRequest {})).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{}", refused.message());
+    let unsigned = served.client.rotate_signing_key(pb::RotateSigningKeyRequest {}).await.unwrap_err();
+    assert_eq!(unsigned.code(), Code::Unauthenticated);
+    assert_eq!(kid_of(&signed_in(&mut served.client, "admin@example.org", ADMIN_PASSWORD).await), old_kid);
+
+    let rotated = served
+        .client
+        .rotate_signing_key(bearer(&admin_token, pb::RotateSigningKeyRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(rotated.key_id, old_kid);
+    assert_eq!(rotated.verifying_key_ids, vec![old_kid.clone(), rotated.key_id.clone()], "the old key still verifies");
+    let jwks = served.client.get_jwks(pb::GetJwksRequest {}).await.unwrap().into_inner().jwks_json;
+    assert!(jwks.contains(&old_kid) && jwks.contains(&rotated.key_id), "{jwks}");
+
+    // New tokens are signed with the new key; a token of the old key is still accepted.
+    let fresh = signed_in(&mut served.client, "admin@example.org", ADMIN_PASSWORD).await;
+    assert_eq!(kid_of(&fresh), rotated.key_id);
+    served.client.who_am_i(bearer(&fresh, pb::WhoAmIRequest {})).await.unwrap();
+    served.client.who_am_i(bearer(&dsl, pb::WhoAmIRequest {})).await.unwrap();
+
+    // Other processes learn the new public key from the log.
+    let slice = served
+        .fixture
+        .shared
+        .read_stream(haven_eventlog_client::ReadStream::forwards(
+            haven_kernel::StreamId::parse(haven_identity::SIGNING_KEYS_STREAM).unwrap(),
+            haven_kernel::Version(0),
+            100,
+        ))
+        .await
+        .unwrap();
+    let announced: Vec<String> = slice
+        .events
+        .iter()
+        .map(|e| <pb::SigningKeyRotated as prost::Message>::decode(e.payload.as_slice()).unwrap().key_id)
+        .collect();
+    assert_eq!(announced, vec![old_kid, rotated.key_id], "each key announced once, in order");
+}

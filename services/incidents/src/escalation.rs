@@ -15,6 +15,7 @@ use std::time::Duration;
 use haven_runtime::Shutdown;
 
 use crate::domain::{AlertId, ConcernId, UnixTime, escalations_due};
+use crate::metrics::AlertMetrics;
 use crate::{CommandContext, Error, IncidentsApp, IncidentsIndex};
 
 /// How often `haven up`'s timer looks for due escalations.
@@ -67,8 +68,9 @@ pub async fn open_concerns_for_alerts(
     Ok(raised)
 }
 
-/// Runs [`open_concerns_for_alerts`] and [`escalate_due`] on the wall clock every `every` until `shutdown`.
-pub async fn run(app: IncidentsApp, index: IncidentsIndex, every: Duration, shutdown: Shutdown) {
+/// Runs [`open_concerns_for_alerts`] and [`escalate_due`] on the wall clock every `every` until
+/// `shutdown`, and after each tick sets `metrics` from the alerts still waiting.
+pub async fn run(app: IncidentsApp, index: IncidentsIndex, every: Duration, metrics: AlertMetrics, shutdown: Shutdown) {
     while !shutdown.is_triggered() {
         let now = UnixTime(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
@@ -77,10 +79,14 @@ pub async fn run(app: IncidentsApp, index: IncidentsIndex, every: Duration, shut
             tracing::warn!(code = error.code().as_str(), "raising concerns from alerts failed; retrying next tick");
         }
         match escalate_due(&app, &index, now).await {
-            Ok(escalated) if !escalated.is_empty() => tracing::info!(alerts = escalated.len(), "alerts escalated"),
+            Ok(escalated) if !escalated.is_empty() => {
+                tracing::info!(alerts = escalated.len(), "alerts escalated");
+                metrics.escalated(escalated.len() as u64);
+            }
             Ok(_) => {}
             Err(error) => tracing::warn!(code = error.code().as_str(), "escalation tick failed; retrying next tick"),
         }
+        metrics.observe_waiting(&index.unacknowledged_alerts(), now);
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             () = shutdown.triggered() => return,

@@ -23,6 +23,7 @@ pub mod escalation;
 pub mod events;
 mod grpc;
 pub mod index;
+pub mod metrics;
 
 pub use app::{
     CommandContext, EventIds, IncidentsApp, alert_stream, case_stream, concern_id_for_alert, concern_stream,

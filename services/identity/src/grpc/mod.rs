@@ -376,6 +376,28 @@ impl Identity for IdentityService {
         Ok(Response::new(pb::GetJwksResponse { jwks_json: self.accounts.tokens().jwks_json(now().0) }))
     }
 
+    async fn rotate_signing_key(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        check(&caller, Action::RotateSigningKeys, &Resource::trust())?;
+        let now = now().0;
+        let tokens = self.accounts.tokens();
+        let key = tokens.rotate(now).map_err(|error| status(Error::from(error)))?;
+        // Every key that verifies, not only the new one: announcing is idempotent, so a retry
+        // after a failed append here announces what the first attempt did not.
+        let verifying = tokens.verifying_keys(now);
+        for verifying_key in &verifying {
+            self.app.announce_signing_key(verifying_key).await.map_err(status)?;
+        }
+        tracing::info!(key_id = %key.kid, verifying = verifying.len(), "token signing key rotated");
+        Ok(Response::new(pb::RotateSigningKeyResponse {
+            key_id: key.kid,
+            verifying_key_ids: verifying.into_iter().map(|k| k.kid).collect(),
+        }))
+    }
+
     async fn issue_school_system_credential(
         &self,
         request: Request<pb::IssueSchoolSystemCredentialRequest>,

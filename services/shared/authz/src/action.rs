@@ -24,6 +24,8 @@ pub enum Action {
     GetUser,
     ListAccessRegister,
     PublishAup,
+    /// Rotate the token signing key.
+    RotateSigningKeys,
     // Identity: what any signed-in person may do about themselves, AUP or not.
     GetAup,
     AcceptAup,
@@ -88,7 +90,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 47] = [
+    pub const ALL: [Action; 48] = [
         Action::EstablishTrust,
         Action::RegisterSchool,
         Action::ChangePupilNumbers,
@@ -105,6 +107,7 @@ impl Action {
         Action::AcceptAup,
         Action::WhoAmI,
         Action::SignOut,
+        Action::RotateSigningKeys,
         Action::ManageSchoolSystems,
         Action::WriteSubjects,
         Action::ReadSubjects,

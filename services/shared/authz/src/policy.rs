@@ -54,6 +54,7 @@ pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
     (Action::GetUser, &[(TrustAdmin, T), (Auditor, T), (Principal, S)]),
     (Action::ListAccessRegister, &[(TrustAdmin, T), (Auditor, T), (Principal, S), (Dsl, S)]),
     (Action::PublishAup, &[(TrustAdmin, T)]),
+    (Action::RotateSigningKeys, &[(TrustAdmin, T)]),
     (Action::ManageSchoolSystems, &[(TrustAdmin, T), (Principal, S), (TechnicalStaff, S)]),
     (Action::WriteSubjects, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
     (Action::ReadSubjects, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),

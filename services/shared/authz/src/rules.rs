@@ -45,6 +45,7 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Identity/SignOut", Signed(Action::SignOut)),
     ("/haven.v1.Identity/WhoAmI", Signed(Action::WhoAmI)),
     ("/haven.v1.Identity/GetJwks", Public),
+    ("/haven.v1.Identity/RotateSigningKey", Signed(Action::RotateSigningKeys)),
     ("/haven.v1.Identity/IssueSchoolSystemCredential", Signed(Action::ManageSchoolSystems)),
     ("/haven.v1.Identity/RevokeSchoolSystemCredential", Signed(Action::ManageSchoolSystems)),
     ("/haven.v1.Identity/ExchangeClientCredentials", Public),
