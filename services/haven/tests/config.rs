@@ -102,3 +102,29 @@ fn the_escalation_time_is_configurable_and_checked() {
     let refused = refusal(&["config"], &[("HAVEN_INCIDENTS__ESCALATE_AFTER_S", "5")]);
     assert!(refused.contains("incidents.escalate_after_s"), "{refused}");
 }
+
+/// The `haven.toml` block of a Kubernetes ConfigMap manifest (its indented `haven.toml: |`).
+fn configmap_toml(manifest: &str) -> String {
+    let mut lines = manifest.lines().skip_while(|line| line.trim() != "haven.toml: |").skip(1);
+    let first = lines.next().expect("haven.toml has content");
+    let indent = first.len() - first.trim_start().len();
+    std::iter::once(first)
+        .chain(lines.take_while(|line| line.trim().is_empty() || line.len() - line.trim_start().len() >= indent))
+        .map(|line| line.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_kubernetes_config_map_is_a_valid_configuration() {
+    let manifest = include_str!("../../../infra/k8s/base/config.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("haven.toml");
+    std::fs::write(&file, configmap_toml(manifest)).unwrap();
+    let config = effective(&["--config", file.to_str().unwrap(), "config"], &[]);
+    let sources = config["ingest"]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 1, "{config}");
+    assert_eq!(sources[0]["syslog_tcp"], "0.0.0.0:6514", "the port the ingest manifests expose");
+    assert_eq!(config["ingest"]["demo_feed"], false);
+    assert_eq!(config["incidents"]["time_zone"], "Europe/London");
+}
