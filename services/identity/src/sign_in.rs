@@ -50,6 +50,17 @@ fn system_context(at: UnixTime) -> CommandContext {
     }
 }
 
+/// The context of what a person does to their own sessions (signing in, refreshing).
+fn own_context(user: &User, at: UnixTime) -> CommandContext {
+    let mut context = system_context(at);
+    context.actor = pb::Actor {
+        principal_id: user.user_id.principal_id(),
+        kind: pb::ActorKind::User as i32,
+        roles: user.role_grants().iter().map(|grant| grant.role.as_str().to_owned()).collect(),
+    };
+    context
+}
+
 /// The context of what a signed-in person does.
 pub fn user_context(principal: &Principal, at: UnixTime) -> CommandContext {
     CommandContext {
@@ -86,23 +97,37 @@ impl Accounts {
             expires_at: refresh_expires_at,
             at: now,
         };
-        let mut context = system_context(now);
-        context.actor = pb::Actor {
-            principal_id: user.user_id.principal_id(),
-            kind: pb::ActorKind::User as i32,
-            roles: user.role_grants().iter().map(|grant| grant.role.as_str().to_owned()).collect(),
-        };
+        let context = own_context(&user, now);
         let (user, _) = self.app.user_command(&context, &user.user_id, start).await?;
         self.token_pair(&user, refresh, refresh_expires_at, now).await
     }
 
-    /// A new access token for a live session.
+    /// A new access token for a live session, and a new refresh token: the one presented is
+    /// used up (`SessionRefreshed`). Presenting a used-up one again ends the session
+    /// (`RefreshTokenReused`, `SessionsRevoked`): whoever holds a copy and whoever holds the
+    /// newer token both have to sign in again, and the copy is worthless.
     pub async fn refresh(&self, raw: &str, now: UnixTime) -> Result<TokenPair, Error> {
-        let refresh = RefreshToken::parse(raw).ok_or(Error::User(UserError::SessionNotUsable))?;
-        let (user, _) = self.app.user(&refresh.user_id).await?.ok_or(Error::User(UserError::SessionNotUsable))?;
-        let session = user.session_for_refresh(&refresh.session_id, &refresh.secret_sha256(), now)?;
+        let not_usable = || Error::User(UserError::SessionNotUsable);
+        let presented = RefreshToken::parse(raw).ok_or_else(not_usable)?;
+        let (user, _) = self.app.user(&presented.user_id).await?.ok_or_else(not_usable)?;
+        let next = presented.rotated();
+        let command = UserCommand::RefreshSession {
+            session_id: presented.session_id.clone(),
+            presented_sha256: presented.secret_sha256(),
+            new_secret_sha256: next.secret_sha256(),
+            at: now,
+        };
+        let context = own_context(&user, now);
+        // An unknown, revoked or expired session, or a secret it never had: refused by the
+        // decider, nothing written.
+        let (user, _) = self.app.user_command(&context, &presented.user_id, command).await?;
+        let session = user.sessions.get(&presented.session_id).filter(|session| !session.revoked);
+        let Some(session) = session else {
+            tracing::warn!(session = %presented.session_id, "a used-up refresh token was presented: session ended");
+            return Err(not_usable());
+        };
         let expires_at = session.expires_at;
-        self.token_pair(&user, refresh, expires_at, now).await
+        self.token_pair(&user, next, expires_at, now).await
     }
 
     /// Ends the caller's session: its refresh token stops working, and its access tokens are

@@ -56,6 +56,15 @@ impl RefreshToken {
         }
     }
 
+    /// The token that replaces this one at a refresh: the same session, a new secret.
+    pub fn rotated(&self) -> RefreshToken {
+        RefreshToken {
+            user_id: self.user_id.clone(),
+            session_id: self.session_id.clone(),
+            secret: crate::secret::random_token(32),
+        }
+    }
+
     pub fn parse(raw: &str) -> Option<RefreshToken> {
         let mut parts = raw.splitn(4, '.');
         let (prefix, user, session, secret) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);

@@ -138,6 +138,8 @@ fn register_entry(envelope: &EventEnvelope, user: &User, event: &UserEvent) -> O
         UserEvent::Disabled(departure) => entry(AccessChange::UserDisabled, departure.left_on, &departure.disabled_by),
         UserEvent::PasswordSet { .. }
         | UserEvent::SignedIn { .. }
+        | UserEvent::SessionRefreshed { .. }
+        | UserEvent::RefreshTokenReused { .. }
         | UserEvent::SignInFailed { .. }
         | UserEvent::SessionsRevoked { .. } => return None,
     })

@@ -76,6 +76,53 @@ async fn sign_in_refresh_and_sign_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_works_once_and_a_copy_used_later_ends_the_session() {
+    let (fixture, accounts) = signed_up().await;
+    let t = now();
+    let pair = accounts.sign_in("r-ahmed@example.org", GOOD, t).await.unwrap();
+    let first = pair.refresh_token.unwrap();
+    let second = accounts.refresh(&first, t).await.unwrap().refresh_token.unwrap();
+    assert_ne!(second, first, "each refresh hands out a new refresh token");
+
+    // The same browser racing itself (within the leeway): refused, the session goes on.
+    let error = accounts.refresh(&first, t).await.unwrap_err();
+    assert!(matches!(error, Error::User(UserError::SessionNotUsable)), "{error}");
+    let third = accounts.refresh(&second, t).await.unwrap().refresh_token.unwrap();
+
+    // A copy of a used-up token, presented later: refused, and the session is over for the
+    // holder of the newest token too.
+    let later = haven_identity::domain::UnixTime(t.0 + 60);
+    let error = accounts.refresh(&first, later).await.unwrap_err();
+    assert!(matches!(error, Error::User(UserError::SessionNotUsable)), "{error}");
+    let error = accounts.refresh(&third, later).await.unwrap_err();
+    assert!(matches!(error, Error::User(UserError::SessionNotUsable)), "{error}");
+
+    // The log says what happened, in order.
+    let slice = fixture
+        .shared
+        .read_stream(haven_eventlog_client::ReadStream::forwards(
+            haven_kernel::StreamId::parse("user-r-ahmed").unwrap(),
+            haven_kernel::Version(0),
+            100,
+        ))
+        .await
+        .unwrap();
+    let types: Vec<&str> =
+        slice.events.iter().map(|e| e.event_type.as_str()).skip_while(|t| *t != "identity.UserSignedIn").collect();
+    assert_eq!(
+        types,
+        [
+            "identity.UserSignedIn",
+            "identity.UserSessionRefreshed",
+            "identity.UserSessionRefreshed",
+            "identity.RefreshTokenReused",
+            "identity.SessionsRevoked",
+        ]
+    );
+    fixture.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepting_the_aup_gives_a_token_that_carries_it() {
     let (fixture, accounts) = signed_up().await;
     fixture.app.publish_aup(&admin(), 1, [1; 32]).await.unwrap();

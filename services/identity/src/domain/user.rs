@@ -35,7 +35,29 @@ pub struct Session {
     pub expires_at: UnixTime,
     /// SHA-256 of the refresh token's secret.
     pub refresh_secret_sha256: [u8; 32],
+    /// The secrets this session's refresh token had before each refresh replaced it, with
+    /// when (the newest [`MAX_REMEMBERED_SECRETS`]): one presented again means the token was
+    /// copied.
+    pub replaced_secrets_sha256: Vec<([u8; 32], UnixTime)>,
     pub revoked: bool,
+}
+
+/// How many replaced refresh secrets a session remembers to recognise reuse.
+pub const MAX_REMEMBERED_SECRETS: usize = 64;
+
+/// A secret presented this soon after a refresh replaced it is refused without ending the
+/// session: two requests of one browser that both found the access token expired race to
+/// refresh with the same cookie, and the loser is not a thief.
+pub const REUSE_LEEWAY_S: i64 = 30;
+
+/// What presenting a refresh token's secret to its session means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshCheck {
+    /// The current secret of a live session.
+    Current,
+    /// A secret this session had before a refresh replaced it: the token was copied (or a
+    /// client retried with a stale one). The session must end.
+    Replaced,
 }
 
 /// A role grant as the register keeps it.
@@ -128,6 +150,34 @@ impl User {
         }
         Ok(session)
     }
+
+    /// Whether `secret_sha256` is the current or a replaced secret of a live session.
+    fn check_refresh(
+        &self,
+        session_id: &str,
+        secret_sha256: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<RefreshCheck, UserError> {
+        if self.is_disabled() {
+            return Err(UserError::Disabled);
+        }
+        let session = self.sessions.get(session_id).ok_or(UserError::SessionNotUsable)?;
+        if session.revoked || session.expires_at <= now {
+            return Err(UserError::SessionNotUsable);
+        }
+        if constant_time_eq(&session.refresh_secret_sha256, secret_sha256) {
+            return Ok(RefreshCheck::Current);
+        }
+        // Every remembered secret is compared, so the time taken says nothing about which.
+        let replaced_at = session
+            .replaced_secrets_sha256
+            .iter()
+            .fold(None, |found, (old, at)| if constant_time_eq(old, secret_sha256) { Some(*at) } else { found });
+        match replaced_at {
+            Some(at) if now.0 - at.0 >= REUSE_LEEWAY_S => Ok(RefreshCheck::Replaced),
+            _ => Err(UserError::SessionNotUsable),
+        }
+    }
 }
 
 /// Compares two digests without an early exit, so timing tells nothing about where they differ.
@@ -179,6 +229,14 @@ pub enum UserCommand {
         expires_at: UnixTime,
         at: UnixTime,
     },
+    /// A refresh: the presented secret must be the session's current one; it is replaced by
+    /// `new_secret_sha256`. A replaced secret presented again ends the session.
+    RefreshSession {
+        session_id: String,
+        presented_sha256: [u8; 32],
+        new_secret_sha256: [u8; 32],
+        at: UnixTime,
+    },
     RecordSignInFailure {
         at: UnixTime,
     },
@@ -223,6 +281,18 @@ pub enum UserEvent {
         session_id: String,
         refresh_secret_sha256: [u8; 32],
         expires_at: UnixTime,
+        at: UnixTime,
+    },
+    /// The session's refresh token was exchanged; its secret is now `refresh_secret_sha256`.
+    SessionRefreshed {
+        session_id: String,
+        refresh_secret_sha256: [u8; 32],
+        at: UnixTime,
+    },
+    /// A refresh token whose secret had already been replaced was presented: a copy is in
+    /// someone's hands. Always followed by the session's `SessionsRevoked`.
+    RefreshTokenReused {
+        session_id: String,
         at: UnixTime,
     },
     SignInFailed {
@@ -407,6 +477,23 @@ impl Decider for UserDecider {
                 });
                 Ok(events)
             }
+            UserCommand::RefreshSession { session_id, presented_sha256, new_secret_sha256, at } => {
+                match user.check_refresh(session_id, presented_sha256, *at)? {
+                    RefreshCheck::Current => Ok(vec![UserEvent::SessionRefreshed {
+                        session_id: session_id.clone(),
+                        refresh_secret_sha256: *new_secret_sha256,
+                        at: *at,
+                    }]),
+                    RefreshCheck::Replaced => Ok(vec![
+                        UserEvent::RefreshTokenReused { session_id: session_id.clone(), at: *at },
+                        UserEvent::SessionsRevoked {
+                            session_id: Some(session_id.clone()),
+                            revoked_by: "haven".into(),
+                            at: *at,
+                        },
+                    ]),
+                }
+            }
             UserCommand::RecordSignInFailure { at } => {
                 user.may_attempt_sign_in(*at)?;
                 let consecutive_failures = user.consecutive_failures + 1;
@@ -470,6 +557,7 @@ impl Decider for UserDecider {
                         signed_in_at: *at,
                         expires_at: *expires_at,
                         refresh_secret_sha256: *refresh_secret_sha256,
+                        replaced_secrets_sha256: Vec::new(),
                         revoked: false,
                     },
                 );
@@ -477,6 +565,16 @@ impl Decider for UserDecider {
                 user.last_failure_at = None;
                 user.locked_until = None;
             }
+            UserEvent::SessionRefreshed { session_id, refresh_secret_sha256, at } => {
+                if let Some(session) = user.sessions.get_mut(session_id) {
+                    let replaced = std::mem::replace(&mut session.refresh_secret_sha256, *refresh_secret_sha256);
+                    session.replaced_secrets_sha256.push((replaced, *at));
+                    let excess = session.replaced_secrets_sha256.len().saturating_sub(MAX_REMEMBERED_SECRETS);
+                    session.replaced_secrets_sha256.drain(..excess);
+                }
+            }
+            // What it means is in the `SessionsRevoked` that always follows it.
+            UserEvent::RefreshTokenReused { .. } => {}
             UserEvent::SignInFailed { consecutive_failures, locked_until, at } => {
                 user.consecutive_failures = *consecutive_failures;
                 user.last_failure_at = Some(*at);

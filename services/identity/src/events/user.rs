@@ -18,8 +18,15 @@ pub const ROLE_REVOKED: &str = "identity.RoleRevoked";
 pub const AUP_ACCEPTED: &str = "identity.AupAccepted";
 pub const USER_SIGNED_IN: &str = "identity.UserSignedIn";
 pub const USER_SIGN_IN_FAILED: &str = "identity.UserSignInFailed";
+pub const USER_SESSION_REFRESHED: &str = "identity.UserSessionRefreshed";
+pub const REFRESH_TOKEN_REUSED: &str = "identity.RefreshTokenReused";
 pub const SESSIONS_REVOKED: &str = "identity.SessionsRevoked";
 pub const USER_DISABLED: &str = "identity.UserDisabled";
+
+/// A refresh secret's SHA-256 as recorded.
+fn digest(bytes: &[u8], envelope: &pb::EventEnvelope) -> Result<[u8; 32], Error> {
+    bytes.try_into().map_err(|_| super::unreadable(envelope)("refresh_secret_sha256 is not 32 bytes".into()))
+}
 
 pub fn role_to_proto(role: Role) -> pb::Role {
     match role {
@@ -119,6 +126,21 @@ pub fn encode_user(user_id: &UserId, event: &UserEvent) -> (&'static str, Vec<u8
             }
             .encode_to_vec(),
         ),
+        UserEvent::SessionRefreshed { session_id, refresh_secret_sha256, at } => (
+            USER_SESSION_REFRESHED,
+            pb::UserSessionRefreshed {
+                user_id,
+                session_id: session_id.clone(),
+                refresh_secret_sha256: refresh_secret_sha256.to_vec(),
+                refreshed_at: Some(time_to_proto(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        UserEvent::RefreshTokenReused { session_id, at } => (
+            REFRESH_TOKEN_REUSED,
+            pb::RefreshTokenReused { user_id, session_id: session_id.clone(), detected_at: Some(time_to_proto(*at)) }
+                .encode_to_vec(),
+        ),
         UserEvent::SignInFailed { consecutive_failures, locked_until, at } => (
             USER_SIGN_IN_FAILED,
             pb::UserSignInFailed {
@@ -203,14 +225,25 @@ pub fn decode_user(envelope: &pb::EventEnvelope) -> Result<UserEvent, Error> {
         USER_SIGNED_IN => {
             let event: pb::UserSignedIn = payload(envelope)?;
             UserEvent::SignedIn {
-                refresh_secret_sha256: event
-                    .refresh_secret_sha256
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| unreadable("refresh_secret_sha256 is not 32 bytes".into()))?,
+                refresh_secret_sha256: digest(&event.refresh_secret_sha256, envelope)?,
                 session_id: event.session_id,
                 expires_at: time_from_proto(event.expires_at.as_ref()),
                 at: time_from_proto(event.signed_in_at.as_ref()),
+            }
+        }
+        USER_SESSION_REFRESHED => {
+            let event: pb::UserSessionRefreshed = payload(envelope)?;
+            UserEvent::SessionRefreshed {
+                refresh_secret_sha256: digest(&event.refresh_secret_sha256, envelope)?,
+                session_id: event.session_id,
+                at: time_from_proto(event.refreshed_at.as_ref()),
+            }
+        }
+        REFRESH_TOKEN_REUSED => {
+            let event: pb::RefreshTokenReused = payload(envelope)?;
+            UserEvent::RefreshTokenReused {
+                session_id: event.session_id,
+                at: time_from_proto(event.detected_at.as_ref()),
             }
         }
         USER_SIGN_IN_FAILED => {
@@ -279,6 +312,8 @@ mod tests {
                 expires_at: UnixTime(at.0 + 1),
                 at,
             },
+            UserEvent::SessionRefreshed { session_id: "s".into(), refresh_secret_sha256: [3; 32], at },
+            UserEvent::RefreshTokenReused { session_id: "s".into(), at },
             UserEvent::SignInFailed { consecutive_failures: 10, locked_until: Some(UnixTime(at.0 + 900)), at },
             UserEvent::SignInFailed { consecutive_failures: 1, locked_until: None, at },
             UserEvent::SessionsRevoked { session_id: None, revoked_by: "user-admin".into(), at },

@@ -168,6 +168,63 @@ fn a_leaver_is_disabled_with_every_session_revoked_at_once() {
     assert_eq!(when(&all, &disable), Err(UserError::AlreadyDisabled));
 }
 
+fn refresh(presented: u8, new: u8, at: UnixTime) -> UserCommand {
+    UserCommand::RefreshSession {
+        session_id: "s1".into(),
+        presented_sha256: [presented; 32],
+        new_secret_sha256: [new; 32],
+        at,
+    }
+}
+
+#[test]
+fn a_refresh_uses_up_the_secret_and_a_used_up_one_presented_again_ends_the_session() {
+    let history = given(&[register(), session("s1", T0), session("s2", T0), refresh(7, 8, T0)]);
+    let user = state(&history);
+    assert_eq!(user.sessions["s1"].refresh_secret_sha256, [8; 32]);
+    assert!(user.session_for_refresh("s1", &[8; 32], T0).is_ok(), "the new secret works");
+    assert!(user.session_for_refresh("s1", &[7; 32], T0).is_err(), "the old one does not");
+
+    // A secret the session never had: refused, nothing written.
+    assert_eq!(when(&history, &refresh(9, 10, T0)), Err(UserError::SessionNotUsable));
+    // The used-up secret within the leeway (a browser's racing request): refused, nothing written.
+    let racing = UnixTime(T0.0 + REUSE_LEEWAY_S - 1);
+    assert_eq!(when(&history, &refresh(7, 11, racing)), Err(UserError::SessionNotUsable));
+    // After it: the session ends, and says why.
+    let later = UnixTime(T0.0 + REUSE_LEEWAY_S);
+    let reuse = when(&history, &refresh(7, 11, later)).unwrap();
+    assert_eq!(
+        reuse,
+        vec![
+            UserEvent::RefreshTokenReused { session_id: "s1".into(), at: later },
+            UserEvent::SessionsRevoked { session_id: Some("s1".into()), revoked_by: "haven".into(), at: later },
+        ]
+    );
+    let after: Vec<_> = history.iter().cloned().chain(reuse).collect();
+    let user = state(&after);
+    assert!(user.session_for_refresh("s1", &[8; 32], T0).is_err(), "the newer token ends with it");
+    assert!(user.session_for_refresh("s2", &[7; 32], T0).is_ok(), "other sessions go on");
+    assert_eq!(when(&after, &refresh(8, 12, T0)), Err(UserError::SessionNotUsable));
+}
+
+#[test]
+fn a_session_remembers_a_bounded_number_of_used_up_secrets() {
+    let mut commands = vec![register(), session("s1", T0)];
+    // 7 → 0 → 1 → … : 100 refreshes.
+    commands.push(refresh(7, 0, T0));
+    for n in 0..99u8 {
+        commands.push(refresh(n, n + 1, T0));
+    }
+    let history = given(&commands);
+    let user = state(&history);
+    assert_eq!(user.sessions["s1"].replaced_secrets_sha256.len(), MAX_REMEMBERED_SECRETS);
+    assert_eq!(user.sessions["s1"].refresh_secret_sha256, [99; 32]);
+    // The most recent used-up secrets are recognised; the oldest are forgotten (refused only).
+    let later = UnixTime(T0.0 + REUSE_LEEWAY_S);
+    assert!(matches!(when(&history, &refresh(98, 200, later)).unwrap()[0], UserEvent::RefreshTokenReused { .. }));
+    assert_eq!(when(&history, &refresh(7, 200, later)), Err(UserError::SessionNotUsable));
+}
+
 #[test]
 fn sessions_are_revoked_one_or_all_and_refresh_needs_a_live_matching_session() {
     let history = given(&[register(), session("s1", T0), session("s2", T0)]);
