@@ -79,6 +79,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let http_listener = listen(config.http_addr, "--http-addr / http_addr").await?;
     let readiness = Readiness::default();
     let metrics = Metrics::default();
+    haven_authz::denials::register_metrics(&metrics);
     let shutdown = Shutdown::default();
     let log_ready = readiness.register("eventlog", "opening");
     let gateway_ready = readiness.register("gateway", "starting");

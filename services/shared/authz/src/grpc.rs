@@ -135,7 +135,9 @@ pub fn check(caller: &Caller, action: Action, resource: &Resource) -> Result<(),
     match policy::authorize(&caller.principal, caller.aup_current, action, resource) {
         Decision::Allow => Ok(()),
         Decision::Deny(reason) => {
-            tracing::info!(principal = %caller.principal.id, ?action, reason = reason.as_str(), "denied");
+            // Who asked is not logged (a user id can name a person); the kind and the reason are.
+            tracing::info!(kind = ?caller.principal.kind, ?action, reason = reason.as_str(), "denied");
+            crate::denials::count(Some(action), reason.code());
             Err(denied(format!("{action:?} denied: {}", reason.as_str())))
         }
     }
@@ -164,22 +166,34 @@ impl AuthLayer {
     pub fn admit(&self, path: &str, authorization: Option<&str>) -> Result<Option<Caller>, Status> {
         let Some(rule) = rules::rule_for(path) else {
             tracing::info!(method = path, "denied: no rule for this method");
+            crate::denials::count(None, "no_rule");
             return Err(denied(format!("{path} has no authorisation rule: denied by default")));
         };
         match rule {
             Rule::Public => Ok(None),
             Rule::Internal if self.allow_internal => Ok(None),
-            Rule::Internal => Err(denied(format!("{path} is reachable only inside the cluster"))),
-            Rule::NotServed => Err(denied(format!("{path} is not served yet"))),
+            Rule::Internal => {
+                crate::denials::count(None, "internal_only");
+                Err(denied(format!("{path} is reachable only inside the cluster")))
+            }
+            Rule::NotServed => {
+                crate::denials::count(None, "not_served");
+                Err(denied(format!("{path} is not served yet")))
+            }
             Rule::Signed(action) => {
                 let caller = self.authenticator.authenticate_header(authorization).map_err(|error| {
-                    if let AuthError::Token(reason) = error {
-                        tracing::info!(method = path, reason = %reason, "unauthenticated");
+                    match error {
+                        AuthError::Token(reason) => {
+                            tracing::info!(method = path, reason = %reason, "unauthenticated");
+                            crate::denials::count(Some(action), "unauthenticated");
+                        }
+                        AuthError::NotReady => crate::denials::count(Some(action), "not_ready"),
                     }
                     auth_status(error)
                 })?;
                 if let Err(reason) = could_ever(&caller, action) {
-                    tracing::info!(principal = %caller.principal.id, ?action, reason = reason.as_str(), "denied");
+                    tracing::info!(kind = ?caller.principal.kind, ?action, reason = reason.as_str(), "denied");
+                    crate::denials::count(Some(action), reason.code());
                     return Err(denied(format!("{action:?} denied: {}", reason.as_str())));
                 }
                 Ok(Some(caller))

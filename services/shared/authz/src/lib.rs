@@ -14,6 +14,7 @@
 
 mod access;
 mod action;
+pub mod denials;
 pub mod grpc;
 pub mod policy;
 mod principal;

@@ -164,6 +164,18 @@ impl DenyReason {
             DenyReason::NoGrant => "no role held allows this here",
         }
     }
+
+    /// A short, stable name (a metric label).
+    pub const fn code(self) -> &'static str {
+        match self {
+            DenyReason::SchoolSystemLimit => "school_system_limit",
+            DenyReason::AupNotAccepted => "aup_not_accepted",
+            DenyReason::AboutThemselves => "about_themselves",
+            DenyReason::OwnAccess => "own_access",
+            DenyReason::TrustAdminOnly => "trust_admin_only",
+            DenyReason::NoGrant => "no_grant",
+        }
+    }
 }
 
 /// The answer.

@@ -64,3 +64,42 @@ fn unknown_and_undeclared_methods_are_denied() {
     let internal = AuthLayer::allowing_internal(Authenticator::new(Default::default(), Default::default()));
     assert!(internal.admit("/haven.v1.EventLog/Append", None).is_ok());
 }
+
+#[test]
+fn every_denial_is_counted_by_action_and_reason_without_who() {
+    use haven_authz::denials::{denials, register_metrics};
+    use haven_authz::{Caller, Principal, PrincipalKind, Resource};
+
+    let layer = AuthLayer::new(Authenticator::new(Default::default(), Default::default()));
+    let _ = layer.admit("/haven.v1.Identity/DropEverything", None);
+    let _ = layer.admit("/haven.v1.EventLog/Append", None);
+    let _ = layer.admit("/haven.v1.Identity/GrantRole", None);
+    let _ = layer.admit("/haven.v1.Identity/GrantRole", Some("Bearer x.y.z"));
+    assert!(layer.admit("/haven.v1.Identity/SignIn", None).is_ok(), "an allowed call is not counted");
+    let staff = Caller {
+        principal: Principal {
+            id: "user-invented-teacher".into(),
+            kind: PrincipalKind::User,
+            grants: vec![],
+            session_id: None,
+            aup_version: 1,
+            school: None,
+            expires_at: i64::MAX,
+        },
+        aup_current: true,
+    };
+    assert!(haven_authz::grpc::check(&staff, Action::PublishAup, &Resource::trust()).is_err());
+
+    assert_eq!(denials(None, "no_rule"), 1);
+    assert_eq!(denials(None, "internal_only"), 1);
+    assert_eq!(denials(Some(Action::GrantRole), "unauthenticated"), 1, "no token");
+    assert_eq!(denials(Some(Action::GrantRole), "not_ready"), 1, "the access state had not caught up");
+    assert_eq!(denials(Some(Action::PublishAup), "no_grant"), 1);
+    assert_eq!(denials(Some(Action::SignOut), "no_grant"), 0);
+
+    let metrics = haven_runtime::Metrics::default();
+    register_metrics(&metrics);
+    let text = metrics.encode();
+    assert!(text.contains(r#"haven_authz_denials_total{action="PublishAup",reason="no_grant"} 1"#), "{text}");
+    assert!(!text.contains("invented-teacher"), "who asked is never a label");
+}
