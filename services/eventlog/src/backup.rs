@@ -152,7 +152,7 @@ pub async fn take(channel: tonic::transport::Channel, out: &Path, created_at: i6
     let mut client = haven_proto::v1::cluster_client::ClusterClient::new(channel)
         .max_decoding_message_size(MAX_RECORD_BYTES as usize + 1024);
     let mut stream = client
-        .backup(haven_proto::v1::BackupRequest {})
+        .backup(haven_runtime::internal::request(haven_proto::v1::BackupRequest {}))
         .await
         .map_err(|e| unavailable("the node refused the backup", e))?
         .into_inner();

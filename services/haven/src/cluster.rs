@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use haven_proto::v1 as pb;
 use haven_proto::v1::cluster_client::ClusterClient;
+use haven_runtime::internal::request as internal;
 use tonic::transport::Endpoint;
 
 /// What to ask the node.
@@ -57,12 +58,14 @@ pub async fn run(grpc_addr: &str, command: ClusterCommand) -> anyhow::Result<Exi
                 .into_iter()
                 .map(|(node_id, addr)| pb::ClusterMember { node_id, addr, voter: true, matched_index: 0 })
                 .collect();
-            client.init(pb::ClusterInitRequest { members }).await
+            client.init(internal(pb::ClusterInitRequest { members })).await
         }
-        ClusterCommand::AddLearner { node_id, node_addr } => client.add_learner(node(node_id, node_addr)).await,
-        ClusterCommand::Promote { node_id } => client.promote(node(node_id, String::new())).await,
-        ClusterCommand::Remove { node_id } => client.remove(node(node_id, String::new())).await,
-        ClusterCommand::Status => client.status(pb::ClusterStatusRequest {}).await,
+        ClusterCommand::AddLearner { node_id, node_addr } => {
+            client.add_learner(internal(node(node_id, node_addr))).await
+        }
+        ClusterCommand::Promote { node_id } => client.promote(internal(node(node_id, String::new()))).await,
+        ClusterCommand::Remove { node_id } => client.remove(internal(node(node_id, String::new()))).await,
+        ClusterCommand::Status => client.status(internal(pb::ClusterStatusRequest {})).await,
     }
     .map_err(|status| anyhow::anyhow!("{grpc_addr}: {}", status.message()))?
     .into_inner();

@@ -42,6 +42,11 @@ pub struct HavenConfig {
     /// The local address this node's connections to other log nodes leave from, for hosts
     /// with several addresses or firewall rules that name the source. Unset: the OS chooses.
     pub raft_source_ip: Option<std::net::IpAddr>,
+    /// The deployment's internal key (32+ random bytes, mode 0600, the same file in every
+    /// process): the log's own gRPC (log, raft, cluster, backup) then refuses callers without
+    /// the credential derived from it, and this process sends it. Unset: a log node listening
+    /// beyond loopback makes one at `<data_dir>/internal.key`; otherwise none is asked.
+    pub internal_key_file: Option<PathBuf>,
     /// The event log's limits and tuning.
     pub eventlog: EventLogConfig,
     /// Identity: token lifetimes and the password hashing cost.
@@ -66,6 +71,7 @@ impl Default for HavenConfig {
             shutdown_grace_ms: 1_500,
             node_id: 1,
             raft_source_ip: None,
+            internal_key_file: None,
             eventlog: EventLogConfig::default(),
             identity: IdentityConfig::default(),
             custody: haven_custody::CustodyConfig::default(),

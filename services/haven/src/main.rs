@@ -275,10 +275,21 @@ enum LogCommand {
     },
 }
 
+/// The tools that call the log's own gRPC (`haven log cluster|backup|tail`, `identity
+/// bootstrap`, the benches) send the internal credential of `HAVEN_INTERNAL_KEY_FILE` when it
+/// is set (`haven up` and `haven serve` read it as `internal_key_file`, the same variable).
+fn install_internal_credential_from_env() -> anyhow::Result<()> {
+    let Some(file) = std::env::var_os("HAVEN_INTERNAL_KEY_FILE") else { return Ok(()) };
+    let credential = haven_runtime::internal::InternalCredential::load(std::path::Path::new(&file))
+        .map_err(|e| anyhow::anyhow!("HAVEN_INTERNAL_KEY_FILE: {e}"))?;
+    haven_runtime::internal::install(credential);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let load = |args: &UpArgs| config::HavenConfig::load(cli.config.as_deref(), &args.overrides());
-    let result = match &cli.command {
+    let result = install_internal_credential_from_env().and_then(|()| match &cli.command {
         Command::Up(args) => load(args).and_then(|config| {
             init_tracing(&config.log);
             run_async(up::run(config, up::Part::Everything, args.demo, true))
@@ -344,7 +355,7 @@ fn main() -> ExitCode {
         Command::Log { command: LogCommand::Tail { grpc_addr, from, limit } } => {
             runtime().and_then(|runtime| runtime.block_on(tail::run(*grpc_addr, *from, *limit)))
         }
-    };
+    });
     match result {
         Ok(code) => code,
         Err(error) => {

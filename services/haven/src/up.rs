@@ -75,6 +75,7 @@ impl Part {
 }
 
 pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bool) -> anyhow::Result<ExitCode> {
+    install_internal_credential(&config, part.runs_log())?;
     let grpc_listener = listen(config.grpc_addr, "--grpc-addr / grpc_addr").await?;
     let http_listener = listen(config.http_addr, "--http-addr / http_addr").await?;
     let readiness = Readiness::default();
@@ -173,9 +174,12 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     } else {
         None
     };
-    let log_service = runs_log.then(|| EventLogService::new(Arc::clone(&shared_log)).into_server());
-    let raft_service = node.as_ref().map(RaftNode::raft_service);
-    let cluster_service = node.as_ref().map(RaftNode::cluster_service);
+    // The log's own services: below people's authorisation, behind the internal credential.
+    use tower_layer::Layer;
+    let internal = AuthLayer::allowing_internal(authenticator.clone());
+    let log_service = runs_log.then(|| internal.layer(EventLogService::new(Arc::clone(&shared_log)).into_server()));
+    let raft_service = node.as_ref().map(|node| internal.layer(node.raft_service()));
+    let cluster_service = node.as_ref().map(|node| internal.layer(node.cluster_service()));
 
     let reporting_service = reporting_service(&authenticator, &shared_log, &bus);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -295,6 +299,29 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The internal credential this process sends, and asks for at its log's own services
+/// (`haven_runtime::internal`): the configured key file; without one, a log node listening
+/// beyond loopback makes `<data_dir>/internal.key` — deny by default — and other processes
+/// must be given that file.
+fn install_internal_credential(config: &HavenConfig, runs_log: bool) -> anyhow::Result<()> {
+    use haven_runtime::internal::{InternalCredential, install};
+    let credential = match &config.internal_key_file {
+        Some(file) => InternalCredential::load(file).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
+        None if runs_log && !config.grpc_addr.ip().is_loopback() => {
+            let file = config.data_dir.join("internal.key");
+            let credential = InternalCredential::load_or_create(&file)?;
+            tracing::info!(
+                file = %file.display(),
+                "the log's own gRPC asks for the internal credential: give other processes this key (internal_key_file)"
+            );
+            credential
+        }
+        None => return Ok(()),
+    };
+    anyhow::ensure!(install(credential), "a different internal credential is already installed in this process");
+    Ok(())
 }
 
 /// A lazy channel to this process's own gRPC port (loopback when it listens on every address).

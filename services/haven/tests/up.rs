@@ -702,3 +702,76 @@ fn ingest_incidents_and_custody_each_serve_alone_against_a_log_node() {
     }
     stop(&mut log_node);
 }
+
+/// A key file of `byte`s, 0600.
+fn key_file(dir: &std::path::Path, name: &str, byte: u8) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join(name);
+    std::fs::write(&file, [byte; 32]).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    file
+}
+
+/// `haven <args>` with the internal key of `key` (or none), its output.
+fn haven_with_key(args: &[&str], key: Option<&std::path::Path>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_haven"));
+    command.args(args).env_remove("HAVEN_INTERNAL_KEY_FILE");
+    if let Some(key) = key {
+        command.env("HAVEN_INTERNAL_KEY_FILE", key);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn the_logs_own_grpc_answers_only_callers_with_the_internal_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "internal.key", 7);
+    let other = key_file(dir.path(), "other.key", 8);
+    let (grpc, http) = (free_port(), free_port());
+    let mut log = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["serve", "eventlog", "--bootstrap", "--data-dir"])
+        .arg(dir.path().join("log"))
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
+        .env("HAVEN_INTERNAL_KEY_FILE", &key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Running)
+        .unwrap();
+    wait_ready(&mut log, http);
+    let address = format!("127.0.0.1:{grpc}");
+
+    // The log (tail), the cluster operations (status): refused without the credential or with
+    // another deployment's, answered with it.
+    for args in [&["log", "tail", "--grpc-addr", &address][..], &["log", "cluster", "status", "--grpc-addr", &address]]
+    {
+        for wrong in [None, Some(other.as_path())] {
+            let refused = haven_with_key(args, wrong);
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert!(!refused.status.success(), "{args:?} with {wrong:?} must be refused");
+            assert!(stderr.contains("internal credential"), "the refusal says why: {stderr}");
+        }
+        let answered = haven_with_key(args, Some(&key));
+        assert!(answered.status.success(), "{args:?}: {}", String::from_utf8_lossy(&answered.stderr));
+    }
+
+    // A service of the same deployment, given the key, works against the log.
+    let (identity_grpc, identity_http) = (free_port(), free_port());
+    let mut identity = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["serve", "identity", "--data-dir"])
+        .arg(dir.path().join("identity"))
+        .args(["--grpc-addr", &format!("127.0.0.1:{identity_grpc}")])
+        .args(["--http-addr", &format!("127.0.0.1:{identity_http}"), "--eventlog-url", &format!("http://{address}")])
+        .env("HAVEN_INTERNAL_KEY_FILE", &key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Running)
+        .unwrap();
+    wait_ready(&mut identity, identity_http);
+    let tail = haven_with_key(&["log", "tail", "--grpc-addr", &address], Some(&key));
+    assert!(
+        String::from_utf8_lossy(&tail.stdout).contains("identity.SigningKeyRotated"),
+        "identity wrote to the log through the credential"
+    );
+}

@@ -239,7 +239,7 @@ async fn forward_all(forwarder: &Forwarder, batch: Vec<Call>) {
 /// A forwarded call carries the time left as its deadline, so a leader that stops answering
 /// fails it instead of holding it (and this node's proposal slot) forever.
 fn forward_request(request: &pb::AppendBatchRequest) -> tonic::Request<pb::AppendBatchRequest> {
-    let mut request = tonic::Request::new(request.clone());
+    let mut request = haven_runtime::internal::request(request.clone());
     request.set_timeout(FORWARD_TIMEOUT);
     request
 }

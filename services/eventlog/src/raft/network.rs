@@ -110,7 +110,7 @@ impl Peer {
         Fut: Future<Output = Result<tonic::Response<pb::RaftMessage>, tonic::Status>>,
     {
         let client = self.client()?;
-        let mut message = tonic::Request::new(pb::RaftMessage { body: encode(request) });
+        let mut message = haven_runtime::internal::request(pb::RaftMessage { body: encode(request) });
         message.set_timeout(option.hard_ttl());
         let reply = send(client, message).await.map_err(|status| {
             if status.code() == tonic::Code::Unavailable {
@@ -157,7 +157,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         };
         let mut client = self.client()?;
         let send = async move {
-            let theirs = client.snapshot_head(pb::SnapshotHeadRequest {}).await.map_err(unreachable)?.into_inner();
+            let theirs = client
+                .snapshot_head(haven_runtime::internal::request(pb::SnapshotHeadRequest {}))
+                .await
+                .map_err(unreachable)?
+                .into_inner();
             let from = Position(theirs.next_position);
             if from > head.next_position {
                 return Err(unreachable(format!(
@@ -178,7 +182,9 @@ impl RaftNetwork<TypeConfig> for Peer {
                 })
             });
             let reply = client
-                .install_snapshot(tokio_stream::wrappers::ReceiverStream::new(receiver))
+                .install_snapshot(haven_runtime::internal::request(tokio_stream::wrappers::ReceiverStream::new(
+                    receiver,
+                )))
                 .await
                 .map_err(unreachable)?;
             reader.await.map_err(unreachable)?.map_err(unreachable)?;

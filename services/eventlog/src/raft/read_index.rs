@@ -122,7 +122,7 @@ impl ReadIndex {
 
     async fn ask_leader(&self) -> Index {
         let mut client = self.forwarder.leader_client()?;
-        let mut request = tonic::Request::new(pb::ReadIndexRequest {});
+        let mut request = haven_runtime::internal::request(pb::ReadIndexRequest {});
         request.set_timeout(READ_TIMEOUT);
         let response = client.read_index(request).await.map_err(|status| from_status(&status))?;
         Ok(response.into_inner().index)

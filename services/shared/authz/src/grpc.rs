@@ -156,10 +156,30 @@ impl AuthLayer {
         AuthLayer { authenticator, allow_internal: false }
     }
 
-    /// For a log node's own server, where `Internal` methods (the log, raft, cluster) are kept
-    /// inside the cluster by binding and network policy.
+    /// For a log node's own server, where `Internal` methods (the log, raft, cluster) are
+    /// served: to callers with the process's internal credential when one is installed
+    /// (`haven_runtime::internal`, ADR 0023), otherwise kept in by a loopback binding.
     pub fn allowing_internal(authenticator: Authenticator) -> Self {
         AuthLayer { authenticator, allow_internal: true }
+    }
+
+    /// For an `Internal` method where they are served: a refusal unless the call carries the
+    /// process's internal credential (when one is installed).
+    fn internal_refusal<B>(&self, request: &http::Request<B>) -> Option<Status> {
+        let path = request.uri().path();
+        let credential = haven_runtime::internal::installed()?;
+        if !self.allow_internal || rules::rule_for(path) != Some(Rule::Internal) {
+            return None;
+        }
+        let presented = request.headers().get(haven_runtime::internal::HEADER).map(http::HeaderValue::as_bytes);
+        if credential.accepts(presented.unwrap_or_default()) {
+            return None;
+        }
+        tracing::info!(method = path, "refused: no valid internal credential");
+        crate::denials::count(None, "no_internal_credential");
+        Some(Status::unauthenticated(format!(
+            "{path} is internal: this call carries no valid internal credential (internal_key_file)"
+        )))
     }
 
     /// What the layer decides for a call to `path` with this `authorization` header.
@@ -239,6 +259,9 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if let Some(status) = self.layer.internal_refusal(&request) {
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
         let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
         match self.layer.admit(request.uri().path(), authorization) {
             Ok(caller) => {

@@ -56,7 +56,7 @@ impl GrpcEventLog {
 
     /// Wraps a unary request with the deadline (sent as `grpc-timeout`, enforced by both ends).
     fn unary<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
+        let mut request = haven_runtime::internal::request(message);
         request.set_timeout(self.request_timeout);
         request
     }
@@ -122,7 +122,12 @@ impl EventLog for GrpcEventLog {
 
     async fn subscribe(&self, from: Position, filter: pb::EventFilter) -> Result<Subscription, LogError> {
         let request = pb::SubscribeRequest { from_position: from.0, filter: Some(filter) };
-        let stream = self.client().subscribe(request).await.map_err(|s| from_status(&s))?.into_inner();
+        let stream = self
+            .client()
+            .subscribe(haven_runtime::internal::request(request))
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
         Ok(Box::pin(stream.map(|item| {
             item.map(|message| SubscriptionBatch {
                 events: message.events,

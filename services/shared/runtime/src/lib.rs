@@ -4,6 +4,7 @@
 //!
 //! It must not know any service: services register with it, it never calls them.
 
+pub mod internal;
 mod listen;
 mod metrics;
 mod readiness;
