@@ -161,7 +161,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         None
     };
     let ingest = if part.runs(Part::Ingest) {
-        Some(start_ingest(&config, &shared_log, &authenticator, &metrics, &shutdown, seed_demo).await?)
+        Some(start_ingest(&config, &shared_log, &authenticator, &metrics, &readiness, &shutdown, seed_demo).await?)
     } else {
         None
     };
@@ -384,6 +384,7 @@ async fn start_ingest(
     log: &Arc<dyn EventLog>,
     authenticator: &Authenticator,
     metrics: &Metrics,
+    readiness: &Readiness,
     shutdown: &Shutdown,
     seed_demo: bool,
 ) -> anyhow::Result<Ingest> {
@@ -404,7 +405,8 @@ async fn start_ingest(
     }
     let key_file = config.data_dir.join("ingest").join("path-hmac.key");
     let running =
-        haven_ingest_service::start(&ingest_config, Arc::clone(log), &key_file, metrics, shutdown.clone()).await?;
+        haven_ingest_service::start(&ingest_config, Arc::clone(log), &key_file, metrics, readiness, shutdown.clone())
+            .await?;
     let mut tasks = running.tasks;
     if demo_sources && ingest_config.demo_feed {
         let schools = running

@@ -43,6 +43,8 @@ pub enum Action {
     ListFilteringChanges,
     RecordFilterCheck,
     ReportOverblocking,
+    /// Record the annual filtering and monitoring review held with the governor.
+    RecordFilteringReview,
     ListQuarantine,
     // Custody (issue 9): the chain of custody of confiscated devices and the device register.
     /// Confiscate a device (any member of staff, policy 9.3).
@@ -88,7 +90,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 47] = [
+    pub const ALL: [Action; 48] = [
         Action::EstablishTrust,
         Action::RegisterSchool,
         Action::ChangePupilNumbers,
@@ -116,6 +118,7 @@ impl Action {
         Action::ListFilteringChanges,
         Action::RecordFilterCheck,
         Action::ReportOverblocking,
+        Action::RecordFilteringReview,
         Action::ListQuarantine,
         Action::SeizeDevice,
         Action::RecordCustodyStep,
