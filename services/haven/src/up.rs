@@ -407,6 +407,13 @@ async fn start_ingest(
     let running =
         haven_ingest_service::start(&ingest_config, Arc::clone(log), &key_file, metrics, readiness, shutdown.clone())
             .await?;
+    if seed_demo {
+        let app = haven_ingest_service::governance::GovernanceApp::new(Arc::clone(log));
+        haven_ingest_service::governance::demo::seed(&app, jiff::Timestamp::now().as_second())
+            .await
+            .context("seeding the demo's filtering record")?;
+        tracing::info!("demo filtering record seeded");
+    }
     let mut tasks = running.tasks;
     if demo_sources && ingest_config.demo_feed {
         let schools = running
@@ -432,7 +439,11 @@ async fn start_ingest(
 }
 
 fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
-    println!("  ingest        haven.v1.Ingest (SubmitBreaches, ParseLines); {} syslog source(s)", ingest.sources.len());
+    println!(
+        "  ingest        haven.v1.Ingest (SubmitBreaches, ParseLines, the filtering record, ListQuarantine); {} syslog \
+         source(s)",
+        ingest.sources.len()
+    );
     for source in &ingest.sources {
         let tcp = source.syslog_tcp.map(|a| format!(" tcp {a}")).unwrap_or_default();
         let udp = source.syslog_udp.map(|a| format!(" udp {a}")).unwrap_or_default();
@@ -443,6 +454,11 @@ fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
             "  demo feed     each demo school's invented FortiGate sends its log at a school day's rate; a self-harm"
         );
         println!("                search at kestrel-primary raised a critical alert: haven log tail | grep Alert");
+        println!(
+            "  filtering     kestrel-primary's record: an unblock request answered by a change (risk-assessed, approved,"
+        );
+        println!("                applied), a partial filter check and the annual review with the governor:");
+        println!("                haven log tail | grep -E 'FilteringChange|FilterCheck|FilteringReview|Overblocking'");
     }
 }
 

@@ -188,6 +188,18 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         assert!(cases >= 3, "{listing}");
         assert_eq!(*cases_first_round.get_or_insert(cases), cases, "no case opened twice");
         assert_eq!(listing.matches("alert-demo-alert-critical").count(), 1, "{listing}");
+        // Kestrel's filtering record: an unblock request answered by a change requested with its
+        // risk assessment, approved and applied; a check; the review with the governor — once.
+        for event in [
+            "ingest.OverblockingReported",
+            "ingest.FilteringChangeRequested",
+            "ingest.FilteringChangeApproved",
+            "ingest.FilteringChangeApplied",
+            "ingest.FilterCheckRecorded",
+            "ingest.FilteringReviewRecorded",
+        ] {
+            assert_eq!(listing.matches(event).count(), 1, "{event}: {listing}");
+        }
         // Identity's and custody's demo is seeded once, however often the demo starts; incidents'
         // cases likewise (above). The live feed, and the concerns its alerts open, go on.
         let seeded =

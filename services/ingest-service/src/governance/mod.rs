@@ -14,6 +14,7 @@
 //! log line, span, metric or error message.
 
 pub mod app;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod events;
