@@ -234,6 +234,10 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         client: haven_proto::v1::incidents_client::IncidentsClient::new(own.clone()),
         layer: layer(),
     });
+    let filtering_edge = ingest.is_some().then(|| haven_gateway::FilteringEdge {
+        client: haven_proto::v1::ingest_client::IngestClient::new(own.clone()),
+        layer: layer(),
+    });
     let web = web_edge(&authenticator, &shared_log, &bus);
     let http = haven_gateway::router(GatewayState {
         readiness: readiness.clone(),
@@ -241,6 +245,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         identity: identity_edge,
         custody: custody_edge,
         incidents: incidents_edge,
+        filtering: filtering_edge,
         web,
     });
     let http = axum::serve(http_listener, http).with_graceful_shutdown(shutdown.triggered());
