@@ -24,7 +24,7 @@ use tonic::transport::Channel;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::GatewayState;
-use crate::identity::{ErrorBody, error, from_status};
+use crate::identity::{ErrorBody, admit, error, from_status};
 
 /// What the custody routes need: a gRPC client of custody and the edge's layer.
 #[derive(Clone, Debug)]
@@ -49,12 +49,7 @@ where
     let Some(edge) = state.custody.clone() else {
         return Err(error(ErrorCode::Unavailable, "custody is not served by this process"));
     };
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    edge.layer.admit(&format!("/haven.v1.Custody/{method}"), authorization).map_err(from_status)?;
-    let mut request = tonic::Request::new(message);
-    if let Some(value) = authorization.and_then(|value| value.parse().ok()) {
-        request.metadata_mut().insert("authorization", value);
-    }
+    let request = admit(&edge.layer, &format!("/haven.v1.Custody/{method}"), headers, message)?;
     call(edge.client, request).await.map(tonic::Response::into_inner).map_err(from_status)
 }
 

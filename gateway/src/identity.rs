@@ -164,8 +164,19 @@ fn admitted<T>(
     headers: &HeaderMap,
     message: T,
 ) -> Result<tonic::Request<T>, Response> {
+    admit(&edge.layer, &format!("/haven.v1.Identity/{method}"), headers, message)
+}
+
+/// The edge's check of a route by the gRPC method it calls (the same rules and authenticator
+/// as the gRPC layer); the request to forward, carrying the caller's bearer token.
+pub(crate) fn admit<T>(
+    layer: &haven_authz::AuthLayer,
+    path: &str,
+    headers: &HeaderMap,
+    message: T,
+) -> Result<tonic::Request<T>, Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    edge.layer.admit(&format!("/haven.v1.Identity/{method}"), authorization).map_err(from_status)?;
+    layer.admit(path, authorization).map_err(from_status)?;
     let mut request = tonic::Request::new(message);
     if let Some(value) = authorization.and_then(|value| value.parse().ok()) {
         request.metadata_mut().insert("authorization", value);

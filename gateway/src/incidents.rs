@@ -11,7 +11,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use haven_authz::AuthLayer;
 use haven_kernel::ErrorCode;
@@ -24,25 +24,13 @@ use tonic::transport::Channel;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::GatewayState;
-use crate::identity::ErrorBody;
+use crate::identity::{ErrorBody, admit, error, from_status};
 
 /// What the incidents routes need: a gRPC client of incidents and the edge's layer.
 #[derive(Clone, Debug)]
 pub struct IncidentsEdge {
     pub client: IncidentsClient<Channel>,
     pub layer: AuthLayer,
-}
-
-fn error(code: ErrorCode, message: impl Into<String>) -> Response {
-    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(ErrorBody { code: code.as_str().to_owned(), message: message.into() })).into_response()
-}
-
-/// A gRPC status as the HTTP answer with the same code (ADR 0005).
-fn from_status(status: tonic::Status) -> Response {
-    let grpc = status.code() as i32;
-    let code = ErrorCode::ALL.into_iter().find(|code| code.grpc_code() == grpc).unwrap_or(ErrorCode::Internal);
-    error(code, status.message())
 }
 
 fn invalid(field: &str, reason: &str) -> Response {
@@ -59,12 +47,7 @@ fn admitted<T>(
     let Some(edge) = &state.incidents else {
         return Err(error(ErrorCode::Unavailable, "incidents is not served by this process"));
     };
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    edge.layer.admit(&format!("/haven.v1.Incidents/{method}"), authorization).map_err(from_status)?;
-    let mut request = tonic::Request::new(message);
-    if let Some(value) = authorization.and_then(|value| value.parse().ok()) {
-        request.metadata_mut().insert("authorization", value);
-    }
+    let request = admit(&edge.layer, &format!("/haven.v1.Incidents/{method}"), headers, message)?;
     Ok((edge.client.clone(), request))
 }
 

@@ -9,9 +9,11 @@
 //! so the document cannot drift from the code. It must not hold domain logic: API routes call
 //! the services and authorise at the edge as well as in each service (`identity.rs`: the same
 //! rules and authenticator as the gRPC layer, then the call forwarded with the bearer token;
-//! `custody.rs`: the chain of custody, its signed export and the device register, likewise).
+//! `custody.rs`: the chain of custody, its signed export and the device register, likewise;
+//! `filtering.rs`: the register of filtering changes and their decision and application).
 
 mod custody;
+mod filtering;
 mod health;
 mod identity;
 mod incidents;
@@ -29,6 +31,7 @@ pub struct VersionBody {
 }
 
 pub use custody::CustodyEdge;
+pub use filtering::FilteringEdge;
 pub use health::{ComponentBody, ReadinessBody};
 pub use identity::IdentityEdge;
 pub use incidents::IncidentsEdge;
@@ -45,6 +48,8 @@ pub struct GatewayState {
     pub custody: Option<CustodyEdge>,
     /// Incidents' routes, when this process serves incidents.
     pub incidents: Option<IncidentsEdge>,
+    /// The filtering record's routes, when this process serves ingest.
+    pub filtering: Option<FilteringEdge>,
     /// The web pages and reporting's figures, when this process runs reporting.
     pub web: Option<WebEdge>,
 }
@@ -100,6 +105,10 @@ pub struct GatewayState {
         incidents::close_case,
         incidents::learner_chronology,
         incidents::acknowledge_alert,
+        filtering::list_changes,
+        filtering::approve,
+        filtering::reject,
+        filtering::apply,
         web::api::dashboard
     ),
     components(schemas(
@@ -157,6 +166,10 @@ pub struct GatewayState {
         incidents::LearnerChronologyBody,
         incidents::AcknowledgeBody,
         incidents::AcknowledgedBody,
+        filtering::FilteringChangeBody,
+        filtering::FilteringChangesBody,
+        filtering::DecisionBody,
+        filtering::PositionBody,
         web::DashboardBody,
         web::SchoolBreachesBody
     ))
@@ -196,6 +209,10 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/cases/{case_id}/close", post(incidents::close_case))
         .route("/api/v1/learners/{subject_id}/chronology", get(incidents::learner_chronology))
         .route("/api/v1/alerts/{alert_id}/acknowledge", post(incidents::acknowledge_alert))
+        .route("/api/v1/schools/{school_id}/filtering/changes", get(filtering::list_changes))
+        .route("/api/v1/filtering/changes/{change_id}/approve", post(filtering::approve))
+        .route("/api/v1/filtering/changes/{change_id}/reject", post(filtering::reject))
+        .route("/api/v1/filtering/changes/{change_id}/apply", post(filtering::apply))
         .merge(web)
         .with_state(state)
 }

@@ -22,6 +22,7 @@ async fn readyz_follows_every_component() {
         identity: None,
         custody: None,
         incidents: None,
+        filtering: None,
         web: None,
     };
     let log = state.readiness.register("eventlog", "opening");
@@ -42,6 +43,7 @@ async fn openapi_describes_every_route() {
         identity: None,
         custody: None,
         incidents: None,
+        filtering: None,
         web: None,
     };
     let (status, body) = get(&state, "/openapi.json").await;
@@ -79,6 +81,7 @@ async fn incidents_routes_without_incidents_answer_unavailable() {
         identity: None,
         custody: None,
         incidents: None,
+        filtering: None,
         web: None,
     };
     let (status, body) = get(&state, "/api/v1/cases").await;
@@ -94,6 +97,7 @@ async fn custody_routes_are_described_and_unavailable_where_custody_is_not_serve
         identity: None,
         custody: None,
         incidents: None,
+        filtering: None,
         web: None,
     };
     let (_, body) = get(&state, "/openapi.json").await;

@@ -64,7 +64,15 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     };
     let shutdown = Shutdown::default();
     let metrics = haven_runtime::Metrics::default();
-    let running = haven_ingest_service::start(&config, Arc::clone(&log), &key, &metrics, shutdown.clone()).await;
+    let running = haven_ingest_service::start(
+        &config,
+        Arc::clone(&log),
+        &key,
+        &metrics,
+        &haven_runtime::Readiness::default(),
+        shutdown.clone(),
+    )
+    .await;
     let _ = std::fs::remove_file(&key);
     let running = running?;
     let head_before = log.head().await?.next_position.0;

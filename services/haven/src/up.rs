@@ -163,7 +163,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         None
     };
     let ingest = if part.runs(Part::Ingest) {
-        Some(start_ingest(&config, &shared_log, &authenticator, &metrics, &shutdown, seed_demo).await?)
+        Some(start_ingest(&config, &shared_log, &authenticator, &metrics, &readiness, &shutdown, seed_demo).await?)
     } else {
         None
     };
@@ -239,6 +239,10 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         client: haven_proto::v1::incidents_client::IncidentsClient::new(own.clone()),
         layer: layer(),
     });
+    let filtering_edge = ingest.is_some().then(|| haven_gateway::FilteringEdge {
+        client: haven_proto::v1::ingest_client::IngestClient::new(own.clone()),
+        layer: layer(),
+    });
     let web = web_edge(&authenticator, &shared_log, &bus);
     let http = haven_gateway::router(GatewayState {
         readiness: readiness.clone(),
@@ -246,6 +250,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         identity: identity_edge,
         custody: custody_edge,
         incidents: incidents_edge,
+        filtering: filtering_edge,
         web,
     });
     let http = axum::serve(http_listener, http).with_graceful_shutdown(shutdown.triggered());
@@ -412,6 +417,7 @@ async fn start_ingest(
     log: &Arc<dyn EventLog>,
     authenticator: &Authenticator,
     metrics: &Metrics,
+    readiness: &Readiness,
     shutdown: &Shutdown,
     seed_demo: bool,
 ) -> anyhow::Result<Ingest> {
@@ -432,7 +438,15 @@ async fn start_ingest(
     }
     let key_file = config.data_dir.join("ingest").join("path-hmac.key");
     let running =
-        haven_ingest_service::start(&ingest_config, Arc::clone(log), &key_file, metrics, shutdown.clone()).await?;
+        haven_ingest_service::start(&ingest_config, Arc::clone(log), &key_file, metrics, readiness, shutdown.clone())
+            .await?;
+    if seed_demo {
+        let app = haven_ingest_service::governance::GovernanceApp::new(Arc::clone(log));
+        haven_ingest_service::governance::demo::seed(&app, jiff::Timestamp::now().as_second())
+            .await
+            .context("seeding the demo's filtering record")?;
+        tracing::info!("demo filtering record seeded");
+    }
     let mut tasks = running.tasks;
     if demo_sources && ingest_config.demo_feed {
         let schools = running
@@ -458,7 +472,11 @@ async fn start_ingest(
 }
 
 fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
-    println!("  ingest        haven.v1.Ingest (SubmitBreaches, ParseLines); {} syslog source(s)", ingest.sources.len());
+    println!(
+        "  ingest        haven.v1.Ingest (SubmitBreaches, ParseLines, the filtering record, ListQuarantine); {} syslog \
+         source(s)",
+        ingest.sources.len()
+    );
     for source in &ingest.sources {
         let tcp = source.syslog_tcp.map(|a| format!(" tcp {a}")).unwrap_or_default();
         let udp = source.syslog_udp.map(|a| format!(" udp {a}")).unwrap_or_default();
@@ -469,6 +487,11 @@ fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
             "  demo feed     each demo school's invented FortiGate sends its log at a school day's rate; a self-harm"
         );
         println!("                search at kestrel-primary raised a critical alert: haven log tail | grep Alert");
+        println!(
+            "  filtering     kestrel-primary's record: an unblock request answered by a change (risk-assessed, approved,"
+        );
+        println!("                applied), a partial filter check and the annual review with the governor:");
+        println!("                haven log tail | grep -E 'FilteringChange|FilterCheck|FilteringReview|Overblocking'");
     }
 }
 

@@ -188,6 +188,18 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         assert!(cases >= 3, "{listing}");
         assert_eq!(*cases_first_round.get_or_insert(cases), cases, "no case opened twice");
         assert_eq!(listing.matches("alert-demo-alert-critical").count(), 1, "{listing}");
+        // Kestrel's filtering record: an unblock request answered by a change requested with its
+        // risk assessment, approved and applied; a check; the review with the governor — once.
+        for event in [
+            "ingest.OverblockingReported",
+            "ingest.FilteringChangeRequested",
+            "ingest.FilteringChangeApproved",
+            "ingest.FilteringChangeApplied",
+            "ingest.FilterCheckRecorded",
+            "ingest.FilteringReviewRecorded",
+        ] {
+            assert_eq!(listing.matches(event).count(), 1, "{event}: {listing}");
+        }
         // Identity's and custody's demo is seeded once, however often the demo starts; incidents'
         // cases likewise (above). The live feed, and the concerns its alerts open, go on.
         let seeded =
@@ -774,4 +786,43 @@ fn the_logs_own_grpc_answers_only_callers_with_the_internal_credential() {
         String::from_utf8_lossy(&tail.stdout).contains("identity.SigningKeyRotated"),
         "identity wrote to the log through the credential"
     );
+
+#[test]
+fn the_demo_filtering_register_is_read_and_decided_over_http_by_the_leadership_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let mut child = start_demo(dir.path(), grpc, http_port);
+    let head = demo_token(grpc, "kestrel-head@brightwater.example");
+    let path = "/api/v1/schools/kestrel-primary/filtering/changes";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let changes = loop {
+        let (status, body) = authorised(http_port, &head, "GET", path, "");
+        assert_eq!(status, 200, "{body}");
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if page["changes"].as_array().is_some_and(|c| !c.is_empty()) {
+            break page["changes"].clone();
+        }
+        assert!(Instant::now() < deadline, "the register never showed the demo change: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let change = &changes[0];
+    assert_eq!(change["status"], "applied", "{change}");
+    assert_eq!(change["kind"], "allow_site", "{change}");
+    assert_eq!(change["decided_by_user_id"], "kestrel-head", "{change}");
+    assert!(change["risk_assessment"].as_str().unwrap().contains("curated archive"), "{change}");
+    let (status, body) = authorised(http_port, &head, "GET", &format!("{path}?status=requested"), "");
+    assert_eq!((status, body.contains("\"changes\":[]")), (200, true), "{body}");
+    let (status, body) = authorised(http_port, &head, "GET", &format!("{path}?status=nonsense"), "");
+    assert_eq!(status, 400, "{body}");
+
+    // A decided change is not decided again; a teacher may not decide or read the register.
+    let approve = format!("/api/v1/filtering/changes/{}/approve", change["change_id"].as_str().unwrap());
+    let (status, body) = authorised(http_port, &head, "POST", &approve, r#"{"request_id":"again-1"}"#);
+    assert_eq!(status, 409, "{body}");
+    let teacher = demo_token(grpc, "kestrel-teacher@brightwater.example");
+    let (status, body) = authorised(http_port, &teacher, "POST", &approve, r#"{"request_id":"again-2"}"#);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = authorised(http_port, &teacher, "GET", path, "");
+    assert_eq!(status, 403, "{body}");
+    stop(&mut child);
 }

@@ -7,6 +7,10 @@
 //!                                                   │     ─▶ rules ─▶ one append batch:
 //!                                                   │        ingest.BreachObserved, ingest.SafeguardingAlertRaised
 //!  Ingest.ParseLines (check an export, no write) ───┘
+//!
+//!  Ingest.{Request,Approve,Reject,Apply}FilteringChange, RecordFilterCheck, ReportOverblocking,
+//!  RecordFilteringReview ─▶ governance: decide ─▶ filterchange-<id> · filtering-<school>
+//!  ListFilteringChanges, GetFilteringReport ◀─ governance index ◀─ the log
 //! ```
 //! Parsing is `haven-ingest`'s (pure, no I/O); this crate adds I/O, attribution of lines to a
 //! school (a listener's binding or the caller's token), event ids derived from the lines (so a
@@ -14,11 +18,13 @@
 
 pub mod config;
 pub mod demo;
+pub mod governance;
 pub mod grpc;
 pub mod inputs;
 pub mod key;
 pub mod metrics;
 pub mod pipeline;
+pub mod quarantine;
 pub mod rules;
 
 pub use config::{IngestConfig, SourceSpec};
@@ -34,7 +40,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use haven_eventlog_client::EventLog;
-use haven_runtime::Shutdown;
+use haven_runtime::{Readiness, Shutdown};
 
 /// A source whose listeners are bound: where each actually listens (a configured port 0 gets
 /// a free one).
@@ -66,12 +72,14 @@ pub enum StartError {
     Listen { index: usize, addr: SocketAddr, reason: String },
 }
 
-/// Starts the pipeline, the gRPC service and every configured source's listeners and worker.
+/// Starts the pipeline, the gRPC service (with the filtering record's read model, readiness
+/// `ingest-governance`) and every configured source's listeners and worker.
 pub async fn start(
     config: &IngestConfig,
     log: Arc<dyn EventLog>,
     key_file: &Path,
     metrics: &haven_runtime::Metrics,
+    readiness: &Readiness,
     shutdown: Shutdown,
 ) -> Result<Running, StartError> {
     config.validate().map_err(|(key, reason)| StartError::Config(key, reason))?;
@@ -84,7 +92,7 @@ pub async fn start(
     };
     let ingest_metrics = IngestMetrics::default();
     ingest_metrics.register(metrics);
-    let pipeline = Arc::new(Pipeline::new(log, key, settings, ingest_metrics));
+    let pipeline = Arc::new(Pipeline::new(Arc::clone(&log), key, settings, ingest_metrics));
     let batch = BatchSettings {
         max_lines: config.batch_lines,
         linger: std::time::Duration::from_millis(config.linger_ms),
@@ -128,6 +136,13 @@ pub async fn start(
         }
         sources.push(bound);
     }
-    let service = IngestService::new(Arc::clone(&pipeline));
+    let index = governance::GovernanceIndex::default();
+    tasks.push(tokio::spawn(index.clone().follow(
+        Arc::clone(&log),
+        readiness.register("ingest-governance", "the filtering record catching up"),
+        shutdown.clone(),
+    )));
+    let governance = grpc::Governance { app: governance::GovernanceApp::new(Arc::clone(&log)), index };
+    let service = IngestService::new(Arc::clone(&pipeline), governance);
     Ok(Running { pipeline, service, sources, tasks })
 }

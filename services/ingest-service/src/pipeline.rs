@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use haven_eventlog_client::{EventLog, LogError, StreamAppend};
-use haven_ingest::{BreachObserved, LineParser, Quarantine, QuarantineReason, SourceConfig, SourceFormat};
+use haven_ingest::{BreachObserved, LineParser, QuarantineReason, SourceConfig, SourceFormat};
+
+use crate::quarantine::QuarantineBook;
 use haven_kernel::{ExpectedVersion, SchoolId, StreamId};
 use haven_proto::v1 as pb;
 use jiff::Timestamp;
@@ -79,7 +81,7 @@ pub struct Pipeline {
     log: Arc<dyn EventLog>,
     key: PathKey,
     rules: Mutex<Rules>,
-    quarantine: Mutex<Quarantine>,
+    quarantine: Mutex<QuarantineBook>,
     recent: Mutex<Recent>,
     metrics: IngestMetrics,
     /// Lines through `submit` so far (appended, collapsed, dropped or refused).
@@ -142,7 +144,7 @@ impl Pipeline {
             log,
             key,
             rules: Mutex::new(Rules::new(settings)),
-            quarantine: Mutex::new(Quarantine::new(1_000)),
+            quarantine: Mutex::new(QuarantineBook::new(Timestamp::now())),
             recent: Mutex::new(Recent::default()),
             metrics,
             processed: std::sync::atomic::AtomicU64::new(0),
@@ -158,8 +160,9 @@ impl Pipeline {
         self.processed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Refused lines: counts per school, format and reason, and the latest refusals (no content).
-    pub fn quarantine(&self) -> std::sync::MutexGuard<'_, Quarantine> {
+    /// Refused lines: counts per school, source, format and reason, and each school's latest
+    /// refusals (no content).
+    pub fn quarantine(&self) -> std::sync::MutexGuard<'_, QuarantineBook> {
         self.quarantine.lock().expect("quarantine lock")
     }
 
@@ -193,11 +196,12 @@ impl Pipeline {
                     *summary.quarantined.entry(reason).or_default() += 1;
                     self.metrics.quarantined(source.school.as_str(), format_label, reason.as_str());
                     self.quarantine().record(
-                        &source.school,
+                        source.school.as_str(),
+                        &source.source_id,
                         index as u64 + 1,
                         line.bytes.len(),
                         line.received_at,
-                        error,
+                        &error,
                     );
                     continue;
                 }

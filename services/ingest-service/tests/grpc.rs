@@ -1,113 +1,13 @@
 //! `haven.v1.Ingest` as a school system's collector sees it: the real service inside the
 //! authorisation layer on a loopback port, a real log, real tokens from identity's key ring.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use haven_authz::{AccessState, AuthLayer, Authenticator, Role, RoleGrant, Scope, TokenVerifier, UserId};
-use haven_eventlog::{EventLogConfig, LocalEventLog};
-use haven_eventlog_client::{EventFilter, EventLog};
-use haven_identity::tokens::{TokenLifetimes, Tokens};
-use haven_ingest_service::{IngestConfig, demo};
-use haven_kernel::{Position, SchoolId};
+use common::serve;
+use haven_authz::Role;
+use haven_ingest_service::demo;
 use haven_proto::v1 as pb;
-use haven_proto::v1::ingest_client::IngestClient;
-use haven_runtime::{Readiness, Shutdown};
 use tonic::Code;
-use tonic::transport::Channel;
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-struct Served {
-    _dir: tempfile::TempDir,
-    log: LocalEventLog,
-    tokens: Tokens,
-    client: IngestClient<Channel>,
-    shutdown: Shutdown,
-}
-
-async fn serve() -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let log = LocalEventLog::open(&dir.path().join("log"), EventLogConfig::default()).unwrap();
-    let shared: Arc<dyn EventLog> = Arc::new(log.clone());
-    // People act only under the AUP in force; publish one (school systems need none).
-    let admin = haven_identity::CommandContext {
-        actor: pb::Actor { principal_id: "user-admin".into(), kind: 1, roles: vec!["trust_admin".into()] },
-        occurred_at: prost_types::Timestamp { seconds: now(), nanos: 0 },
-        event_ids: haven_identity::EventIds::Fresh,
-    };
-    haven_identity::IdentityApp::new(Arc::clone(&shared)).publish_aup(&admin, 1, [1; 32]).await.unwrap();
-    let verifier = TokenVerifier::default();
-    let lifetimes = TokenLifetimes { access_s: 900, refresh_s: 3600 };
-    let tokens = Tokens::open(&dir.path().join("keys"), now(), verifier.clone(), lifetimes).unwrap();
-    let authenticator = Authenticator::new(verifier.clone(), AccessState::default());
-    let readiness = Readiness::default();
-    let shutdown = Shutdown::default();
-    tokio::spawn(authenticator.access().clone().follow(
-        Arc::clone(&shared),
-        verifier,
-        readiness.register("access", "catching up"),
-        shutdown.clone(),
-    ));
-    let metrics = haven_runtime::Metrics::default();
-    let running = haven_ingest_service::start(
-        &IngestConfig::default(),
-        Arc::clone(&shared),
-        &dir.path().join("ingest.key"),
-        &metrics,
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let server = tower_layer::Layer::layer(&AuthLayer::new(authenticator.clone()), running.service.into_server());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(server)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop.triggered())
-            .await
-            .unwrap();
-    });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !readiness.is_ready() || authenticator.access().current_aup() != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the access facts never caught up");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
-    Served { _dir: dir, log, tokens, client: IngestClient::new(channel), shutdown }
-}
-
-impl Served {
-    fn system_token(&self, school: &str) -> String {
-        self.tokens
-            .for_school_system(&format!("{school}-collector"), &SchoolId::parse(school).unwrap(), now())
-            .unwrap()
-            .0
-    }
-
-    fn user_token(&self, user: &str, role: Role, school: &str) -> String {
-        let grants = [RoleGrant { role, scope: Scope::School(SchoolId::parse(school).unwrap()) }];
-        self.tokens.for_user(&UserId::parse(user).unwrap(), &format!("session-{user}"), &grants, 1, now()).unwrap().0
-    }
-
-    async fn events(&self) -> Vec<pb::EventEnvelope> {
-        self.log.read_all(Position(0), 10_000, &EventFilter::default()).await.unwrap().events
-    }
-
-    async fn submit(
-        &mut self,
-        token: &str,
-        messages: Vec<pb::SubmitBreachesRequest>,
-    ) -> Result<pb::SubmitBreachesResponse, tonic::Status> {
-        let mut request = tonic::Request::new(tokio_stream::iter(messages));
-        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-        self.client.submit_breaches(request).await.map(tonic::Response::into_inner)
-    }
-}
 
 fn message(school: &str, source: &str, lines: &[(&str, u64)]) -> pb::SubmitBreachesRequest {
     pb::SubmitBreachesRequest {
@@ -191,6 +91,43 @@ async fn technical_staff_check_an_export_without_writing_anything() {
     assert_eq!(parsed.lines[0].source_format, pb::SourceFormat::Fortigate as i32, "detected");
     assert!(matches!(parsed.lines[1].result, Some(pb::parsed_line::Result::Error(_))));
     assert_eq!(served.events().await.len(), 1, "a check writes nothing (the log holds the AUP only)");
+    served.shutdown.trigger();
+    served.log.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quarantine_shows_where_and_why_lines_were_refused_never_what_they_said() {
+    let mut served = serve().await;
+    let oak = served.system_token("oak");
+    let games = demo::fortigate_line(jiff::Timestamp::now(), 20, 4, "Games", "arcade.example", 2);
+    let secret = "date=2026-12-07 user=pupil.name srcip=10.1.2.3 url=https://example.org/?q=private";
+    let lines = [(games.as_str(), 1), (secret, 2), ("not a filter line", 3)];
+    served.submit(&oak, vec![message("oak", "fortigate-1", &lines)]).await.unwrap();
+
+    let list = |token: &str, school: &str| {
+        let mut client = served.client.clone();
+        let request =
+            common::bearer(token, pb::ListQuarantineRequest { school_id: school.into(), ..Default::default() });
+        async move { client.list_quarantine(request).await }
+    };
+    let tech = served.user_token("oak-tech", Role::TechnicalStaff, "oak");
+    let listed = list(&tech, "oak").await.unwrap().into_inner();
+    assert_eq!(listed.recent.len(), 2, "{listed:?}");
+    assert_eq!(listed.recent[0].line_number, 3, "newest first");
+    assert_eq!(listed.recent[1].line_number, 2);
+    assert!(listed.recent.iter().all(|r| r.source_id == "fortigate-1" && r.reason != 0 && !r.message.is_empty()));
+    assert_eq!(listed.totals.iter().map(|t| t.count).sum::<u64>(), 2);
+    assert_eq!(listed.counts.iter().map(|c| c.count).sum::<u64>(), 2);
+    let shown = format!("{listed:?}");
+    assert!(!shown.contains("pupil") && !shown.contains("private") && !shown.contains("10.1.2.3"), "{shown}");
+    let coordinator = served.user_token("oak-osc", Role::OnlineSafetyCoordinator, "oak");
+    assert_eq!(list(&coordinator, "oak").await.unwrap().into_inner().recent.len(), 2);
+    // Another school's quarantine is its own; a teacher and another school's staff see none.
+    let elm_tech = served.user_token("elm-tech", Role::TechnicalStaff, "elm");
+    assert!(list(&elm_tech, "elm").await.unwrap().into_inner().recent.is_empty());
+    assert_eq!(list(&elm_tech, "oak").await.unwrap_err().code(), Code::PermissionDenied);
+    let teacher = served.user_token("oak-teacher", Role::Staff, "oak");
+    assert_eq!(list(&teacher, "oak").await.unwrap_err().code(), Code::PermissionDenied);
     served.shutdown.trigger();
     served.log.close().await;
 }

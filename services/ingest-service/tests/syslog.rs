@@ -70,6 +70,7 @@ async fn syslog_lines_become_breaches_and_alerts_that_incidents_reads() {
         Arc::clone(&log),
         &dir.path().join("ingest/key"),
         &metrics,
+        &haven_runtime::Readiness::default(),
         shutdown.clone(),
     )
     .await

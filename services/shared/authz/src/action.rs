@@ -45,6 +45,8 @@ pub enum Action {
     ListFilteringChanges,
     RecordFilterCheck,
     ReportOverblocking,
+    /// Record the annual filtering and monitoring review held with the governor.
+    RecordFilteringReview,
     ListQuarantine,
     // Custody (issue 9): the chain of custody of confiscated devices and the device register.
     /// Confiscate a device (any member of staff, policy 9.3).
@@ -119,6 +121,7 @@ impl Action {
         Action::ListFilteringChanges,
         Action::RecordFilterCheck,
         Action::ReportOverblocking,
+        Action::RecordFilteringReview,
         Action::ListQuarantine,
         Action::SeizeDevice,
         Action::RecordCustodyStep,

@@ -24,8 +24,8 @@ pub enum Reach {
 use Reach::{School as S, Trust as T};
 use Role::*;
 
-/// Everyone who works in a school (not governors): any of them may ask for a filtering change
-/// or report over-blocking.
+/// Everyone who works in a school (not governors): any of them may report over-blocking,
+/// raise a concern or seize a device.
 const SCHOOL_STAFF: &[(Role, Reach)] =
     &[(Staff, S), (TechnicalStaff, S), (OnlineSafetyCoordinator, S), (Dsl, S), (DeputyDsl, S), (Principal, S)];
 
@@ -59,8 +59,12 @@ pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
     (Action::WriteSubjects, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
     (Action::ReadSubjects, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
     (Action::ParseLines, &[(TechnicalStaff, S)]),
-    (Action::RequestFilteringChange, SCHOOL_STAFF),
-    (Action::DecideFilteringChange, &[(Dsl, S), (Principal, S)]),
+    // Filtering governance (policy 7.3.1, ADR 0022): technical staff ask for a change with its
+    // risk assessment and make it once the leadership team (principal, DSL) approved it; any
+    // member of staff reports over-blocking (the unblock request); the leadership records the
+    // annual review held with the governor.
+    (Action::RequestFilteringChange, &[(TechnicalStaff, S)]),
+    (Action::DecideFilteringChange, LEADERSHIP),
     (Action::ApplyFilteringChange, &[(TechnicalStaff, S)]),
     (
         Action::ListFilteringChanges,
@@ -76,7 +80,10 @@ pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
     ),
     (Action::RecordFilterCheck, &[(TechnicalStaff, S), (OnlineSafetyCoordinator, S)]),
     (Action::ReportOverblocking, SCHOOL_STAFF),
-    (Action::ListQuarantine, &[(TechnicalStaff, S)]),
+    (Action::RecordFilteringReview, LEADERSHIP),
+    // Refusal counts and positions, never line content: the school's technical staff and
+    // online-safety coordinator, and the trust admin who runs the platform.
+    (Action::ListQuarantine, &[(TechnicalStaff, S), (OnlineSafetyCoordinator, S), (TrustAdmin, T)]),
     // Custody: any member of staff confiscates and seals; the leadership team (principal,
     // DSL) searches; the DSL or principal decides holds, handovers and returns.
     (Action::SeizeDevice, SCHOOL_STAFF),

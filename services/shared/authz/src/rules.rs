@@ -64,6 +64,8 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Ingest/ListFilteringChanges", Signed(Action::ListFilteringChanges)),
     ("/haven.v1.Ingest/RecordFilterCheck", Signed(Action::RecordFilterCheck)),
     ("/haven.v1.Ingest/ReportOverblocking", Signed(Action::ReportOverblocking)),
+    ("/haven.v1.Ingest/RecordFilteringReview", Signed(Action::RecordFilteringReview)),
+    ("/haven.v1.Ingest/GetFilteringReport", Signed(Action::ListFilteringChanges)),
     ("/haven.v1.Ingest/ListQuarantine", Signed(Action::ListQuarantine)),
     // haven.v1.Custody
     ("/haven.v1.Custody/SeizeDevice", Signed(Action::SeizeDevice)),

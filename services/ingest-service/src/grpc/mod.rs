@@ -1,8 +1,12 @@
 //! `haven.v1.Ingest` over the pipeline: `SubmitBreaches` for school systems (a client stream
 //! of line batches, each batch appended before the next is read, so the stream's own flow
-//! control is the backpressure) and `ParseLines` to check a filter's export without writing.
-//! Filtering governance and the quarantine listing are not built yet (issue 7): they answer
-//! UNIMPLEMENTED, saying so.
+//! control is the backpressure) and `ParseLines` to check a filter's export without writing;
+//! the filtering record's methods are in [`governance`]; `ListQuarantine` shows a school's
+//! refused lines (counts and positions, never content).
+
+mod governance;
+
+pub use governance::Governance;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,13 +29,14 @@ pub const MAX_LINES_PER_MESSAGE: usize = 10_000;
 #[derive(Clone, Debug)]
 pub struct IngestService {
     pipeline: Arc<Pipeline>,
+    governance: Governance,
     /// Highest sequence made durable per (school, source), for collectors that resend.
     acknowledged: Arc<Mutex<HashMap<(String, String), u64>>>,
 }
 
 impl IngestService {
-    pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        IngestService { pipeline, acknowledged: Arc::default() }
+    pub fn new(pipeline: Arc<Pipeline>, governance: Governance) -> Self {
+        IngestService { pipeline, governance, acknowledged: Arc::default() }
     }
 
     pub fn into_server(self) -> IngestServer<IngestService> {
@@ -169,61 +174,140 @@ impl Ingest for IngestService {
 
     async fn request_filtering_change(
         &self,
-        _request: Request<pb::RequestFilteringChangeRequest>,
+        request: Request<pb::RequestFilteringChangeRequest>,
     ) -> Result<Response<pb::RequestFilteringChangeResponse>, Status> {
-        Err(not_built("filtering change requests"))
+        let caller = caller(&request)?;
+        self.governance.request_change(&caller, request.into_inner()).await.map(Response::new)
     }
 
     async fn approve_filtering_change(
         &self,
-        _request: Request<pb::ApproveFilteringChangeRequest>,
+        request: Request<pb::ApproveFilteringChangeRequest>,
     ) -> Result<Response<pb::ApproveFilteringChangeResponse>, Status> {
-        Err(not_built("filtering change approvals"))
+        let caller = caller(&request)?;
+        self.governance.approve(&caller, request.into_inner()).await.map(Response::new)
     }
 
     async fn reject_filtering_change(
         &self,
-        _request: Request<pb::RejectFilteringChangeRequest>,
+        request: Request<pb::RejectFilteringChangeRequest>,
     ) -> Result<Response<pb::RejectFilteringChangeResponse>, Status> {
-        Err(not_built("filtering change rejections"))
+        let caller = caller(&request)?;
+        self.governance.reject(&caller, request.into_inner()).await.map(Response::new)
     }
 
     async fn apply_filtering_change(
         &self,
-        _request: Request<pb::ApplyFilteringChangeRequest>,
+        request: Request<pb::ApplyFilteringChangeRequest>,
     ) -> Result<Response<pb::ApplyFilteringChangeResponse>, Status> {
-        Err(not_built("applying filtering changes"))
+        let caller = caller(&request)?;
+        self.governance.apply(&caller, request.into_inner()).await.map(Response::new)
     }
 
     async fn list_filtering_changes(
         &self,
-        _request: Request<pb::ListFilteringChangesRequest>,
+        request: Request<pb::ListFilteringChangesRequest>,
     ) -> Result<Response<pb::ListFilteringChangesResponse>, Status> {
-        Err(not_built("the filtering change log"))
+        let caller = caller(&request)?;
+        self.governance.list(&caller, request.into_inner()).map(Response::new)
     }
 
     async fn record_filter_check(
         &self,
-        _request: Request<pb::RecordFilterCheckRequest>,
+        request: Request<pb::RecordFilterCheckRequest>,
     ) -> Result<Response<pb::RecordFilterCheckResponse>, Status> {
-        Err(not_built("filter checks"))
+        let caller = caller(&request)?;
+        self.governance.record_check(&caller, request.into_inner()).await.map(Response::new)
     }
 
     async fn report_overblocking(
         &self,
-        _request: Request<pb::ReportOverblockingRequest>,
+        request: Request<pb::ReportOverblockingRequest>,
     ) -> Result<Response<pb::ReportOverblockingResponse>, Status> {
-        Err(not_built("over-blocking reports"))
+        let caller = caller(&request)?;
+        self.governance.report_overblocking(&caller, request.into_inner()).await.map(Response::new)
+    }
+
+    async fn record_filtering_review(
+        &self,
+        request: Request<pb::RecordFilteringReviewRequest>,
+    ) -> Result<Response<pb::RecordFilteringReviewResponse>, Status> {
+        let caller = caller(&request)?;
+        self.governance.record_review(&caller, request.into_inner()).await.map(Response::new)
+    }
+
+    async fn get_filtering_report(
+        &self,
+        request: Request<pb::GetFilteringReportRequest>,
+    ) -> Result<Response<pb::GetFilteringReportResponse>, Status> {
+        let caller = caller(&request)?;
+        self.governance.report(&caller, request.into_inner()).map(Response::new)
     }
 
     async fn list_quarantine(
         &self,
-        _request: Request<pb::ListQuarantineRequest>,
+        request: Request<pb::ListQuarantineRequest>,
     ) -> Result<Response<pb::ListQuarantineResponse>, Status> {
-        Err(not_built("the quarantine listing (counts are in /metrics as haven_ingest_quarantined)"))
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let school = school(&request.school_id)?;
+        check(&caller, Action::ListQuarantine, &Resource::school(school.clone()))?;
+        if !request.source_id.is_empty() {
+            source_id(&request.source_id)?;
+        }
+        let wanted = (!request.source_id.is_empty()).then_some(request.source_id.as_str());
+        let (held, since) = {
+            let book = self.pipeline.quarantine();
+            (book.school(school.as_str(), wanted), book.started_at())
+        };
+        Ok(Response::new(quarantine_to_proto(held, since)))
     }
 }
 
-fn not_built(what: &str) -> Status {
-    Status::unimplemented(format!("{what}: not built yet in this version of Haven"))
+fn optional_format(format: Option<SourceFormat>) -> i32 {
+    format.map(crate::pipeline::format_to_proto).unwrap_or_default() as i32
+}
+
+fn quarantine_to_proto(
+    held: crate::quarantine::SchoolQuarantine,
+    since: jiff::Timestamp,
+) -> pb::ListQuarantineResponse {
+    let mut totals: std::collections::BTreeMap<haven_ingest::QuarantineReason, u64> = Default::default();
+    let counts = held
+        .counts
+        .into_iter()
+        .map(|((source_id, format, reason), count)| {
+            *totals.entry(reason).or_default() += count;
+            pb::QuarantineSourceCount {
+                source_id,
+                source_format: optional_format(format),
+                reason: reason_to_proto(reason) as i32,
+                count,
+            }
+        })
+        .collect();
+    let recent = held
+        .recent
+        .into_iter()
+        .map(|refusal| pb::QuarantinedLine {
+            source_id: refusal.source_id,
+            source_format: optional_format(refusal.format),
+            reason: reason_to_proto(refusal.reason) as i32,
+            field: refusal.field.unwrap_or_default().to_owned(),
+            message: refusal.message.to_owned(),
+            line_number: refusal.line_number,
+            line_bytes: refusal.line_bytes,
+            received_at: Some(crate::pipeline::to_proto(refusal.received_at)),
+        })
+        .collect();
+    pb::ListQuarantineResponse {
+        counts,
+        totals: totals
+            .into_iter()
+            .map(|(reason, count)| pb::QuarantineCount { reason: reason_to_proto(reason) as i32, count })
+            .collect(),
+        recent,
+        evicted: held.evicted,
+        since: Some(crate::pipeline::to_proto(since)),
+    }
 }
