@@ -461,6 +461,19 @@ fn a_new_deployment_is_bootstrapped_once_and_its_first_admin_signs_in() {
     stop(&mut child);
 }
 
+/// `haven sign-in` as the demo's Kestrel DSL, `password` on standard input (the AUP not accepted).
+fn sign_in_as_kestrel_dsl(grpc: u16, password: &str) -> std::process::Output {
+    let mut sign_in = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["sign-in", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--login", "kestrel-dsl@brightwater.example"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(sign_in.stdin.take().unwrap(), "{password}").unwrap();
+    sign_in.wait_with_output().unwrap()
+}
+
 /// Signs in a demo person from the command line, accepting the AUP; their access token.
 fn demo_token(grpc: u16, login: &str) -> String {
     let mut process = Command::new(env!("CARGO_BIN_EXE_haven"))
@@ -616,15 +629,7 @@ fn an_online_backup_restores_into_a_new_deployment_that_rebuilds_from_the_log() 
     let (grpc, http_port) = (free_port(), free_port());
     let mut child = start(&restored, grpc, http_port);
     wait_ready(&mut child, http_port);
-    let mut sign_in = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["sign-in", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--login", "kestrel-dsl@brightwater.example"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(sign_in.stdin.take().unwrap(), "brightwater demo 2026").unwrap();
-    let output = sign_in.wait_with_output().unwrap();
+    let output = sign_in_as_kestrel_dsl(grpc, "brightwater demo 2026");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let tokens: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(tokens["access_token"].as_str().is_some_and(|token| !token.is_empty()), "{tokens}");
@@ -713,15 +718,7 @@ fn grpc_requests_are_counted_by_method_and_status_code() {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, http_port) = (free_port(), free_port());
     let mut child = start_demo(dir.path(), grpc, http_port);
-    let refused = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["sign-in", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--login", "kestrel-dsl@brightwater.example"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(refused.stdin.as_ref().unwrap(), "not the demo password").unwrap();
-    assert!(!refused.wait_with_output().unwrap().status.success());
+    assert!(!sign_in_as_kestrel_dsl(grpc, "not the demo password").status.success());
     demo_token(grpc, "kestrel-dsl@brightwater.example");
     let (status, metrics) = http(http_port, "GET", "/metrics", "");
     assert_eq!(status, 200);
@@ -748,6 +745,7 @@ fn grpc_requests_are_counted_by_method_and_status_code() {
         "haven_ingest_alerts_total",
         "haven_eventlog_raft_apply_lag",
         "haven_bus_relay_checkpoint_position",
+        "haven_bus_relay_lag_events",
         "haven_eventlog_head_position",
     ] {
         assert!(metrics.contains(&format!("# TYPE {}", family.trim_end_matches("_total"))), "{family}: {metrics}");

@@ -93,6 +93,7 @@ impl Relay {
                     self.metrics.relay_leader.set(1);
                     let result = self.lead(&keeper, &shutdown).await;
                     self.metrics.relay_leader.set(0);
+                    self.metrics.relay_lag.set(0);
                     keeper.release().await;
                     match result {
                         Ok(()) => return,
@@ -143,6 +144,9 @@ impl Relay {
                 _ = tick.tick() => {
                     if !keeper.is_held() {
                         break Err(BusError::LeaseLost);
+                    }
+                    if let Ok(head) = self.log.head().await {
+                        self.metrics.relay_lag.set(head.next_position.0.saturating_sub(acked.0) as i64);
                     }
                     if acked != saved {
                         self.config.checkpoint.save(acked).await?;

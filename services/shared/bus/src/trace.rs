@@ -72,7 +72,8 @@ mod tests {
     #[test]
     fn only_the_category_of_a_stream_is_named() {
         assert_eq!(category("concern-0190a5f2"), "concern");
-        assert_eq!(category("trust"), "trust");
+        assert_eq!(category("trust-brightwater"), "trust");
+        assert_eq!(category("no category"), "unknown");
     }
 
     #[test]

@@ -97,15 +97,11 @@ where
         let layer = self.layer.clone();
         let path = request.uri().path().to_owned();
         let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
-        let span = tracing::info_span!(
-            "grpc request",
-            otel.name = %path.trim_start_matches('/'),
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-            rpc.grpc.status_code = tracing::field::Empty,
-        );
+        let span = if UNTRACED_SERVICES.contains(&service) {
+            tracing::Span::none()
+        } else {
+            request_span(&path, service, method)
+        };
         crate::trace::set_parent_from_headers(&span, request.headers());
         let started = Instant::now();
         let call = inner.call(request);
@@ -126,6 +122,23 @@ where
             .instrument(span),
         )
     }
+}
+
+/// Services counted but not traced: raft's heartbeats and replication (many a second, no
+/// request of a person's behind them) and health probes.
+const UNTRACED_SERVICES: [&str; 2] = ["haven.v1.Raft", "grpc.health.v1.Health"];
+
+/// The span of one request served: its method, and later its status code.
+fn request_span(path: &str, service: &str, method: &str) -> tracing::Span {
+    tracing::info_span!(
+        "grpc request",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        rpc.grpc.status_code = tracing::field::Empty,
+    )
 }
 
 /// The status of a response: `grpc-status` in its headers (tonic answers every error that
