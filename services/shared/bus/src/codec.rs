@@ -97,7 +97,18 @@ mod tests {
         assert_eq!(position_header(&outbound.headers), Some(Position(42)));
         assert_eq!(outbound.headers.get(HEADER_EVENT_TYPE).unwrap().as_str(), "identity.SchoolRegistered");
         assert_eq!(outbound.headers.get(HEADER_TRACEPARENT).unwrap().as_str(), traceparent);
+        assert!(outbound.headers.get(HEADER_TRACESTATE).is_none(), "no empty tracestate header");
         assert_eq!(decode(&outbound.payload, 1).unwrap(), original);
+    }
+
+    #[test]
+    fn the_stored_tracestate_travels_with_the_traceparent() {
+        let mut original = envelope("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        original.trace_context.as_mut().unwrap().tracestate = "haven=1".into();
+        assert_eq!(encode(&original).headers.get(HEADER_TRACESTATE).unwrap().as_str(), "haven=1");
+        let mut malformed = envelope("00-xyz");
+        malformed.trace_context.as_mut().unwrap().tracestate = "haven=1".into();
+        assert!(encode(&malformed).headers.get(HEADER_TRACESTATE).is_none(), "only with a valid traceparent");
     }
 
     #[test]
