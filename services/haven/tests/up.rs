@@ -854,7 +854,8 @@ fn one_rest_write_is_one_trace_from_the_gateway_to_the_projection() {
     let nats_url = nats.url().as_str().to_owned();
     let mut child = spawn_up_with_env(
         &["up", "--demo", "--nats", &nats_url],
-        &[("HAVEN_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100")],
+        // No timed export: what is not sent in a full batch is sent by the flush at the stop.
+        &[("HAVEN_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
         dir.path(),
         grpc,
         http_port,
@@ -869,23 +870,32 @@ fn one_rest_write_is_one_trace_from_the_gateway_to_the_projection() {
     let (status, raised) = authorised(http_port, &token, "POST", "/api/v1/concerns", &concern);
     assert_eq!(status, 201, "{raised}");
 
-    // The request's trace: its HTTP span, then everything below it, as the spans arrive.
+    // The event-counts projection has applied the concern (its checkpoint is past it); then stop.
+    let position: u64 = serde_json::from_str::<serde_json::Value>(&raised).unwrap()["position"].as_u64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
+    let applied_past = |projection: &str, metrics: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(&format!(r#"haven_bus_checkpoint_position{{projection="{projection}"}}"#)))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .is_some_and(|checkpoint| checkpoint > position)
+    };
+    loop {
+        let (_, metrics) = http(http_port, "GET", "/metrics", "");
+        if applied_past("event-counts", &metrics) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the projections never applied position {position}: {metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(&mut child);
+
+    // The request's trace, all of it delivered by the time the process exited.
     let named = |spans: &[otlp::Span], trace: &[u8], name: &str| -> Vec<otlp::Span> {
         spans.iter().filter(|span| span.trace_id == trace && span.name == name).cloned().collect()
     };
-    let (spans, edge) = loop {
-        let spans = receiver.spans.lock().unwrap().clone();
-        let edge = spans.iter().find(|span| span.name == "POST /api/v1/concerns").cloned();
-        if let Some(edge) = edge
-            && !named(&spans, &edge.trace_id, "projection apply").is_empty()
-            && !named(&spans, &edge.trace_id, "relay publish").is_empty()
-        {
-            break (spans, edge);
-        }
-        assert!(Instant::now() < deadline, "the trace never completed: {spans:#?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let spans = receiver.spans.lock().unwrap().clone();
+    let edge = spans.iter().find(|span| span.name == "POST /api/v1/concerns").cloned().expect("the edge's span");
     let trace = edge.trace_id.clone();
     assert_eq!(edge.service, "haven");
     assert_eq!(edge.attributes["http.route"], "/api/v1/concerns");
@@ -933,6 +943,5 @@ fn one_rest_write_is_one_trace_from_the_gateway_to_the_projection() {
             }
         }
     }
-    stop(&mut child);
     drop(nats);
 }
