@@ -19,8 +19,8 @@ use haven_proto::v1 as pb;
 use haven_proto::v1::custody_client::CustodyClient;
 use serde::{Deserialize, Serialize};
 
+use crate::GrpcChannel;
 use crate::VersionBody;
-use tonic::transport::Channel;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::GatewayState;
@@ -29,11 +29,11 @@ use crate::identity::{ErrorBody, admit, error, from_status};
 /// What the custody routes need: a gRPC client of custody and the edge's layer.
 #[derive(Clone, Debug)]
 pub struct CustodyEdge {
-    pub client: CustodyClient<Channel>,
+    pub client: CustodyClient<GrpcChannel>,
     pub layer: AuthLayer,
 }
 
-type Client = CustodyClient<Channel>;
+type Client = CustodyClient<GrpcChannel>;
 
 /// Authorises at the edge, forwards with the bearer token, and maps a failure to its answer.
 async fn forward<Req, Resp, Fut>(

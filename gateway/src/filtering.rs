@@ -3,6 +3,7 @@
 //! Authorised at the edge with the gRPC rules (`AuthLayer::admit`), then forwarded with the
 //! caller's bearer token to `haven.v1.Ingest`, which checks again against the change's school.
 
+use crate::GrpcChannel;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -12,7 +13,6 @@ use haven_kernel::ErrorCode;
 use haven_proto::v1 as pb;
 use haven_proto::v1::ingest_client::IngestClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::GatewayState;
@@ -21,11 +21,11 @@ use crate::identity::{ErrorBody, admit, error, from_status};
 /// What the filtering routes need: a gRPC client of ingest and the edge's layer.
 #[derive(Clone, Debug)]
 pub struct FilteringEdge {
-    pub client: IngestClient<Channel>,
+    pub client: IngestClient<GrpcChannel>,
     pub layer: AuthLayer,
 }
 
-type Client = IngestClient<Channel>;
+type Client = IngestClient<GrpcChannel>;
 
 async fn forward<Req, Resp, Fut>(
     state: &GatewayState,

@@ -7,6 +7,7 @@
 //!  HTTP ─▶ admit(gRPC path, Authorization) ─▶ 401/403/503 ErrorBody │ IdentityClient ─▶ JSON
 //! ```
 
+use crate::GrpcChannel;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,7 +17,6 @@ use haven_kernel::ErrorCode;
 use haven_proto::v1 as pb;
 use haven_proto::v1::identity_client::IdentityClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::GatewayState;
@@ -24,7 +24,7 @@ use crate::GatewayState;
 /// What the identity routes need: a gRPC client of identity and the edge's layer.
 #[derive(Clone, Debug)]
 pub struct IdentityEdge {
-    pub client: IdentityClient<Channel>,
+    pub client: IdentityClient<GrpcChannel>,
     pub layer: AuthLayer,
 }
 

@@ -19,8 +19,8 @@ use haven_proto::v1 as pb;
 use haven_proto::v1::incidents_client::IncidentsClient;
 use serde::{Deserialize, Serialize};
 
+use crate::GrpcChannel;
 use crate::VersionBody;
-use tonic::transport::Channel;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::GatewayState;
@@ -29,7 +29,7 @@ use crate::identity::{ErrorBody, admit, error, from_status};
 /// What the incidents routes need: a gRPC client of incidents and the edge's layer.
 #[derive(Clone, Debug)]
 pub struct IncidentsEdge {
-    pub client: IncidentsClient<Channel>,
+    pub client: IncidentsClient<GrpcChannel>,
     pub layer: AuthLayer,
 }
 
@@ -43,7 +43,7 @@ fn admitted<T>(
     method: &str,
     headers: &HeaderMap,
     message: T,
-) -> Result<(IncidentsClient<Channel>, tonic::Request<T>), Response> {
+) -> Result<(IncidentsClient<GrpcChannel>, tonic::Request<T>), Response> {
     let Some(edge) = &state.incidents else {
         return Err(error(ErrorCode::Unavailable, "incidents is not served by this process"));
     };

@@ -17,12 +17,17 @@ mod filtering;
 mod health;
 mod identity;
 mod incidents;
+mod trace;
 pub mod web;
 
 use axum::Router;
 use axum::routing::{get, post};
 use haven_runtime::{Metrics, Readiness};
 use utoipa::OpenApi;
+
+/// The gateway's channel to the services' gRPC port: every call carries the HTTP request's
+/// trace context.
+pub type GrpcChannel = haven_runtime::grpc::InjectTrace<tonic::transport::Channel>;
 
 /// A record's stream version after a change (custody's steps, incidents' case changes).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -214,6 +219,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/filtering/changes/{change_id}/reject", post(filtering::reject))
         .route("/api/v1/filtering/changes/{change_id}/apply", post(filtering::apply))
         .merge(web)
+        .layer(axum::middleware::from_fn(trace::http_span))
         .with_state(state)
 }
 

@@ -10,8 +10,9 @@ use haven_eventlog_client::{
     Subscription,
 };
 use haven_kernel::{ExpectedVersion, Position, StreamId};
-use haven_proto::v1::{EventFilter, ProposedEvent};
+use haven_proto::v1::{EventFilter, ProposedEvent, TraceContext};
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument as _;
 
 use crate::config::EventLogConfig;
 use crate::metrics::LogMetrics;
@@ -154,24 +155,79 @@ impl LocalEventLog {
     }
 }
 
+/// The span of one append: the stream's category and counts, never ids or content.
+fn append_span(category: &str, streams: usize, events: usize) -> tracing::Span {
+    tracing::info_span!(
+        "eventlog append",
+        otel.kind = "internal",
+        haven.stream_category = %category,
+        haven.streams = streams,
+        haven.events = events,
+    )
+}
+
+/// Gives every event without a trace context the current span's (the append's), so the
+/// relay and the projections continue the writer's trace (ADR 0021). Called only when the
+/// append is part of a caller's trace (a request): background writers (ingest's batches, the
+/// demo seed, timers) start no trace of their own downstream, so the relay and the
+/// projections add no spans for them.
+/// A `tracestate` longer than W3C's 512 bytes is not stored.
+fn stamp_trace_context(events: &mut [ProposedEvent]) {
+    const MAX_TRACESTATE_BYTES: usize = 512;
+    let Some(mut current) = haven_runtime::trace::current() else { return };
+    if current.tracestate.len() > MAX_TRACESTATE_BYTES {
+        current.tracestate.clear();
+    }
+    for event in events.iter_mut().filter(|event| event.trace_context.as_ref().is_none_or(|t| t.traceparent.is_empty()))
+    {
+        event.trace_context =
+            Some(TraceContext { traceparent: current.traceparent.clone(), tracestate: current.tracestate.clone() });
+    }
+}
+
 #[async_trait]
 impl EventLog for LocalEventLog {
     async fn append(
         &self,
         stream_id: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<ProposedEvent>,
+        mut events: Vec<ProposedEvent>,
     ) -> Result<AppendOutcome, LogError> {
-        validate::check_append(&events, &self.inner.config)?;
-        let append = StreamAppend { stream_id: stream_id.clone(), expected, events };
-        let mut outcomes = self.submit(vec![append]).await?;
-        debug_assert_eq!(outcomes.len(), 1);
-        outcomes.pop().expect("one outcome per stream append").map_err(LogError::from)
+        let traced = haven_runtime::trace::current().is_some();
+        let span = append_span(stream_id.category(), 1, events.len());
+        async {
+            validate::check_append(&events, &self.inner.config)?;
+            if traced {
+                stamp_trace_context(&mut events);
+            }
+            let append = StreamAppend { stream_id: stream_id.clone(), expected, events };
+            let mut outcomes = self.submit(vec![append]).await?;
+            debug_assert_eq!(outcomes.len(), 1);
+            outcomes.pop().expect("one outcome per stream append").map_err(LogError::from)
+        }
+        .instrument(span)
+        .await
     }
 
-    async fn append_batch(&self, appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError> {
-        validate::check_batch(&appends, &self.inner.config)?;
-        self.submit(appends).await
+    async fn append_batch(&self, mut appends: Vec<StreamAppend>) -> Result<Vec<BatchItemOutcome>, LogError> {
+        let events = appends.iter().map(|append| append.events.len()).sum();
+        let category = match appends.as_slice() {
+            [first, rest @ ..] if rest.iter().all(|a| a.stream_id.category() == first.stream_id.category()) => {
+                first.stream_id.category().to_owned()
+            }
+            _ => "mixed".to_owned(),
+        };
+        let traced = haven_runtime::trace::current().is_some();
+        let span = append_span(&category, appends.len(), events);
+        async {
+            validate::check_batch(&appends, &self.inner.config)?;
+            for append in appends.iter_mut().filter(|_| traced) {
+                stamp_trace_context(&mut append.events);
+            }
+            self.submit(appends).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn read_stream(&self, read: ReadStream) -> Result<StreamSlice, LogError> {

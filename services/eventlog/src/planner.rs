@@ -265,7 +265,9 @@ fn envelope_of(
     }
 }
 
-/// Whether a stored event holds exactly what a writer proposes again.
+/// Whether a stored event holds exactly what a writer proposes again. The trace context is
+/// not content: a retry sent from another trace (or stamped by another append) is still the
+/// same event (ADR 0021).
 fn same_content(stored: &EventEnvelope, proposed: &ProposedEvent) -> bool {
     stored.event_type == proposed.event_type
         && stored.schema_version == proposed.schema_version
@@ -274,6 +276,5 @@ fn same_content(stored: &EventEnvelope, proposed: &ProposedEvent) -> bool {
         && stored.actor == proposed.actor
         && stored.correlation_id == proposed.correlation_id
         && stored.causation_id == proposed.causation_id
-        && stored.trace_context == proposed.trace_context
         && stored.payload == proposed.payload
 }

@@ -34,6 +34,9 @@ pub struct HavenConfig {
     /// from the log. Set: processes that run the log relay events to JetStream, and
     /// projections consume them from there.
     pub nats_url: Option<String>,
+    /// An OTLP/gRPC receiver (`http://host:4317`, usually an OpenTelemetry Collector) that
+    /// gets every span (`HAVEN_OTLP_ENDPOINT`). Unset: no spans are exported (ADR 0021).
+    pub otlp_endpoint: Option<String>,
     /// How long in-flight requests may take to finish after a shutdown signal, in ms.
     pub shutdown_grace_ms: u64,
     /// This event-log node's id in its raft cluster (1 or more). Other nodes reach it at
@@ -68,6 +71,7 @@ impl Default for HavenConfig {
             log: "info".into(),
             eventlog_url: "http://127.0.0.1:7070".into(),
             nats_url: None,
+            otlp_endpoint: None,
             shutdown_grace_ms: 1_500,
             node_id: 1,
             raft_source_ip: None,
@@ -139,6 +143,9 @@ impl HavenConfig {
         }
         if let Some(url) = &config.nats_url {
             haven_bus::NatsUrl::parse(url).map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+        }
+        if let Some(endpoint) = &config.otlp_endpoint {
+            haven_runtime::check_otlp_endpoint(endpoint)?;
         }
         if config.shutdown_grace_ms == 0 {
             anyhow::bail!("invalid configuration: shutdown_grace_ms must be greater than 0");

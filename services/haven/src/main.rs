@@ -290,12 +290,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let load = |args: &UpArgs| config::HavenConfig::load(cli.config.as_deref(), &args.overrides());
     let result = install_internal_credential_from_env().and_then(|()| match &cli.command {
-        Command::Up(args) => load(args).and_then(|config| {
-            init_tracing(&config.log);
-            run_async(up::run(config, up::Part::Everything, args.demo, true))
-        }),
+        Command::Up(args) => load(args).and_then(|config| serve(config, up::Part::Everything, args.demo, true)),
         Command::Serve { service, args } => load(args).and_then(|config| {
-            init_tracing(&config.log);
             let part = match service {
                 ServiceName::Eventlog => up::Part::EventLog,
                 ServiceName::Identity => up::Part::Identity,
@@ -303,7 +299,7 @@ fn main() -> ExitCode {
                 ServiceName::Custody => up::Part::Custody,
                 ServiceName::Ingest => up::Part::Ingest,
             };
-            run_async(up::run(config, part, args.demo, args.bootstrap))
+            serve(config, part, args.demo, args.bootstrap)
         }),
         Command::Config(args) => load(args).map(|config| {
             println!("{}", serde_json::to_string_pretty(&config).expect("the config serialises"));
@@ -365,16 +361,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Log lines only, for the tools (no spans exported).
 fn init_tracing(filter: &str) {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    // openraft narrates every election and timer at info; keep it to warnings unless asked.
-    let filter = if filter.contains("openraft") { filter.to_owned() } else { format!("openraft=warn,{filter}") };
-    let targets: tracing_subscriber::filter::Targets = filter.parse().unwrap_or_default();
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr))
-        .with(targets)
-        .init();
+    if let Err(error) = haven_runtime::Telemetry::install(filter, "haven", None) {
+        eprintln!("haven: {error}");
+    }
+}
+
+/// Runs Haven's servers: telemetry named for the part (spans exported when `otlp_endpoint`
+/// is set), the servers until a stop signal, then the spans still queued are flushed.
+fn serve(config: config::HavenConfig, part: up::Part, seed_demo: bool, bootstrap: bool) -> anyhow::Result<ExitCode> {
+    let runtime = runtime()?;
+    // The exporter's channel lives on the runtime: build it inside.
+    let telemetry = {
+        let _inside = runtime.enter();
+        haven_runtime::Telemetry::install(&config.log, part.service_name(), config.otlp_endpoint.as_deref())?
+    };
+    let result = runtime.block_on(up::run(config, part, seed_demo, bootstrap));
+    telemetry.shutdown();
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
 /// Runs a command to completion, then stops the runtime without waiting on idle or

@@ -28,6 +28,7 @@ use haven_proto::v1::event_log_server::EventLogServer;
 use haven_proto::v1::identity_server::IdentityServer;
 use haven_proto::v1::incidents_server::IncidentsServer;
 use haven_proto::v1::ingest_server::IngestServer;
+use haven_runtime::grpc::{GrpcServerLayer, InjectTrace};
 use haven_runtime::{Metrics, Readiness, Shutdown, listen, wait_for_stop_signal};
 
 use crate::config::HavenConfig;
@@ -57,6 +58,18 @@ impl Part {
 
     fn runs(self, part: Part) -> bool {
         self == Part::Everything || self == part
+    }
+
+    /// The process's name in traces (OpenTelemetry's `service.name`).
+    pub fn service_name(self) -> &'static str {
+        match self {
+            Part::Everything => "haven",
+            Part::EventLog => "haven-eventlog",
+            Part::Identity => "haven-identity",
+            Part::Incidents => "haven-incidents",
+            Part::Custody => "haven-custody",
+            Part::Ingest => "haven-ingest",
+        }
     }
 
     /// The gRPC services this part serves, for the banner.
@@ -212,6 +225,7 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
         .build_v1()
         .context("building gRPC reflection")?;
     let grpc = tonic::transport::Server::builder()
+        .layer(GrpcServerLayer::new(&metrics))
         .add_service(health_service)
         .add_service(reflection)
         .add_optional_service(log_service)
@@ -329,17 +343,19 @@ fn install_internal_credential(config: &HavenConfig, runs_log: bool) -> anyhow::
     Ok(())
 }
 
-/// A lazy channel to this process's own gRPC port (loopback when it listens on every address).
-fn own_channel(config: &HavenConfig) -> anyhow::Result<tonic::transport::Channel> {
+/// A lazy channel to this process's own gRPC port (loopback when it listens on every address),
+/// carrying the calling request's trace context.
+fn own_channel(config: &HavenConfig) -> anyhow::Result<haven_gateway::GrpcChannel> {
     let mut address = config.grpc_addr;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    Ok(tonic::transport::Channel::from_shared(format!("http://{address}"))
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
         .context("the gateway's channel to this process's gRPC port")?
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(30))
-        .connect_lazy())
+        .connect_lazy();
+    Ok(InjectTrace::new(channel))
 }
 
 /// Custody as `haven up` runs it: the service inside the AuthLayer, and the tasks to await.

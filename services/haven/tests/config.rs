@@ -95,6 +95,17 @@ fn nats_url_is_optional_and_checked() {
 }
 
 #[test]
+fn the_otlp_endpoint_is_optional_and_checked() {
+    assert_eq!(effective(&["config"], &[])["otlp_endpoint"], serde_json::Value::Null, "no spans exported");
+    let set = effective(&["config"], &[("HAVEN_OTLP_ENDPOINT", "http://otel-collector:4317")]);
+    assert_eq!(set["otlp_endpoint"], "http://otel-collector:4317");
+    for bad in ["otel-collector:4317", "https://otel-collector:4317"] {
+        let refused = refusal(&["config"], &[("HAVEN_OTLP_ENDPOINT", bad)]);
+        assert!(refused.contains("otlp_endpoint") && refused.contains("HAVEN_OTLP_ENDPOINT"), "{refused}");
+    }
+}
+
+#[test]
 fn the_escalation_time_is_configurable_and_checked() {
     assert_eq!(effective(&["config"], &[])["incidents"]["escalate_after_s"], 900, "15 minutes by default");
     let set = effective(&["config"], &[("HAVEN_INCIDENTS__ESCALATE_AFTER_S", "600")]);

@@ -56,8 +56,13 @@ fn start_demo(data_dir: &std::path::Path, grpc: u16, http: u16) -> Running {
 }
 
 fn spawn_up(args: &[&str], data_dir: &std::path::Path, grpc: u16, http: u16) -> Running {
+    spawn_up_with_env(args, &[], data_dir, grpc, http)
+}
+
+fn spawn_up_with_env(args: &[&str], env: &[(&str, &str)], data_dir: &std::path::Path, grpc: u16, http: u16) -> Running {
     Command::new(env!("CARGO_BIN_EXE_haven"))
         .args(args)
+        .envs(env.iter().copied())
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
@@ -468,6 +473,19 @@ fn a_new_deployment_is_bootstrapped_once_and_its_first_admin_signs_in() {
     stop(&mut child);
 }
 
+/// `haven sign-in` as the demo's Kestrel DSL, `password` on standard input (the AUP not accepted).
+fn sign_in_as_kestrel_dsl(grpc: u16, password: &str) -> std::process::Output {
+    let mut sign_in = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["sign-in", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--login", "kestrel-dsl@brightwater.example"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(sign_in.stdin.take().unwrap(), "{password}").unwrap();
+    sign_in.wait_with_output().unwrap()
+}
+
 /// Signs in a demo person from the command line, accepting the AUP; their access token.
 fn demo_token(grpc: u16, login: &str) -> String {
     let mut process = Command::new(env!("CARGO_BIN_EXE_haven"))
@@ -623,15 +641,7 @@ fn an_online_backup_restores_into_a_new_deployment_that_rebuilds_from_the_log() 
     let (grpc, http_port) = (free_port(), free_port());
     let mut child = start(&restored, grpc, http_port);
     wait_ready(&mut child, http_port);
-    let mut sign_in = Command::new(env!("CARGO_BIN_EXE_haven"))
-        .args(["sign-in", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--login", "kestrel-dsl@brightwater.example"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(sign_in.stdin.take().unwrap(), "brightwater demo 2026").unwrap();
-    let output = sign_in.wait_with_output().unwrap();
+    let output = sign_in_as_kestrel_dsl(grpc, "brightwater demo 2026");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let tokens: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(tokens["access_token"].as_str().is_some_and(|token| !token.is_empty()), "{tokens}");
@@ -786,6 +796,7 @@ fn the_logs_own_grpc_answers_only_callers_with_the_internal_credential() {
         String::from_utf8_lossy(&tail.stdout).contains("identity.SigningKeyRotated"),
         "identity wrote to the log through the credential"
     );
+}
 
 #[test]
 fn the_demo_filtering_register_is_read_and_decided_over_http_by_the_leadership_only() {
@@ -825,4 +836,237 @@ fn the_demo_filtering_register_is_read_and_decided_over_http_by_the_leadership_o
     let (status, body) = authorised(http_port, &teacher, "GET", path, "");
     assert_eq!(status, 403, "{body}");
     stop(&mut child);
+}
+
+#[test]
+fn grpc_requests_are_counted_by_method_and_status_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let mut child = start_demo(dir.path(), grpc, http_port);
+    assert!(!sign_in_as_kestrel_dsl(grpc, "not the demo password").status.success());
+    demo_token(grpc, "kestrel-dsl@brightwater.example");
+    let (status, metrics) = http(http_port, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    let sign_in = r#"method="/haven.v1.Identity/SignIn""#;
+    let line = |code: &str, name: &str| {
+        metrics
+            .lines()
+            .find(|line| {
+                line.starts_with(name) && line.contains(sign_in) && line.contains(&format!(r#"code="{code}""#))
+            })
+            .unwrap_or_else(|| panic!("no {name} {code} line in {metrics}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(line("UNAUTHENTICATED", "haven_grpc_server_requests_total{"), "1");
+    assert_eq!(line("OK", "haven_grpc_server_requests_total{"), "1");
+    assert_eq!(line("OK", "haven_grpc_server_request_duration_seconds_count{"), "1");
+    assert_eq!(line("UNAUTHENTICATED", "haven_grpc_server_request_duration_seconds_count{"), "1");
+    // The rest of what operators watch is on the same page.
+    for family in [
+        "haven_ingest_lines_total",
+        "haven_ingest_alerts_total",
+        "haven_eventlog_raft_apply_lag",
+        "haven_bus_relay_checkpoint_position",
+        "haven_bus_relay_lag_events",
+        "haven_eventlog_head_position",
+    ] {
+        assert!(metrics.contains(&format!("# TYPE {}", family.trim_end_matches("_total"))), "{family}: {metrics}");
+    }
+    stop(&mut child);
+}
+
+/// NATS for the trace test: the bus tests' server fixture.
+#[path = "../../shared/bus/tests/support/nats_server.rs"]
+#[allow(dead_code)]
+mod nats_server;
+
+mod otlp {
+    //! An OTLP/gRPC receiver on a loopback port that keeps every span it is sent.
+
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+    use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+    /// One span as received.
+    #[derive(Clone, Debug)]
+    pub struct Span {
+        pub service: String,
+        pub name: String,
+        pub trace_id: Vec<u8>,
+        pub span_id: Vec<u8>,
+        pub parent_span_id: Vec<u8>,
+        pub attributes: HashMap<String, String>,
+    }
+
+    #[derive(Clone, Debug, Default)]
+    pub struct Receiver {
+        pub spans: Arc<Mutex<Vec<Span>>>,
+    }
+
+    #[tonic::async_trait]
+    impl TraceService for Receiver {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let mut spans = self.spans.lock().unwrap();
+            for resource_spans in request.into_inner().resource_spans {
+                let service = resource_spans
+                    .resource
+                    .iter()
+                    .flat_map(|resource| &resource.attributes)
+                    .find(|attribute| attribute.key == "service.name")
+                    .map(|attribute| text(attribute.value.as_ref().and_then(|value| value.value.as_ref())))
+                    .unwrap_or_default();
+                for span in resource_spans.scope_spans.into_iter().flat_map(|scope| scope.spans) {
+                    let attributes = span
+                        .attributes
+                        .iter()
+                        .map(|kv| (kv.key.clone(), text(kv.value.as_ref().and_then(|value| value.value.as_ref()))))
+                        .collect();
+                    spans.push(Span {
+                        service: service.clone(),
+                        name: span.name,
+                        trace_id: span.trace_id,
+                        span_id: span.span_id,
+                        parent_span_id: span.parent_span_id,
+                        attributes,
+                    });
+                }
+            }
+            Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        }
+    }
+
+    fn text(value: Option<&Value>) -> String {
+        match value {
+            Some(Value::StringValue(text)) => text.clone(),
+            Some(Value::IntValue(number)) => number.to_string(),
+            Some(Value::BoolValue(flag)) => flag.to_string(),
+            Some(other) => format!("{other:?}"),
+            None => String::new(),
+        }
+    }
+
+    /// Serves the receiver on a free loopback port; its address.
+    pub async fn serve(receiver: Receiver) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(receiver))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        address
+    }
+}
+
+#[test]
+fn one_rest_write_is_one_trace_from_the_gateway_to_the_projection() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = otlp::Receiver::default();
+    let otlp_address = runtime.block_on(otlp::serve(receiver.clone()));
+    let nats = runtime.block_on(nats_server::NatsServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let endpoint = format!("http://{otlp_address}");
+    let nats_url = nats.url().as_str().to_owned();
+    let mut child = spawn_up_with_env(
+        &["up", "--demo", "--nats", &nats_url],
+        // No timed export: what is not sent in a full batch is sent by the flush at the stop.
+        &[("HAVEN_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+        dir.path(),
+        grpc,
+        http_port,
+    );
+    wait_ready(&mut child, http_port);
+    let token = demo_token(grpc, "kestrel-dsl@brightwater.example");
+    let learner = haven_identity::demo::learner_subject_id("k1");
+    let what_happened = "Invented: a note left on the climbing frame";
+    let concern = format!(
+        r#"{{"school_id":"kestrel-primary","about":"learner","subject_ids":["{learner}"],"what_happened":"{what_happened}"}}"#
+    );
+    let (status, raised) = authorised(http_port, &token, "POST", "/api/v1/concerns", &concern);
+    assert_eq!(status, 201, "{raised}");
+
+    // The event-counts projection has applied the concern (its checkpoint is past it); then stop.
+    let position: u64 = serde_json::from_str::<serde_json::Value>(&raised).unwrap()["position"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let applied_past = |projection: &str, metrics: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(&format!(r#"haven_bus_checkpoint_position{{projection="{projection}"}}"#)))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .is_some_and(|checkpoint| checkpoint > position)
+    };
+    loop {
+        let (_, metrics) = http(http_port, "GET", "/metrics", "");
+        if applied_past("event-counts", &metrics) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the projections never applied position {position}: {metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(&mut child);
+
+    // The request's trace, all of it delivered by the time the process exited.
+    let named = |spans: &[otlp::Span], trace: &[u8], name: &str| -> Vec<otlp::Span> {
+        spans.iter().filter(|span| span.trace_id == trace && span.name == name).cloned().collect()
+    };
+    let spans = receiver.spans.lock().unwrap().clone();
+    let edge = spans.iter().find(|span| span.name == "POST /api/v1/concerns").cloned().expect("the edge's span");
+    let trace = edge.trace_id.clone();
+    assert_eq!(edge.service, "haven");
+    assert_eq!(edge.attributes["http.route"], "/api/v1/concerns");
+    assert_eq!(edge.attributes["http.response.status_code"], "201");
+    // gateway → incidents' gRPC server: a child of the HTTP span, across the gateway's channel.
+    let server = named(&spans, &trace, "haven.v1.Incidents/RaiseConcern");
+    assert_eq!(server.len(), 1, "{spans:#?}");
+    assert_eq!(server[0].parent_span_id, edge.span_id, "the gRPC server span's parent is the gateway's");
+    assert_eq!(server[0].attributes["rpc.grpc.status_code"], "0");
+    // → the log's append, somewhere below the server span.
+    let by_id: std::collections::HashMap<&[u8], &otlp::Span> =
+        spans.iter().filter(|span| span.trace_id == trace).map(|span| (span.span_id.as_slice(), span)).collect();
+    let descends_from = |span: &otlp::Span, ancestor: &[u8]| {
+        let mut parent = span.parent_span_id.as_slice();
+        while let Some(next) = by_id.get(parent) {
+            if parent == ancestor {
+                return true;
+            }
+            parent = next.parent_span_id.as_slice();
+        }
+        false
+    };
+    let appends = named(&spans, &trace, "eventlog append");
+    let append = appends
+        .iter()
+        .find(|append| append.attributes["haven.stream_category"] == "concern")
+        .unwrap_or_else(|| panic!("no append of the concern: {appends:#?}"));
+    assert!(descends_from(append, &server[0].span_id), "the append is part of the RPC: {spans:#?}");
+    // → the relay's publish and each projection's apply, children of the context the log stored.
+    let published = named(&spans, &trace, "relay publish");
+    assert!(published.iter().all(|span| span.parent_span_id == append.span_id), "{published:#?}");
+    assert!(published.iter().any(|span| span.attributes["haven.event_type"] == "incidents.ConcernRaised"));
+    let applied = named(&spans, &trace, "projection apply");
+    assert!(!applied.is_empty() && applied.iter().all(|span| span.parent_span_id == append.span_id), "{applied:#?}");
+    assert!(applied.iter().any(|span| span.attributes["haven.projection"] == "event-counts"), "{applied:#?}");
+
+    // No span, of this trace or any other, names a person or carries what they wrote.
+    let mut personal: Vec<String> = haven_identity::demo::DEMO_PEOPLE.iter().map(|p| p.name.to_owned()).collect();
+    personal.extend(haven_identity::demo::DEMO_LEARNERS.iter().map(|(_, name, ..)| (*name).to_owned()));
+    personal.extend([what_happened.to_owned(), learner.clone(), token.clone()]);
+    for span in &spans {
+        for (key, value) in &span.attributes {
+            for secret in &personal {
+                assert!(!value.contains(secret.as_str()), "{} {key}={value} carries {secret}", span.name);
+            }
+        }
+    }
+    drop(nats);
 }

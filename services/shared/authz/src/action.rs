@@ -92,7 +92,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 48] = [
+    pub const ALL: [Action; 49] = [
         Action::EstablishTrust,
         Action::RegisterSchool,
         Action::ChangePupilNumbers,

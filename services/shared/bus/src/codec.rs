@@ -1,7 +1,8 @@
 //! How an event travels on NATS: the whole envelope, protobuf-encoded, as the payload (so a
 //! consumer gets exactly what the log stores, hash included), and headers a NATS tool can read
 //! without decoding it: the event id as `Nats-Msg-Id` (JetStream drops a repeat within its
-//! duplicate window), the global position, the event type and, when valid, W3C `traceparent`.
+//! duplicate window), the global position, the event type and, when valid, W3C `traceparent`
+//! and `tracestate` as the log stored them (ADR 0021).
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -16,6 +17,7 @@ pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 pub const HEADER_POSITION: &str = "Haven-Position";
 pub const HEADER_EVENT_TYPE: &str = "Haven-Event-Type";
 pub const HEADER_TRACEPARENT: &str = "traceparent";
+pub const HEADER_TRACESTATE: &str = "tracestate";
 
 /// One event, ready to publish.
 #[derive(Debug)]
@@ -33,6 +35,9 @@ pub fn encode(envelope: &EventEnvelope) -> Outbound {
     headers.insert(HEADER_EVENT_TYPE, envelope.event_type.as_str());
     if let Some(trace) = envelope.trace_context.as_ref().filter(|trace| is_traceparent(&trace.traceparent)) {
         headers.insert(HEADER_TRACEPARENT, trace.traceparent.as_str());
+        if !trace.tracestate.is_empty() {
+            headers.insert(HEADER_TRACESTATE, trace.tracestate.as_str());
+        }
     }
     Outbound { subject: event_subject(envelope), headers, payload: Bytes::from(envelope.encode_to_vec()) }
 }
@@ -58,7 +63,7 @@ fn message_id(event_id: &[u8]) -> String {
 }
 
 /// `00-<32 hex>-<16 hex>-<2 hex>`: anything else is not forwarded as a trace header.
-fn is_traceparent(value: &str) -> bool {
+pub(crate) fn is_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
     let lengths_ok = parts.len() == 4 && [2, 32, 16, 2].iter().zip(&parts).all(|(len, part)| part.len() == *len);
     lengths_ok && parts.iter().all(|part| part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
@@ -92,7 +97,18 @@ mod tests {
         assert_eq!(position_header(&outbound.headers), Some(Position(42)));
         assert_eq!(outbound.headers.get(HEADER_EVENT_TYPE).unwrap().as_str(), "identity.SchoolRegistered");
         assert_eq!(outbound.headers.get(HEADER_TRACEPARENT).unwrap().as_str(), traceparent);
+        assert!(outbound.headers.get(HEADER_TRACESTATE).is_none(), "no empty tracestate header");
         assert_eq!(decode(&outbound.payload, 1).unwrap(), original);
+    }
+
+    #[test]
+    fn the_stored_tracestate_travels_with_the_traceparent() {
+        let mut original = envelope("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        original.trace_context.as_mut().unwrap().tracestate = "haven=1".into();
+        assert_eq!(encode(&original).headers.get(HEADER_TRACESTATE).unwrap().as_str(), "haven=1");
+        let mut malformed = envelope("00-xyz");
+        malformed.trace_context.as_mut().unwrap().tracestate = "haven=1".into();
+        assert!(encode(&malformed).headers.get(HEADER_TRACESTATE).is_none(), "only with a valid traceparent");
     }
 
     #[test]

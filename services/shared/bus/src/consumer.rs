@@ -22,6 +22,7 @@ use haven_kernel::Position;
 use haven_proto::v1::EventEnvelope;
 use haven_runtime::Shutdown;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::metrics::ProjectionLabel;
 use crate::projection::{ApplyError, Batch, ParkedEvent, Projection};
@@ -222,8 +223,17 @@ impl<P: Projection> Consumer<P> {
     }
 
     /// Stores `events` (matching, ordered, at or after the checkpoint) with `checkpoint`;
-    /// a refused event is retried, then parked.
+    /// a refused event is retried, then parked. Traced events are stored inside a
+    /// `projection apply` span continuing their trace (`trace.rs`).
     async fn apply_run(&mut self, events: &[EventEnvelope], checkpoint: Position) -> Result<(), BusError> {
+        match crate::trace::apply_span(&self.label.projection, events, checkpoint.0) {
+            Some(span) => self.apply_run_untraced(events, checkpoint).instrument(span).await,
+            None => self.apply_run_untraced(events, checkpoint).await,
+        }
+    }
+
+    /// [`Consumer::apply_run`]'s work, inside whatever span it chose.
+    async fn apply_run_untraced(&mut self, events: &[EventEnvelope], checkpoint: Position) -> Result<(), BusError> {
         let mut rest = events;
         loop {
             let batch = Batch { events: rest, checkpoint, parked: None };

@@ -28,8 +28,11 @@ mod relay;
 mod relay_checkpoint;
 mod source;
 pub mod subject;
+mod trace;
 
-pub use codec::{HEADER_EVENT_TYPE, HEADER_MSG_ID, HEADER_POSITION, HEADER_TRACEPARENT, Outbound, decode, encode};
+pub use codec::{
+    HEADER_EVENT_TYPE, HEADER_MSG_ID, HEADER_POSITION, HEADER_TRACEPARENT, HEADER_TRACESTATE, Outbound, decode, encode,
+};
 pub use consumer::{Consumer, RetryPolicy};
 pub use error::{BusError, HandlerError};
 pub use ingest::{IngestBatch, IngestBuffer, IngestConsumer, MAX_INGEST_BATCH_LINES};

@@ -17,6 +17,8 @@ pub struct ProjectionLabel {
 pub struct BusMetrics {
     pub relay_published: Counter,
     pub relay_checkpoint: Gauge,
+    /// Committed events the relay has not had acknowledged yet, as of its last checkpoint tick.
+    pub relay_lag: Gauge,
     pub relay_leader: Gauge,
     pub relay_failures: Counter,
     pub handled: Family<ProjectionLabel, Counter>,
@@ -38,6 +40,11 @@ impl BusMetrics {
             "bus_relay_checkpoint_position",
             "One past the last position the relay published",
             self.relay_checkpoint.clone(),
+        );
+        metrics.register(
+            "bus_relay_lag_events",
+            "Events in the log not yet acknowledged by JetStream (the leading relay; 0 elsewhere)",
+            self.relay_lag.clone(),
         );
         metrics.register("bus_relay_leader", "1 while this process holds the relay lease", self.relay_leader.clone());
         metrics.register(

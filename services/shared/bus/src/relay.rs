@@ -11,7 +11,8 @@
 //! Up to `max_in_flight` publishes await their acknowledgement at once; acks are taken in
 //! publish order, so the checkpoint only ever covers a gapless prefix. Whatever happens after
 //! the checkpoint is published again on restart, and JetStream's duplicate window (or the
-//! consumers' checkpoints, past the window) drops the repeats.
+//! consumers' checkpoints, past the window) drops the repeats. An event the log stored with a
+//! trace context is published inside a `relay publish` span, a child of that context.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +25,13 @@ use futures_util::stream::FuturesOrdered;
 use haven_eventlog_client::{EventFilter, EventLog};
 use haven_kernel::Position;
 use haven_runtime::Shutdown;
+use tracing::Instrument as _;
 
 use crate::codec::{self, position_header};
 use crate::lease::{Lease, LeaseKeeper};
 use crate::nats::{EVENTS_STREAM, MAX_ACKS_IN_FLIGHT};
 use crate::relay_checkpoint::CheckpointFile;
-use crate::{BusError, BusMetrics, Nats};
+use crate::{BusError, BusMetrics, Nats, trace};
 
 /// How a relay runs.
 #[derive(Clone, Debug)]
@@ -91,6 +93,7 @@ impl Relay {
                     self.metrics.relay_leader.set(1);
                     let result = self.lead(&keeper, &shutdown).await;
                     self.metrics.relay_leader.set(0);
+                    self.metrics.relay_lag.set(0);
                     keeper.release().await;
                     match result {
                         Ok(()) => return,
@@ -142,6 +145,9 @@ impl Relay {
                     if !keeper.is_held() {
                         break Err(BusError::LeaseLost);
                     }
+                    if let Ok(head) = self.log.head().await {
+                        self.metrics.relay_lag.set(head.next_position.0.saturating_sub(acked.0) as i64);
+                    }
                     if acked != saved {
                         self.config.checkpoint.save(acked).await?;
                         saved = acked;
@@ -165,12 +171,12 @@ impl Relay {
                         }
                         let outbound = codec::encode(envelope);
                         let publish = PublishMessage::build().payload(outbound.payload).headers(outbound.headers);
-                        let ack = self
-                            .nats
-                            .jetstream
-                            .send_publish(outbound.subject, publish)
-                            .await
-                            .map_err(|error| BusError::nats("publish", error))?;
+                        let send = self.nats.jetstream.send_publish(outbound.subject, publish);
+                        let sent = match trace::publish_span(envelope) {
+                            Some(span) => send.instrument(span).await,
+                            None => send.await,
+                        };
+                        let ack = sent.map_err(|error| BusError::nats("publish", error))?;
                         let position = Position(envelope.position);
                         in_flight.push_back(async move { (position, ack.await) });
                     }

@@ -238,12 +238,21 @@ async fn the_relay_publishes_a_backlog_larger_than_its_ack_window() {
     let relay = Relay::new(log.clone(), server.connect().await, config, metrics.clone());
     let shutdown = Shutdown::default();
     let relaying = tokio::spawn(relay.run(shutdown.clone()));
+    // The first checkpoint tick comes before any acknowledgement: the whole backlog is lag.
+    let mut most_lag = 0;
     let published = tokio::time::timeout(Duration::from_secs(60), async {
-        while metrics.relay_published.get() < 40_000 {
+        while metrics.relay_published.get() < 40_000 || metrics.relay_lag.get() != 0 {
+            most_lag = most_lag.max(metrics.relay_lag.get());
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    assert!(published.await.is_ok(), "relay stuck at {} of 40000", metrics.relay_published.get());
+    assert!(
+        published.await.is_ok(),
+        "relay stuck at {} of 40000, lag {}",
+        metrics.relay_published.get(),
+        metrics.relay_lag.get()
+    );
+    assert_eq!(most_lag, 40_000, "the lag was the backlog before anything was acknowledged");
     shutdown.trigger();
     relaying.await.unwrap();
     assert_eq!(stream_messages(&server.connect().await).await, 40_000);

@@ -6,7 +6,7 @@
 
 use futures_util::StreamExt;
 use haven_kernel::{ExpectedVersion, Position, StreamId, Version};
-use haven_proto::v1::{Actor, ActorKind, EventFilter, ProposedEvent};
+use haven_proto::v1::{Actor, ActorKind, EventFilter, ProposedEvent, TraceContext};
 
 use crate::{EventLog, LogError, ReadStream, StreamAppend, WrongExpectedVersion};
 
@@ -111,6 +111,16 @@ pub async fn retried_appends_are_idempotent(log: &dyn EventLog) {
     assert!(retry.duplicate, "a retry reports it wrote nothing");
     assert_eq!((retry.first_position, retry.last_position), (first.first_position, first.last_position));
     assert_eq!(log.head().await.unwrap(), head, "a retry writes nothing");
+    // The trace context is not content (ADR 0021): a retry from another trace is the same event.
+    let mut retraced = events.clone();
+    for event in &mut retraced {
+        event.trace_context = Some(TraceContext {
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            tracestate: String::new(),
+        });
+    }
+    let retry = log.append(&id, ExpectedVersion::NoStream, retraced).await.unwrap();
+    assert!(retry.duplicate, "a retry from another trace is a duplicate, not a conflict");
 
     let mut altered = events.clone();
     altered[1].payload = b"changed".to_vec();

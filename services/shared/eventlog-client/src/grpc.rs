@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use haven_kernel::{ExpectedVersion, Position, StreamId, Version};
 use haven_proto::v1 as pb;
 use haven_proto::v1::event_log_client::EventLogClient;
+use haven_runtime::grpc::InjectTrace;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::status::{append_to_proto, batch_from_proto, from_status, outcome_from_proto};
@@ -19,9 +20,11 @@ use crate::{
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A gRPC client of `haven.v1.EventLog`. Cheap to clone; one HTTP/2 connection underneath.
+/// Every call carries the calling span's trace context, so the log's append is part of the
+/// request's trace (ADR 0021).
 #[derive(Clone, Debug)]
 pub struct GrpcEventLog {
-    client: EventLogClient<Channel>,
+    client: EventLogClient<InjectTrace<Channel>>,
     request_timeout: Duration,
     consistency: pb::ReadConsistency,
 }
@@ -36,7 +39,7 @@ impl GrpcEventLog {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .connect_lazy();
-        let client = EventLogClient::new(channel)
+        let client = EventLogClient::new(InjectTrace::new(channel))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(GrpcEventLog { client, request_timeout, consistency: pb::ReadConsistency::Linearizable })
@@ -50,7 +53,7 @@ impl GrpcEventLog {
         self
     }
 
-    fn client(&self) -> EventLogClient<Channel> {
+    fn client(&self) -> EventLogClient<InjectTrace<Channel>> {
         self.client.clone()
     }
 
