@@ -14,6 +14,7 @@ mod bench_cluster;
 mod bench_failover;
 mod bench_ingest;
 mod bench_parse;
+mod bench_query;
 mod bench_relay;
 mod cluster;
 
@@ -191,6 +192,8 @@ enum BenchCommand {
     Parse(bench_parse::ParseArgs),
     /// Ingest end to end: filter lines over syslog TCP to durable events, lines/s and peak RSS.
     Ingest(bench_ingest::IngestArgs),
+    /// The reporting projection at scale: rebuild events/s, dashboard and trend query latency.
+    Query(bench_query::QueryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +300,7 @@ fn main() -> ExitCode {
                 BenchCommand::Failover(args) => runtime.block_on(bench_failover::failover(args.clone())),
                 BenchCommand::Parse(args) => bench_parse::parse(args),
                 BenchCommand::Ingest(args) => runtime.block_on(bench_ingest::ingest(args.clone())),
+                BenchCommand::Query(args) => runtime.block_on(bench_query::query(args.clone())),
             })
         }
         Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),
