@@ -315,6 +315,7 @@ async fn an_audit_pack_holds_the_period_the_chain_and_the_accesses_and_is_record
     assert_eq!(recorded(log.log.clone()).await.len(), 1);
 
     // A later pack covers the first export as an access too.
-    let later = audit.audit_pack(&at(now - 3_600), &at(now + 3_600), &exporter).await.unwrap();
+    // (A new context: each one is one recorded event, with its own id.)
+    let later = audit.audit_pack(&at(now - 3_600), &at(now + 3_600), &context("user-auditor", now)).await.unwrap();
     assert_eq!((later.events, later.accesses), (4, 2));
 }
