@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use haven_authz::Action;
 use haven_reporting::projection::dashboard::Dashboard;
-use haven_reporting::time::{DAY_SECS, hour_of_day};
+use haven_reporting::time::DAY_SECS;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -114,12 +114,11 @@ pub fn figures(web: &WebEdge, reach: &Reach, days: i64, now: i64) -> Figures {
             .filter(|school| reach.includes(school))
             .map(|school| (school.clone(), [0; 24]))
             .collect();
-        for ((school, hour), cell) in &state.breach_hours {
-            if *hour >= from
-                && *hour < to
-                && let Some(row) = heat.get_mut(school)
-            {
-                row[usize::from(hour_of_day(*hour))] += cell.total();
+        for (school, breaches) in state.breaches.in_scope(reach.scope()) {
+            if let Some(row) = heat.get_mut(school) {
+                for cell in breaches.hours.range(from..to).map(|(_, cell)| cell) {
+                    row[usize::from(cell.hour_of_day)] += cell.total();
+                }
             }
         }
         let mut by_severity: std::collections::BTreeMap<i32, (AlertSeverityRow, Vec<i64>)> =

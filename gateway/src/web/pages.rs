@@ -315,9 +315,14 @@ pub async fn school(
 }
 
 fn csv(name: &str, body: String) -> Response {
+    download(name, "text/csv; charset=utf-8", body)
+}
+
+/// A file to save, never cached.
+fn download(name: &str, content_type: &str, body: String) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_TYPE, content_type.to_owned()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
@@ -408,6 +413,24 @@ pub struct AuditQuery {
     pub position: Option<String>,
 }
 
+/// The session's viewer, when they may read the audit trail; else the page to answer with.
+fn auditor(state: &GatewayState, headers: &HeaderMap) -> Result<(WebEdge, Viewer), Response> {
+    let (web, viewer) = session::viewer(state, headers)?;
+    if !viewer.may(Action::ReadAuditTrail, None) {
+        return Err(html::forbidden(&viewer, "the audit views"));
+    }
+    Ok((web, viewer))
+}
+
+/// Bad input is the caller's (400, naming the field); anything else is the log's (503).
+fn audit_error(error: &haven_reporting::Error) -> Response {
+    let status = match error {
+        haven_reporting::Error::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    html::error_page(status, &error.to_string())
+}
+
 fn record_context(viewer: &Viewer) -> RecordContext {
     let seconds = now();
     RecordContext {
@@ -425,18 +448,27 @@ const AUDIT_FORMS: &str = "<div class=\"grid\"><form class=\"card\" method=\"get
     <label>Stream <input id=\"stream\" type=\"text\" name=\"stream\" placeholder=\"incident-…, alert-…, user-…\" required></label>\
     <label>As it stood before log position (empty: now) <input type=\"number\" name=\"position\" min=\"0\"></label>\
     <button id=\"show-history\" type=\"submit\">Show history</button></form>\
+    <form class=\"card\" method=\"get\" action=\"/audit/actor\"><h2>Everything one person did</h2>\
+    <label>Principal <input id=\"principal\" type=\"text\" name=\"principal\" placeholder=\"user-…\" required></label>\
+    <button id=\"show-actions\" type=\"submit\">Show actions</button></form>\
+    <form class=\"card\" method=\"get\" action=\"/audit/accesses\"><h2>Everyone who read a record</h2>\
+    <label>Record <input id=\"record\" type=\"text\" name=\"stream\" placeholder=\"incident-…, subject-…, register-lado\" required></label>\
+    <button id=\"show-accesses\" type=\"submit\">Show readers</button></form>\
     <form class=\"card\" method=\"post\" action=\"/audit/verify\"><h2>Hash chain</h2><p>Recompute every event's SHA-256 link \
     from the first to the last and compare it with what the log stored. The check itself is recorded.</p>\
-    <button id=\"verify\" type=\"submit\">Verify the whole log</button></form></div>";
+    <button id=\"verify\" type=\"submit\">Verify the whole log</button></form>\
+    <form class=\"card\" method=\"get\" action=\"/audit/pack\"><h2>Audit pack</h2><p>One file (JSON lines) with every \
+    event the log recorded in the period, the hash chain verified up to its end and the record accesses. The export \
+    itself is recorded.</p>\
+    <label>From (UTC day) <input id=\"pack-from\" type=\"date\" name=\"from\" required></label>\
+    <label>To, inclusive <input id=\"pack-to\" type=\"date\" name=\"to\" required></label>\
+    <button id=\"export-pack\" type=\"submit\">Download the pack</button></form></div>";
 
 pub async fn audit(State(state): State<GatewayState>, headers: HeaderMap, Query(query): Query<AuditQuery>) -> Response {
-    let (web, viewer) = match session::viewer(&state, &headers) {
+    let (web, viewer) = match auditor(&state, &headers) {
         Ok(found) => found,
         Err(response) => return response,
     };
-    if !viewer.may(Action::ReadAuditTrail, None) {
-        return html::forbidden(&viewer, "the audit views");
-    }
     let mut body = format!("<h1>Audit</h1>{AUDIT_FORMS}");
     if let Some(raw) = query.stream.filter(|s| !s.is_empty()) {
         let stream = match StreamId::parse(&raw) {
@@ -487,13 +519,10 @@ pub async fn audit(State(state): State<GatewayState>, headers: HeaderMap, Query(
 }
 
 pub async fn verify_chain(State(state): State<GatewayState>, headers: HeaderMap) -> Response {
-    let (web, viewer) = match session::viewer(&state, &headers) {
+    let (web, viewer) = match auditor(&state, &headers) {
         Ok(found) => found,
         Err(response) => return response,
     };
-    if !viewer.may(Action::ReadAuditTrail, None) {
-        return html::forbidden(&viewer, "the audit views");
-    }
     let context = record_context(&viewer);
     let report = match web.audit.verify_chain(0, 0, None, Some(&context)).await {
         Ok(report) => report,
@@ -519,6 +548,169 @@ pub async fn verify_chain(State(state): State<GatewayState>, headers: HeaderMap)
         report.last_hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
     html::page("Audit", Some(&viewer), &body)
+}
+
+/// `?principal=…&page=…` of an actor's actions, `?stream=…&page=…` of a record's readers.
+#[derive(Debug, Deserialize)]
+pub struct AuditListQuery {
+    pub principal: Option<String>,
+    pub stream: Option<String>,
+    /// The page token the previous page gave.
+    pub page: Option<String>,
+}
+
+fn next_page_link(base: &str, key: &str, value: &str, token: &str) -> String {
+    if token.is_empty() {
+        return String::new();
+    }
+    let encode = |text: &str| {
+        text.bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect::<String>()
+    };
+    format!(
+        "<p><a id=\"next-page\" href=\"{base}?{key}={}&amp;page={}\">Next page</a></p>",
+        encode(value),
+        encode(token)
+    )
+}
+
+/// Everything one person did (`ListActorActions`), in log order; auditors only.
+pub async fn actor_actions(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Query(query): Query<AuditListQuery>,
+) -> Response {
+    let (web, viewer) = match auditor(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let principal = query.principal.unwrap_or_default();
+    let page = match web.audit.actor_actions(principal.trim(), None, None, 0, query.page.as_deref().unwrap_or("")).await
+    {
+        Ok(page) => page,
+        Err(error) => return audit_error(&error),
+    };
+    let mut body = format!(
+        "<h1>Audit</h1><section class=\"card\"><h2>Everything {} did</h2><table id=\"actions\"><tr><th class=\"n\">Position</th>\
+         <th>Stream</th><th>Event</th><th>School</th><th>Occurred</th><th>Recorded</th><th>Roles</th></tr>",
+        escape(principal.trim())
+    );
+    for row in &page.rows {
+        let _ = write!(
+            body,
+            "<tr><td class=\"n\">{}</td><td><a href=\"/audit?stream={}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            row.position,
+            escape(&row.stream_id),
+            escape(&row.stream_id),
+            escape(&row.event_type),
+            escape(&row.school_id),
+            when(row.occurred_at.as_ref().map_or(0, |t| t.seconds)),
+            when(row.recorded_at.as_ref().map_or(0, |t| t.seconds)),
+            escape(&row.roles.join(", "))
+        );
+    }
+    let _ = write!(
+        body,
+        "</table><p class=\"muted\">{} actions on this page.</p>{}</section>{AUDIT_FORMS}",
+        page.rows.len(),
+        next_page_link("/audit/actor", "principal", principal.trim(), &page.next_page_token)
+    );
+    html::page("Audit", Some(&viewer), &body)
+}
+
+/// Everyone who read or exported a record (`ListRecordAccesses`); auditors only.
+pub async fn record_accesses(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Query(query): Query<AuditListQuery>,
+) -> Response {
+    let (web, viewer) = match auditor(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let raw = query.stream.unwrap_or_default();
+    let stream = match StreamId::parse(raw.trim()) {
+        Ok(stream) => stream,
+        Err(error) => return html::error_page(StatusCode::BAD_REQUEST, &format!("stream: {error}")),
+    };
+    let page = match web.audit.record_accesses(&stream, None, None, 0, query.page.as_deref().unwrap_or("")).await {
+        Ok(page) => page,
+        Err(error) => return audit_error(&error),
+    };
+    let mut body = format!(
+        "<h1>Audit</h1><section class=\"card\"><h2>Everyone who read {}</h2><table id=\"accesses\"><tr><th class=\"n\">Position</th>\
+         <th>When</th><th>Who</th><th>Roles</th><th>How</th><th>Purpose</th></tr>",
+        escape(stream.as_str())
+    );
+    for row in &page.rows {
+        let _ = write!(
+            body,
+            "<tr><td class=\"n\">{}</td><td>{}</td><td><a href=\"/audit/actor?principal={}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            row.position,
+            when(row.accessed_at.as_ref().map_or(0, |t| t.seconds)),
+            escape(&row.principal_id),
+            escape(&row.principal_id),
+            escape(&row.roles.join(", ")),
+            escape(&row.event_type),
+            escape(&row.purpose)
+        );
+    }
+    let _ = write!(
+        body,
+        "</table><p class=\"muted\">{} reads on this page.</p>{}</section>{AUDIT_FORMS}",
+        page.rows.len(),
+        next_page_link("/audit/accesses", "stream", stream.as_str(), &page.next_page_token)
+    );
+    html::page("Audit", Some(&viewer), &body)
+}
+
+/// `?from=YYYY-MM-DD&to=YYYY-MM-DD` (UTC days, `to` included) of the audit pack.
+#[derive(Debug, Deserialize)]
+pub struct PackQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+fn utc_day(field: &str, raw: Option<&str>) -> Result<(jiff::civil::Date, i64), Response> {
+    let refuse = || html::error_page(StatusCode::BAD_REQUEST, &format!("{field}: a day as YYYY-MM-DD"));
+    let date: jiff::civil::Date = raw.map(str::trim).unwrap_or_default().parse().map_err(|_| refuse())?;
+    let seconds = date.to_zoned_datetime(jiff::tz::TimeZone::UTC).map_err(|_| refuse())?.timestamp().as_second();
+    Ok((date, seconds))
+}
+
+/// The audit pack for the days asked for, as a download; the export is recorded.
+pub async fn audit_pack(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Query(query): Query<PackQuery>,
+) -> Response {
+    let (web, viewer) = match auditor(&state, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let (from_day, from) = match utc_day("from", query.from.as_deref()) {
+        Ok(day) => day,
+        Err(response) => return response,
+    };
+    let (to_day, to) = match utc_day("to", query.to.as_deref()) {
+        Ok(day) => day,
+        Err(response) => return response,
+    };
+    if to < from {
+        return html::error_page(StatusCode::BAD_REQUEST, "to: the last day must not be before the first");
+    }
+    let context = record_context(&viewer);
+    let (from_at, to_at) =
+        (prost_types::Timestamp { seconds: from, nanos: 0 }, prost_types::Timestamp { seconds: to + 86_400, nanos: 0 });
+    match web.audit.audit_pack(&from_at, &to_at, &context).await {
+        Ok(pack) => download(
+            &format!("haven-audit-pack-{from_day}-{to_day}.jsonl"),
+            "application/x-ndjson; charset=utf-8",
+            pack.body,
+        ),
+        Err(error) => audit_error(&error),
+    }
 }
 
 /// `?school=…&year=2026-27&term=autumn` of the governors' report.

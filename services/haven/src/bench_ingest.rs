@@ -149,7 +149,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `VmHWM` from /proc/self/status (Linux), in MiB.
-fn peak_rss_mib() -> Option<f64> {
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

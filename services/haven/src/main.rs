@@ -14,6 +14,7 @@ mod bench_cluster;
 mod bench_failover;
 mod bench_ingest;
 mod bench_parse;
+mod bench_query;
 mod bench_relay;
 mod bench_rolling;
 mod cluster;
@@ -201,6 +202,8 @@ enum BenchCommand {
     Parse(bench_parse::ParseArgs),
     /// Ingest end to end: filter lines over syslog TCP to durable events, lines/s and peak RSS.
     Ingest(bench_ingest::IngestArgs),
+    /// The reporting projection at scale: rebuild events/s, dashboard and trend query latency.
+    Query(bench_query::QueryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,6 +318,7 @@ fn main() -> ExitCode {
                 BenchCommand::RollingRestart(args) => runtime.block_on(bench_rolling::rolling(args.clone())),
                 BenchCommand::Parse(args) => bench_parse::parse(args),
                 BenchCommand::Ingest(args) => runtime.block_on(bench_ingest::ingest(args.clone())),
+                BenchCommand::Query(args) => runtime.block_on(bench_query::query(args.clone())),
             })
         }
         Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),

@@ -61,7 +61,7 @@ fn breaches_in_hour(school: &str, pupils: u32, day: i64, hour: i64) -> u32 {
 }
 
 /// The categories of one hour's breaches, in order of likelihood.
-const CATEGORY_MIX: [pb::BreachCategory; 8] = [
+pub(crate) const CATEGORY_MIX: [pb::BreachCategory; 8] = [
     pb::BreachCategory::Gambling,
     pb::BreachCategory::Pornography,
     pb::BreachCategory::Violence,

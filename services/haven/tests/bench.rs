@@ -86,3 +86,49 @@ fn a_rolling_restart_under_writes_moves_leadership_and_loses_nothing() {
     assert_eq!(report["lost"], 0, "{report}");
     assert_eq!(report["duplicated"], 0, "{report}");
 }
+
+#[test]
+fn query_rebuilds_the_projection_and_times_every_query() {
+    let report = bench(&[
+        "query",
+        "--breaches",
+        "20000",
+        "--cases",
+        "200",
+        "--schools",
+        "5",
+        "--days",
+        "120",
+        "--subjects",
+        "500",
+        "--batch",
+        "256",
+        "--samples",
+        "3",
+    ]);
+    assert_eq!(report["bench"], "query");
+    // Every breach was counted once, whichever batch it arrived in.
+    assert_eq!(report["breaches_counted"], 20_000);
+    // 5 schools, 20 000 breaches, 200 cases (opened and one action each), and the alerts,
+    // acknowledgements, referrals, outcomes and closures generated with them.
+    let events = report["events"].as_u64().unwrap();
+    assert!(events > 5 + 20_000 + 2 * 200, "{events}");
+    let open = report["open_cases"].as_u64().unwrap();
+    assert!(open > 0 && open < 200, "about half the cases are closed: {open}");
+    assert!(report["rebuild_events_per_second"].as_f64().unwrap() > 0.0);
+    let queries = report["queries"].as_array().unwrap();
+    let names: Vec<&str> = queries.iter().map(|query| query["query"].as_str().unwrap()).collect();
+    for name in ["dashboard trust 7d", "dashboard school 92d", "trends trust 52w", "trends school 8w"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    for query in queries {
+        assert_eq!(query["samples"], 3);
+        assert!(query["p50_us"].as_u64().unwrap() <= query["max_us"].as_u64().unwrap());
+    }
+    // The trust-wide dashboards count breaches in their window: a longer window, more breaches.
+    let answer = |name: &str| queries.iter().find(|query| query["query"] == name).unwrap()["answer"].as_u64().unwrap();
+    assert!(answer("dashboard trust 7d") > 0);
+    assert!(answer("dashboard trust 7d") < answer("dashboard trust 28d"));
+    assert!(answer("dashboard trust 92d") < 20_000, "the 92-day window holds only part of 120 days");
+    assert_eq!(answer("trends trust 52w"), 20_000, "52 weeks cover the whole 120 days");
+}

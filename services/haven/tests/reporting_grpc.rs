@@ -186,9 +186,14 @@ async fn reporting_over_grpc_answers_each_role_with_what_it_may_see() {
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert!(refused.message().contains("expected_hash"), "{}", refused.message());
 
-    // Not served yet, and nobody signed in gets nothing.
-    let rebuild = client.rebuild_projection(signed(pb::RebuildProjectionRequest::default(), &auditor)).await;
-    assert_eq!(rebuild.unwrap_err().code(), Code::PermissionDenied);
+    // Rebuilds are for the trust lead and trust admin, and nobody signed in gets nothing.
+    let rebuild = pb::RebuildProjectionRequest { projection: "reporting".into(), reason: String::new() };
+    for person in [&auditor, &governor, &dsl] {
+        let refused = client.rebuild_projection(signed(rebuild.clone(), person)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied);
+        let listed = client.list_projections(signed(pb::ListProjectionsRequest {}, person)).await.unwrap_err();
+        assert_eq!(listed.code(), Code::PermissionDenied);
+    }
     let anonymous = client.get_trust_dashboard(pb::GetTrustDashboardRequest::default()).await;
     assert_eq!(anonymous.unwrap_err().code(), Code::Unauthenticated);
 }
@@ -337,4 +342,112 @@ fn an_expired_page_session_is_renewed_from_the_refresh_cookie() {
     let forged = get("Cookie: haven_refresh=not-a-refresh-token\r\n".to_owned());
     assert!(forged.contains("location: /sign-in"), "{forged}");
     assert!(forged.contains("haven_refresh=; Path=/"), "a refused refresh token is cleared: {forged}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_on_request_swaps_in_the_same_answers_and_is_recorded() {
+    let quiet = [("HAVEN_INGEST__DEMO_FEED", "false")];
+    let haven = tokio::task::spawn_blocking(move || start_with(tempfile::tempdir().unwrap(), &quiet)).await.unwrap();
+    let lead = token(&haven, "demo-lead");
+    let auditor = token(&haven, "demo-auditor");
+    let mut client = client(&haven).await;
+    let live = settled_dashboard(&mut client, &lead, 1).await;
+    let listed = client.list_projections(signed(pb::ListProjectionsRequest {}, &lead)).await.unwrap().into_inner();
+    assert_eq!(listed.projections.len(), 1);
+    let before = &listed.projections[0];
+    assert_eq!(before.name, "reporting");
+    assert!(before.checkpoint_position > 0 && before.checkpoint_position <= before.head_position);
+    assert!(before.last_rebuilt_at.is_none() && !before.rebuilding);
+
+    let unknown = pb::RebuildProjectionRequest { projection: "trust-dashboard".into(), reason: String::new() };
+    assert_eq!(client.rebuild_projection(signed(unknown, &lead)).await.unwrap_err().code(), Code::NotFound);
+    let rebuild = pb::RebuildProjectionRequest { projection: "reporting".into(), reason: "test: rebuild".into() };
+    let target = client.rebuild_projection(signed(rebuild, &lead)).await.unwrap().into_inner().target_position;
+    assert!(target >= before.checkpoint_position);
+    let mut after = pb::ProjectionState::default();
+    for _attempt in 0..200 {
+        let listed = client.list_projections(signed(pb::ListProjectionsRequest {}, &lead)).await.unwrap().into_inner();
+        after = listed.projections[0].clone();
+        if after.last_rebuilt_at.is_some() && !after.rebuilding {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(after.last_rebuilt_at.is_some(), "the rebuild finished: {after:?}");
+    assert!(after.last_rebuild_error.is_empty(), "{after:?}");
+    assert!(after.last_rebuild_events > 0 && after.last_rebuild_position >= before.checkpoint_position, "{after:?}");
+
+    // The swapped-in state answers exactly as the live one did.
+    let rebuilt = settled_dashboard(&mut client, &lead, live.as_of_position).await;
+    let without_position = |mut r: pb::GetTrustDashboardResponse| {
+        r.as_of_position = 0;
+        r
+    };
+    assert_eq!(without_position(rebuilt), without_position(live), "rebuilt on request = live");
+
+    // The request is on record, with who asked and why.
+    let history = pb::GetStreamHistoryRequest { stream_id: "projection-reporting".into(), ..Default::default() };
+    let history = client.get_stream_history(signed(history, &auditor)).await.unwrap().into_inner();
+    assert_eq!(history.events.len(), 1);
+    let envelope = history.events[0].envelope.as_ref().unwrap();
+    assert_eq!(envelope.event_type, "reporting.ProjectionRebuildRequested");
+    let requested = <pb::ProjectionRebuildRequested as prost::Message>::decode(envelope.payload.as_slice()).unwrap();
+    assert_eq!(requested.reason, "test: rebuild");
+    assert_eq!(requested.requested_by_principal_id, "user-demo-lead");
+    assert_eq!(requested.target_position, target);
+
+    // The audit pages: an auditor downloads a pack for today and sees who did and read what;
+    // the trust lead (no audit trail right) is refused each.
+    let case = pb::GetStreamHistoryRequest {
+        stream_id: "incident-demo-case-k1".into(),
+        purpose: "pack test".into(),
+        ..Default::default()
+    };
+    client.get_stream_history(signed(case, &auditor)).await.unwrap();
+    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    let pack = page(haven.http, &format!("/audit/pack?from={today}&to={today}"), &auditor);
+    assert!(pack.starts_with("HTTP/1.1 200"), "{pack}");
+    assert!(pack.contains("content-type: application/x-ndjson"), "{pack}");
+    assert!(pack.contains(&format!("attachment; filename=\"haven-audit-pack-{today}-{today}.jsonl\"")), "{pack}");
+    let lines: Vec<&str> = pack.split_once("\r\n\r\n").unwrap().1.lines().collect();
+    assert!(lines[0].starts_with(r#"{"record":"pack","format":"haven-audit-pack/1""#), "{}", lines[0]);
+    assert!(lines[1].starts_with(r#"{"record":"chain","ok":true"#), "{}", lines[1]);
+    assert!(lines.iter().any(|line| line.contains(r#""event_type":"reporting.ProjectionRebuildRequested""#)));
+    assert!(
+        lines.iter().any(|line| line.starts_with(r#"{"record":"access""#)
+            && line.contains(r#""stream_id":"access-incident-demo-case-k1""#)
+            && line.contains(r#""purpose":"pack test""#)),
+        "the auditor's read of the case history is an access in the pack"
+    );
+    assert!(lines.last().unwrap().starts_with(r#"{"record":"seal""#));
+    let bad = page(haven.http, &format!("/audit/pack?from={today}&to=yesterday"), &auditor);
+    assert!(bad.starts_with("HTTP/1.1 400") && bad.contains("to: a day as YYYY-MM-DD"), "{bad}");
+
+    let actions = page(haven.http, "/audit/actor?principal=user-demo-auditor", &auditor);
+    assert!(actions.starts_with("HTTP/1.1 200"), "{actions}");
+    assert!(actions.contains("reporting.AuditPackExported"), "the export is one of the auditor's actions");
+    let readers = page(haven.http, "/audit/accesses?stream=incident-demo-case-k1", &auditor);
+    assert!(readers.starts_with("HTTP/1.1 200") && readers.contains("user-demo-auditor"), "{readers}");
+    for path in [
+        "/audit/pack?from=2026-01-01&to=2026-01-02",
+        "/audit/actor?principal=user-demo-lead",
+        "/audit/accesses?stream=incident-demo-case-k1",
+    ] {
+        let refused = page(haven.http, path, &lead);
+        assert!(refused.starts_with("HTTP/1.1 403"), "{path}: {refused}");
+    }
+}
+
+/// A page fetched with `token` as the session cookie: the whole response.
+fn page(port: u16, path: &str, token: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nCookie: haven_session={token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }

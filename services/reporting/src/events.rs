@@ -5,6 +5,7 @@ pub const STREAM_HISTORY_VIEWED: &str = "reporting.StreamHistoryViewed";
 pub const REGISTER_VIEWED: &str = "reporting.RegisterViewed";
 pub const CHAIN_VERIFIED: &str = "reporting.ChainVerified";
 pub const PROJECTION_REBUILD_REQUESTED: &str = "reporting.ProjectionRebuildRequested";
+pub const AUDIT_PACK_EXPORTED: &str = "reporting.AuditPackExported";
 
 // identity
 pub const SCHOOL_REGISTERED: &str = "identity.SchoolRegistered";

@@ -241,3 +241,81 @@ async fn the_whole_chain_verifies_and_ends_in_the_heads_hash() {
     assert_eq!(recorded.events.len(), 1);
     assert_eq!(recorded.events[0].event_type, "reporting.ChainVerified");
 }
+
+/// The value of `"key":` in one JSON line written by the pack (numbers, booleans, strings).
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("{key} in {line}")) + key.len() + 3;
+    let rest = &line[start..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        &quoted[..quoted.find('"').unwrap()]
+    } else {
+        &rest[..rest.find([',', '}']).unwrap()]
+    }
+}
+
+#[tokio::test]
+async fn an_audit_pack_holds_the_period_the_chain_and_the_accesses_and_is_recorded() {
+    use haven_eventlog_client::chain::{GENESIS_HASH, chain_hash, envelope_hash};
+    use prost::Message;
+
+    let log = TestLog::open();
+    let audit = Audit::new(log.log.clone(), Limits::default());
+    log.append("incident-c1", "incidents.CaseOpened", "school-a", "user-dsl", T0, case_opened("c1")).await;
+    log.append("incident-c2", "incidents.CaseOpened", "school-a", "user-dsl", T0, case_opened("c2")).await;
+    let stream = StreamId::parse("incident-c1").unwrap();
+    let viewer = context("user-auditor", T0);
+    audit.stream_history(&stream, &AsOf::Now, 0, 0, Some((&viewer, "annual audit"))).await.unwrap();
+    let head = log.log.head().await.unwrap().next_position.0;
+    assert_eq!(head, 3, "two cases and the recorded read");
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+    let exporter = context("user-auditor", now);
+    let pack = audit.audit_pack(&at(now - 3_600), &at(now + 3_600), &exporter).await.unwrap();
+    assert_eq!((pack.from_position, pack.to_position, pack.events, pack.accesses), (0, 3, 3, 1));
+    assert!(pack.chain_ok);
+    let lines: Vec<&str> = pack.body.lines().collect();
+    assert_eq!(lines.len(), 1 + 1 + 3 + 1 + 1, "header, chain, events, access, seal");
+    assert_eq!(field(lines[0], "record"), "pack");
+    assert_eq!(field(lines[0], "generated_by"), "user-auditor");
+    assert_eq!((field(lines[1], "record"), field(lines[1], "ok")), ("chain", "true"));
+    assert_eq!(field(lines[1], "events_checked"), "3");
+    assert_eq!(field(lines[5], "record"), "access");
+    assert_eq!(field(lines[5], "principal_id"), "user-auditor");
+    assert_eq!(field(lines[5], "purpose"), "annual audit");
+
+    // Each event carries its stored envelope: the links recompute offline from the file alone.
+    let mut previous = GENESIS_HASH;
+    for line in &lines[2..5] {
+        assert_eq!(field(line, "record"), "event");
+        let envelope = pb::EventEnvelope::decode(hex::decode(field(line, "envelope")).unwrap().as_slice()).unwrap();
+        assert!(envelope.hash.is_empty());
+        previous = envelope_hash(&previous, &envelope);
+        assert_eq!(hex::encode(previous), field(line, "hash"));
+    }
+    // The seal chains every line before it.
+    let seal = lines[..6].iter().fold(GENESIS_HASH, |hash, line| chain_hash(&hash, line.as_bytes()));
+    assert_eq!(seal, pack.seal);
+    assert_eq!(field(lines[6], "hash"), hex::encode(seal));
+
+    // The export is on record with its seal; a period that ends before it starts is refused
+    // by name and records nothing.
+    let recorded = |log: std::sync::Arc<dyn haven_eventlog_client::EventLog>| async move {
+        let stream = StreamId::parse("audit-pack").unwrap();
+        log.read_stream(ReadStream::forwards(stream, Version(0), 10)).await.unwrap().events
+    };
+    let exports = recorded(log.log.clone()).await;
+    assert_eq!(exports.len(), 1);
+    let export = pb::AuditPackExported::decode(exports[0].payload.as_slice()).unwrap();
+    assert_eq!(export.pack_hash, seal.to_vec());
+    assert_eq!((export.events, export.to_position, export.chain_ok), (3, 3, true));
+    assert_eq!(export.exported_by_principal_id, "user-auditor");
+    let refused = audit.audit_pack(&at(now), &at(now - 60), &exporter).await.unwrap_err();
+    assert!(refused.to_string().starts_with("invalid to:"), "{refused}");
+    assert_eq!(recorded(log.log.clone()).await.len(), 1);
+
+    // A later pack covers the first export as an access too.
+    // (A new context: each one is one recorded event, with its own id.)
+    let later = audit.audit_pack(&at(now - 3_600), &at(now + 3_600), &context("user-auditor", now)).await.unwrap();
+    assert_eq!((later.events, later.accesses), (4, 2));
+}

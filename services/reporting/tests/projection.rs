@@ -183,6 +183,53 @@ async fn the_live_projection_equals_a_rebuild_from_zero() {
 }
 
 #[tokio::test]
+async fn a_rebuild_on_request_swaps_in_a_state_identical_to_the_live_one() {
+    let log = TestLog::open();
+    seed(&log, 0).await;
+    let projection = ReportingProjection::new();
+    let view = projection.view();
+    let consumer = Consumer::new(projection, log.log.clone(), BusMetrics::default());
+    let mut progress = consumer.progress();
+    let shutdown = Shutdown::default();
+    let task = tokio::spawn(consumer.run(EmbeddedSource::new(log.log.clone()), shutdown.clone()));
+    wait_for(&mut progress, log.log.head().await.unwrap().next_position.0).await;
+    let live_before: ReportState = view.read(|state, _| state.clone());
+
+    // Events keep arriving while the rebuild runs; it catches up with the live checkpoint
+    // before swapping in.
+    assert!(view.begin_rebuild());
+    assert!(!view.begin_rebuild(), "one rebuild at a time");
+    assert!(view.rebuild_status().rebuilding);
+    let (rebuild_view, rebuild_log) = (view.clone(), log.log.clone());
+    let rebuild = tokio::spawn(async move { rebuild_view.rebuild(rebuild_log.as_ref(), 42).await });
+    seed(&log, 3_600).await;
+    let rebuilt = rebuild.await.unwrap().unwrap();
+    let head = log.log.head().await.unwrap().next_position.0;
+    wait_for(&mut progress, head).await;
+
+    let status = view.rebuild_status();
+    assert!(!status.rebuilding);
+    assert_eq!(status.last_rebuilt_at, Some(42));
+    assert_eq!(status.last_events, rebuilt.events);
+    assert_eq!(status.last_checkpoint, rebuilt.checkpoint);
+    assert!(rebuilt.events > 0 && rebuilt.checkpoint <= head);
+
+    // The state after the swap (and whatever the consumer applied after it) equals a rebuild
+    // from zero by a second consumer, and differs from the state before the new events.
+    let live: ReportState = view.read(|state, _| state.clone());
+    let fresh = ReportingProjection::new();
+    let fresh_view = fresh.view();
+    let mut again = Consumer::new(fresh, log.log.clone(), BusMetrics::default());
+    assert_eq!(again.rebuild().await.unwrap().0, head);
+    assert_eq!(live, fresh_view.read(|state, _| state.clone()));
+    assert_ne!(live, live_before, "the events written during the rebuild are in");
+    assert_eq!(live.breaches.events(), 2 * 24, "each breach counted once");
+
+    shutdown.trigger();
+    task.await.unwrap();
+}
+
+#[tokio::test]
 async fn the_governors_report_has_aggregates_only() {
     let log = TestLog::open();
     seed(&log, 0).await;

@@ -8,9 +8,12 @@
 //!  VerifyChain ───────▶ read_all, recompute SHA-256(prev ‖ envelope without hash)
 //!  each view of a sensitive stream ──append──▶ access-<stream>   reporting.StreamHistoryViewed
 //!  each verification ───────────────append──▶ audit-chain        reporting.ChainVerified
+//!  AuditPack (pack.rs): period ─▶ positions ─▶ chain 0..end, events, accesses, seal
+//!                                       ───append──▶ audit-pack   reporting.AuditPackExported
 //! ```
 
 mod chain;
+mod pack;
 
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ use prost::Message;
 use prost_types::Timestamp;
 
 pub use chain::{BrokenLink, ChainCheck};
+pub use pack::{ACCESS_EVENT_TYPES, AuditPack};
 
 use crate::config::Limits;
 use crate::events;

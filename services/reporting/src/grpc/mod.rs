@@ -8,7 +8,8 @@
 //! Who may call what (rules.rs and the policy table): figures need `ReadAggregates` in every
 //! school asked for (no school named: the trust as a whole); rows naming a case need
 //! `ReadCase` there and are dropped for whoever lacks it; registers need `ReadCase`; audit
-//! views need `ReadAuditTrail`. Projection rebuilds are not served here yet.
+//! views need `ReadAuditTrail`; rebuilding and listing projections `ManageProjections` (trust
+//! safeguarding lead, trust admin).
 
 use std::sync::Arc;
 
@@ -18,9 +19,12 @@ use haven_eventlog_client::EventLog;
 use haven_kernel::{SchoolId, StreamId};
 use haven_proto::v1::reporting_server::{Reporting, ReportingServer};
 use haven_proto::v1::{self as pb};
+use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
 use crate::audit::AsOf;
+use crate::events;
+use crate::projection::PROJECTION_NAME;
 use crate::projection::dashboard::dashboard;
 use crate::projection::{governors, registers, trends};
 use crate::time::DAY_SECS;
@@ -31,6 +35,7 @@ use crate::{Audit, Error, Limits, RecordContext, ReportView};
 pub struct ReportingService {
     view: ReportView,
     audit: Audit,
+    log: Arc<dyn EventLog>,
     limits: Limits,
 }
 
@@ -95,7 +100,7 @@ fn window(from: Option<&prost_types::Timestamp>, to: Option<&prost_types::Timest
 
 impl ReportingService {
     pub fn new(view: ReportView, log: Arc<dyn EventLog>, limits: Limits) -> Self {
-        ReportingService { view, audit: Audit::new(log, limits), limits }
+        ReportingService { view, audit: Audit::new(log.clone(), limits), log, limits }
     }
 
     /// The tonic server; wrap it in `haven_authz::AuthLayer` before serving.
@@ -350,18 +355,78 @@ impl Reporting for ReportingService {
 
     async fn rebuild_projection(
         &self,
-        _request: Request<pb::RebuildProjectionRequest>,
+        request: Request<pb::RebuildProjectionRequest>,
     ) -> Result<Response<pb::RebuildProjectionResponse>, Status> {
-        // Also `NotServed` in the method table: the layer refuses it before it gets here.
-        Err(Status::unimplemented(
-            "the projection rebuilds from position 0 on every start; rebuilding on request is not built yet",
-        ))
+        let caller = caller(&request)?;
+        check(&caller, Action::ManageProjections, &Resource::trust())?;
+        let request = request.into_inner();
+        if request.projection != PROJECTION_NAME {
+            return Err(status(Error::NotFound(format!("projection {:?}", request.projection))));
+        }
+        let reason = purpose(&request.reason).map_err(|_| invalid("reason", "at most 500 bytes"))?;
+        if !self.view.begin_rebuild() {
+            return Err(Status::failed_precondition("projection reporting is already rebuilding"));
+        }
+        let started = async {
+            let target_position = self.log.head().await?.next_position.0;
+            let payload = pb::ProjectionRebuildRequested {
+                projection: PROJECTION_NAME.to_owned(),
+                requested_by_principal_id: caller.principal.id.clone(),
+                reason,
+                target_position,
+            };
+            let stream = StreamId::parse(&format!("projection-{PROJECTION_NAME}")).expect("a valid stream id");
+            self.audit
+                .record(&stream, &context(&caller), events::PROJECTION_REBUILD_REQUESTED, "", payload.encode_to_vec())
+                .await?;
+            Ok::<_, Error>(target_position)
+        }
+        .await;
+        let target_position = match started {
+            Ok(target) => target,
+            Err(error) => {
+                // Nothing started: let the next request try.
+                self.view.end_rebuild_unstarted();
+                return Err(status(error));
+            }
+        };
+        // The live state answers until the rebuilt one is swapped in.
+        let (view, log) = (self.view.clone(), self.log.clone());
+        tokio::spawn(async move {
+            match view.rebuild(log.as_ref(), now()).await {
+                Ok(rebuilt) => tracing::info!(
+                    projection = PROJECTION_NAME,
+                    events = rebuilt.events,
+                    checkpoint = rebuilt.checkpoint,
+                    "projection rebuilt from position 0 and swapped in"
+                ),
+                Err(error) => {
+                    tracing::warn!(projection = PROJECTION_NAME, %error, "projection rebuild failed; the live state was kept")
+                }
+            }
+        });
+        Ok(Response::new(pb::RebuildProjectionResponse { target_position }))
     }
 
     async fn list_projections(
         &self,
-        _request: Request<pb::ListProjectionsRequest>,
+        request: Request<pb::ListProjectionsRequest>,
     ) -> Result<Response<pb::ListProjectionsResponse>, Status> {
-        Err(Status::unimplemented("listing projections is not built yet"))
+        let caller = caller(&request)?;
+        check(&caller, Action::ManageProjections, &Resource::trust())?;
+        let head = self.log.head().await.map_err(|error| status(error.into()))?.next_position.0;
+        let rebuild = self.view.rebuild_status();
+        Ok(Response::new(pb::ListProjectionsResponse {
+            projections: vec![pb::ProjectionState {
+                name: PROJECTION_NAME.to_owned(),
+                checkpoint_position: self.view.checkpoint().0,
+                head_position: head,
+                rebuilding: rebuild.rebuilding,
+                last_rebuilt_at: rebuild.last_rebuilt_at.map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+                last_rebuild_events: rebuild.last_events,
+                last_rebuild_position: rebuild.last_checkpoint,
+                last_rebuild_error: rebuild.last_error.unwrap_or_default(),
+            }],
+        }))
     }
 }

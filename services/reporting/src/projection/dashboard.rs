@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use haven_proto::v1 as pb;
 
 use super::state::{CATEGORIES, ReportState};
-use crate::time::{DAY_SECS, HOUR_SECS, hour_of_day, hour_start, timestamp};
+use crate::time::{DAY_SECS, HOUR_SECS, hour_start, timestamp};
 
 /// A referral with no outcome this many days after it was made is overdue for follow-up.
 pub const REFERRAL_FOLLOW_UP_DAYS: i64 = 14;
@@ -61,28 +61,34 @@ pub fn age_band(opened_at: i64, now: i64) -> pb::CaseAgeBand {
 
 /// The dashboard for breaches in `[from, to)` and everything open at `now`.
 pub fn dashboard(state: &ReportState, scope: Scope<'_>, from: i64, to: i64, now: i64) -> Dashboard {
-    let mut by_school: BTreeMap<&str, pb::SchoolBreachCount> = BTreeMap::new();
+    // Only the hour cells of the window are read: one range per school in scope.
+    let first_hour = hour_start(from);
+    let hours = usize::try_from((to - first_hour).div_euclid(HOUR_SECS).max(0) + 1).unwrap_or(0);
+    let mut by_school = Vec::new();
     let mut by_category = [0u64; CATEGORIES];
-    let mut by_hour: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut by_hour = vec![0u64; hours];
     let mut by_hour_of_day = [0u64; 24];
-    for ((school_id, hour), cell) in &state.breach_hours {
-        if *hour < hour_start(from) || *hour >= to || !in_scope(scope, school_id) {
-            continue;
+    for (school_id, breaches) in state.breaches.in_scope(scope) {
+        let mut row = pb::SchoolBreachCount { school_id: school_id.to_owned(), ..Default::default() };
+        let mut seen = false;
+        for (hour, cell) in breaches.hours.range(first_hour..to.max(first_hour)) {
+            seen = true;
+            row.blocked += cell.blocked;
+            row.flagged += cell.flagged;
+            row.allowed += cell.allowed;
+            for (total, count) in by_category.iter_mut().zip(cell.by_category) {
+                *total += count;
+            }
+            let total = cell.total();
+            by_hour[((hour - first_hour) / HOUR_SECS) as usize] += total;
+            by_hour_of_day[usize::from(cell.hour_of_day)] += total;
         }
-        let row = by_school
-            .entry(school_id)
-            .or_insert_with(|| pb::SchoolBreachCount { school_id: school_id.clone(), ..Default::default() });
-        row.blocked += cell.blocked;
-        row.flagged += cell.flagged;
-        row.allowed += cell.allowed;
-        for (category, count) in cell.by_category.iter().enumerate() {
-            by_category[category] += count;
+        if seen {
+            by_school.push(row);
         }
-        *by_hour.entry(*hour).or_default() += cell.total();
-        by_hour_of_day[usize::from(hour_of_day(*hour))] += cell.total();
     }
     let mut response = pb::GetTrustDashboardResponse {
-        breaches_by_school: by_school.into_values().collect(),
+        breaches_by_school: by_school,
         breaches_by_category: by_category
             .iter()
             .enumerate()
@@ -91,9 +97,9 @@ pub fn dashboard(state: &ReportState, scope: Scope<'_>, from: i64, to: i64, now:
             .collect(),
         ..Default::default()
     };
-    let mut hour = hour_start(from);
+    let mut hour = first_hour;
     while hour < to {
-        let count = by_hour.get(&hour).copied().unwrap_or(0);
+        let count = by_hour[((hour - first_hour) / HOUR_SECS) as usize];
         response.breaches_by_hour.push(pb::HourBreachCount { hour_start: Some(timestamp(hour)), count });
         hour += HOUR_SECS;
     }

@@ -32,11 +32,11 @@ pub fn term_from_proto(term: i32) -> Result<Term, Error> {
 
 fn breaches(state: &ReportState, school: &str, start: i64, end: i64) -> [u64; CATEGORIES] {
     let mut totals = [0u64; CATEGORIES];
-    for ((school_id, hour), cell) in &state.breach_hours {
-        if (school.is_empty() || school_id == school) && *hour >= start && *hour < end {
-            for (category, count) in cell.by_category.iter().enumerate() {
-                totals[category] += count;
-            }
+    let scope = [school.to_owned()];
+    let scope = (!school.is_empty()).then_some(&scope[..]);
+    for (_, breaches) in state.breaches.in_scope(scope) {
+        for (total, count) in totals.iter_mut().zip(breaches.by_category(start, end)) {
+            *total += count;
         }
     }
     totals

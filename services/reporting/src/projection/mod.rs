@@ -5,6 +5,10 @@
 //!  Consumer (EmbeddedSource | NatsSource) ──Batch──▶ ReportingProjection::apply
 //!        state.apply(e) for each e; checkpoint = batch.checkpoint     (one write lock)
 //!  ReportView::read(|state, as_of| …) ──▶ dashboard / trends / registers / governors
+//!
+//!  ReportView::rebuild(log): read_all from 0 (same filter) into a fresh ReportState, in pages,
+//!    up to the live checkpoint ─▶ write lock: still at that checkpoint? swap state (checkpoint
+//!    unchanged) : release, read on to the new checkpoint, try again      (ADR 0020)
 //! ```
 //! [`haven_bus::Consumer`]: haven_bus::Consumer
 
@@ -14,10 +18,11 @@ pub mod registers;
 pub mod state;
 pub mod trends;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use haven_bus::{ApplyError, Batch, Projection, ProjectionName};
+use haven_eventlog_client::EventLog;
 use haven_kernel::Position;
 use haven_proto::v1::EventFilter;
 
@@ -32,10 +37,36 @@ struct Shared {
     checkpoint: Position,
 }
 
+/// The last rebuild on request, for `ListProjections`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RebuildStatus {
+    pub rebuilding: bool,
+    /// When the last rebuild was swapped in (seconds since the epoch).
+    pub last_rebuilt_at: Option<i64>,
+    /// Events the last rebuild applied, and the checkpoint it was swapped in at.
+    pub last_events: u64,
+    pub last_checkpoint: u64,
+    /// Why the last rebuild stopped, when it failed (the live state was kept).
+    pub last_error: Option<String>,
+}
+
+/// What one rebuild did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Events read from the log and applied to the fresh state.
+    pub events: u64,
+    /// The checkpoint the fresh state was swapped in at (the live one's at that instant).
+    pub checkpoint: u64,
+}
+
+/// Events per log read while rebuilding.
+const REBUILD_PAGE: u32 = 4_096;
+
 /// The read side: clones share the projection's state.
 #[derive(Clone, Debug, Default)]
 pub struct ReportView {
     shared: Arc<RwLock<Shared>>,
+    rebuild: Arc<Mutex<RebuildStatus>>,
 }
 
 impl ReportView {
@@ -49,6 +80,72 @@ impl ReportView {
     pub fn checkpoint(&self) -> Position {
         self.read(|_, checkpoint| Position(checkpoint))
     }
+
+    pub fn rebuild_status(&self) -> RebuildStatus {
+        self.rebuild.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Marks a rebuild as started; `false` when one is already running.
+    pub fn begin_rebuild(&self) -> bool {
+        let mut status = self.rebuild.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        !std::mem::replace(&mut status.rebuilding, true)
+    }
+
+    /// Undoes [`ReportView::begin_rebuild`] when the rebuild could not be started.
+    pub fn end_rebuild_unstarted(&self) {
+        self.rebuild.lock().unwrap_or_else(std::sync::PoisonError::into_inner).rebuilding = false;
+    }
+
+    /// Rebuilds the state from position 0 of `log` into a fresh [`ReportState`] while the live
+    /// one keeps answering, and swaps it in once it stands at exactly the live checkpoint (the
+    /// consumer goes on from there, so nothing is applied twice or missed). Call after
+    /// [`ReportView::begin_rebuild`]; the outcome is kept for [`ReportView::rebuild_status`].
+    pub async fn rebuild(&self, log: &dyn EventLog, now: i64) -> Result<Rebuilt, crate::Error> {
+        let outcome = self.rebuild_from_zero(log).await;
+        let mut status = self.rebuild.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        status.rebuilding = false;
+        match &outcome {
+            Ok(rebuilt) => {
+                status.last_rebuilt_at = Some(now);
+                status.last_events = rebuilt.events;
+                status.last_checkpoint = rebuilt.checkpoint;
+                status.last_error = None;
+            }
+            Err(error) => status.last_error = Some(error.to_string()),
+        }
+        outcome
+    }
+
+    async fn rebuild_from_zero(&self, log: &dyn EventLog) -> Result<Rebuilt, crate::Error> {
+        let filter = filter();
+        let (mut state, mut position, mut events) = (ReportState::default(), 0u64, 0u64);
+        loop {
+            let target = self.checkpoint().0;
+            if target < position {
+                // The live projection was reset meanwhile: start again.
+                (state, position, events) = (ReportState::default(), 0, 0);
+                continue;
+            }
+            while position < target {
+                let slice = log.read_all(Position(position), REBUILD_PAGE, &filter).await?;
+                for event in slice.events.iter().take_while(|event| event.position < target) {
+                    state.apply(event);
+                    events += 1;
+                }
+                position = if slice.end_of_log { target } else { slice.next_position.0.min(target) };
+            }
+            let mut shared = self.shared.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if shared.checkpoint.0 == position {
+                shared.state = state;
+                return Ok(Rebuilt { events, checkpoint: position });
+            }
+        }
+    }
+}
+
+fn filter() -> EventFilter {
+    let prefixes = ReportState::EVENT_TYPES.iter().map(|event_type| (*event_type).to_owned()).collect();
+    EventFilter { event_type_prefixes: prefixes, ..Default::default() }
 }
 
 /// The bus side of the projection. Hand it to `haven_bus::Consumer::new`; keep its
@@ -83,8 +180,7 @@ impl Projection for ReportingProjection {
     }
 
     fn filter(&self) -> EventFilter {
-        let prefixes = ReportState::EVENT_TYPES.iter().map(|event_type| (*event_type).to_owned()).collect();
-        EventFilter { event_type_prefixes: prefixes, ..Default::default() }
+        filter()
     }
 
     async fn checkpoint(&mut self) -> Result<Position, ApplyError> {

@@ -5,13 +5,13 @@
 //! position 0 equal to the live projection. Events that cannot be decoded change nothing:
 //! a report never fails because one service wrote something it does not understand.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use haven_proto::v1::{self as pb, EventEnvelope};
 use prost::Message;
 
 use crate::events as ev;
-use crate::time::{hour_start, secs};
+use crate::time::{hour_of_day, hour_start, secs, week_start};
 
 /// Breach categories, indexed by their protobuf number (0..=13).
 pub const CATEGORIES: usize = 14;
@@ -23,21 +23,114 @@ pub struct HourCell {
     pub blocked: u64,
     pub flagged: u64,
     pub allowed: u64,
+    /// The hour of the day in Europe/London (0..=23), worked out once when the cell is made.
+    pub hour_of_day: u8,
+    /// The start of its week (Monday 00:00 Europe/London), likewise.
+    pub week: i64,
 }
 
 impl HourCell {
+    fn new(hour: i64) -> Self {
+        HourCell { hour_of_day: hour_of_day(hour), week: week_start(hour), ..Default::default() }
+    }
+
     pub fn total(&self) -> u64 {
         self.by_category.iter().sum()
     }
 }
 
+/// One school's breaches, pre-aggregated by clock hour and by week, so a query reads only
+/// the cells of its window (never the events).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchoolBreaches {
+    /// Hour start → breaches in that hour.
+    pub hours: BTreeMap<i64, HourCell>,
+    /// Week start (Monday 00:00 Europe/London) → breaches by category that week.
+    pub weeks: BTreeMap<i64, [u64; CATEGORIES]>,
+}
+
+impl SchoolBreaches {
+    /// Breaches by category in the hours starting in `[from, to)`.
+    pub fn by_category(&self, from: i64, to: i64) -> [u64; CATEGORIES] {
+        let mut totals = [0u64; CATEGORIES];
+        for cell in self.hours.range(from..to.max(from)).map(|(_, cell)| cell) {
+            for (total, count) in totals.iter_mut().zip(cell.by_category) {
+                *total += count;
+            }
+        }
+        totals
+    }
+}
+
 /// Where a recorded breach was counted, so later repeats are counted with it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreachKey {
-    pub school_id: String,
+    /// Index into [`Breaches`]' schools.
+    pub school: u32,
     pub hour: i64,
-    pub category: usize,
+    pub category: u8,
     pub action: i32,
+}
+
+/// Every school's breaches, and where each breach event was counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Breaches {
+    /// School ids in the order first seen; a [`BreachKey`] names a school by its index here.
+    ids: Vec<String>,
+    index: HashMap<String, u32>,
+    schools: Vec<SchoolBreaches>,
+    /// Breach event id → where it was counted (event ids are 16 bytes in the log).
+    keys: HashMap<[u8; 16], BreachKey>,
+}
+
+impl Breaches {
+    fn school_index(&mut self, school_id: &str) -> u32 {
+        if let Some(index) = self.index.get(school_id) {
+            return *index;
+        }
+        let index = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        self.ids.push(school_id.to_owned());
+        self.index.insert(school_id.to_owned(), index);
+        self.schools.push(SchoolBreaches::default());
+        index
+    }
+
+    pub fn school(&self, school_id: &str) -> Option<&SchoolBreaches> {
+        self.index.get(school_id).map(|index| &self.schools[*index as usize])
+    }
+
+    /// The schools with breaches that are in `scope` (`None`: all), ordered by id.
+    pub fn in_scope<'a>(&'a self, scope: Option<&[String]>) -> Vec<(&'a str, &'a SchoolBreaches)> {
+        let mut schools: Vec<(&str, &SchoolBreaches)> = match scope {
+            None => self.ids.iter().map(String::as_str).zip(&self.schools).collect(),
+            Some(scope) => scope
+                .iter()
+                .filter_map(|id| self.index.get_key_value(id.as_str()))
+                .map(|(id, index)| (id.as_str(), &self.schools[*index as usize]))
+                .collect(),
+        };
+        schools.sort_unstable_by_key(|(id, _)| *id);
+        schools.dedup_by_key(|(id, _)| *id);
+        schools
+    }
+
+    /// Breach events counted.
+    pub fn events(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn count(&mut self, key: BreachKey, count: u64) {
+        let school = &mut self.schools[key.school as usize];
+        let cell = school.hours.entry(key.hour).or_insert_with(|| HourCell::new(key.hour));
+        let category = usize::from(key.category);
+        cell.by_category[category] += count;
+        match pb::BreachAction::try_from(key.action) {
+            Ok(pb::BreachAction::Flagged) => cell.flagged += count,
+            Ok(pb::BreachAction::Allowed) => cell.allowed += count,
+            _ => cell.blocked += count,
+        }
+        school.weeks.entry(cell.week).or_insert([0; CATEGORIES])[category] += count;
+    }
 }
 
 /// Breaches attributed to one learner (pseudonymous id), by school.
@@ -120,10 +213,7 @@ pub struct FilterCheck {
 pub struct ReportState {
     /// Pupils on roll per school, as (from when, count), oldest first.
     pub pupils: BTreeMap<String, Vec<(i64, u32)>>,
-    /// (school, hour start) → breaches.
-    pub breach_hours: BTreeMap<(String, i64), HourCell>,
-    /// Breach event id → where it was counted.
-    pub breach_keys: BTreeMap<Vec<u8>, BreachKey>,
+    pub breaches: Breaches,
     pub subjects: BTreeMap<String, SubjectTally>,
     pub alerts: BTreeMap<String, Alert>,
     /// (school, raised at), in log order.
@@ -143,8 +233,8 @@ fn decode<M: Message + Default>(event: &EventEnvelope) -> Option<M> {
     M::decode(event.payload.as_slice()).ok()
 }
 
-fn category_index(category: i32) -> usize {
-    usize::try_from(category).ok().filter(|index| *index < CATEGORIES).unwrap_or(0)
+fn category_index(category: i32) -> u8 {
+    u8::try_from(category).ok().filter(|index| usize::from(*index) < CATEGORIES).unwrap_or(0)
 }
 
 impl ReportState {
@@ -197,25 +287,28 @@ impl ReportState {
                 if let Some(breach) = decode::<pb::BreachObserved>(event) {
                     let when = breach.occurred_at.as_ref().map_or(at, |t| t.seconds);
                     let key = BreachKey {
-                        school_id: breach.school_id.clone(),
+                        school: self.breaches.school_index(&breach.school_id),
                         hour: hour_start(when),
                         category: category_index(breach.category),
                         action: breach.action,
                     };
                     let count = u64::from(breach.repeat_count.max(1));
-                    self.count_breach(&key, count);
+                    self.breaches.count(key, count);
                     if !breach.subject_id.is_empty() {
                         let tally = self.subjects.entry(breach.subject_id).or_default();
                         *tally.by_school.entry(breach.school_id).or_default() += count;
                     }
-                    self.breach_keys.insert(event.event_id.clone(), key);
+                    if let Ok(id) = <[u8; 16]>::try_from(event.event_id.as_slice()) {
+                        self.breaches.keys.insert(id, key);
+                    }
                 }
             }
             ev::BREACH_REPEATS_COLLAPSED => {
                 if let Some(repeats) = decode::<pb::BreachRepeatsCollapsed>(event)
-                    && let Some(key) = self.breach_keys.get(&repeats.breach_event_id).cloned()
+                    && let Ok(id) = <[u8; 16]>::try_from(repeats.breach_event_id.as_slice())
+                    && let Some(key) = self.breaches.keys.get(&id).copied()
                 {
-                    self.count_breach(&key, u64::from(repeats.additional_count));
+                    self.breaches.count(key, u64::from(repeats.additional_count));
                 }
             }
             ev::ALERT_RAISED => {
@@ -383,16 +476,6 @@ impl ReportState {
                 }
             }
             _ => {}
-        }
-    }
-
-    fn count_breach(&mut self, key: &BreachKey, count: u64) {
-        let cell = self.breach_hours.entry((key.school_id.clone(), key.hour)).or_default();
-        cell.by_category[key.category] += count;
-        match pb::BreachAction::try_from(key.action) {
-            Ok(pb::BreachAction::Flagged) => cell.flagged += count,
-            Ok(pb::BreachAction::Allowed) => cell.allowed += count,
-            _ => cell.blocked += count,
         }
     }
 }

@@ -44,25 +44,37 @@ fn wanted(filter: &[i32], value: i32) -> bool {
     filter.is_empty() || filter.contains(&value)
 }
 
-/// Counts per (school, week start) of the metric, for weeks in `[first_week, end)`.
-fn counts(state: &ReportState, query: &TrendQuery, first_week: i64, end: i64) -> BTreeMap<(String, i64), u64> {
+/// Counts per (school, week start) of the metric, for the weeks starting at `weeks` (in
+/// order, consecutive) and ending at `end`.
+fn counts(
+    state: &ReportState,
+    scope: Scope<'_>,
+    query: &TrendQuery,
+    weeks: &[i64],
+    end: i64,
+) -> BTreeMap<(String, i64), u64> {
+    let first_week = weeks.first().copied().unwrap_or(end);
     let mut counts: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    // The week holding `at`, found among the weeks asked for (no time zone arithmetic per row).
     let mut add = |school: &str, at: i64, count: u64| {
-        if at >= first_week && at < end {
-            *counts.entry((school.to_owned(), week_start(at))).or_default() += count;
+        if at >= first_week && at < end && in_scope(scope, school) {
+            let week = weeks[weeks.partition_point(|start| *start <= at).saturating_sub(1)];
+            *counts.entry((school.to_owned(), week)).or_default() += count;
         }
     };
     match pb::TrendMetric::try_from(query.metric).unwrap_or(pb::TrendMetric::Breaches) {
         pb::TrendMetric::Breaches | pb::TrendMetric::Unspecified => {
-            for ((school, hour), cell) in &state.breach_hours {
-                let count: u64 = cell
-                    .by_category
-                    .iter()
-                    .enumerate()
-                    .filter(|(category, _)| wanted(&query.categories, *category as i32))
-                    .map(|(_, count)| count)
-                    .sum();
-                add(school, *hour, count);
+            // The weekly cells the projection keeps: at most one per school and week.
+            for (school, breaches) in state.breaches.in_scope(scope) {
+                for (week, by_category) in breaches.weeks.range(first_week..end) {
+                    let count: u64 = by_category
+                        .iter()
+                        .enumerate()
+                        .filter(|(category, _)| wanted(&query.categories, *category as i32))
+                        .map(|(_, count)| count)
+                        .sum();
+                    add(school, *week, count);
+                }
             }
         }
         pb::TrendMetric::Alerts => {
@@ -105,7 +117,6 @@ pub fn trends(state: &ReportState, scope: Scope<'_>, query: &TrendQuery) -> pb::
     // One week more than shown, for the first week's week-on-week change.
     let first_week = week_start(last_week - weeks * WEEK_SECS + 12 * 3_600);
     let end = week_start(last_week + WEEK_SECS + 12 * 3_600);
-    let counts = counts(state, query, first_week, end);
     let schools: Vec<&String> = state.pupils.keys().filter(|school| in_scope(scope, school)).collect();
     let threshold = if query.outlier_threshold_sd > 0.0 { query.outlier_threshold_sd } else { 2.0 };
     let mut week_starts = Vec::new();
@@ -114,6 +125,7 @@ pub fn trends(state: &ReportState, scope: Scope<'_>, query: &TrendQuery) -> pb::
         week_starts.push(week);
         week = week_start(week + WEEK_SECS + 12 * 3_600);
     }
+    let counts = counts(state, scope, query, &week_starts, end);
     let mut response = pb::GetCrossSchoolTrendsResponse::default();
     let mut by_week: BTreeMap<i64, Vec<(String, u64, f64)>> = BTreeMap::new();
     for school in &schools {

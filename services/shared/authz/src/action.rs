@@ -88,11 +88,13 @@ pub enum Action {
     ReadAggregates,
     /// History as of any time, every action of an actor, hash-chain verification.
     ReadAuditTrail,
+    /// Rebuild reporting's projections from the log and list their progress.
+    ManageProjections,
 }
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 49] = [
+    pub const ALL: [Action; 50] = [
         Action::EstablishTrust,
         Action::RegisterSchool,
         Action::ChangePupilNumbers,
@@ -142,6 +144,7 @@ impl Action {
         Action::ReadCase,
         Action::ReadAggregates,
         Action::ReadAuditTrail,
+        Action::ManageProjections,
     ];
 
     /// Allowed before the AUP in force is accepted: reading and accepting it, knowing who one

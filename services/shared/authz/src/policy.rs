@@ -131,6 +131,7 @@ pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
         ],
     ),
     (Action::ReadAuditTrail, &[(Auditor, T)]),
+    (Action::ManageProjections, &[(TrustSafeguardingLead, T), (TrustAdmin, T)]),
 ];
 
 /// What every signed-in person may do for themselves.

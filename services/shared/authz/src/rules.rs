@@ -112,7 +112,8 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Incidents/GetLearnerChronology", Signed(Action::ListCases)),
     // haven.v1.Reporting (issue 10): figures need ReadAggregates (a governor's only right),
     // anything naming a case ReadCase, the audit views ReadAuditTrail; each handler then checks
-    // every school asked for (none named: the trust as a whole). Rebuilds are not served yet.
+    // every school asked for (none named: the trust as a whole); projections are operated by the
+    // trust safeguarding lead and trust admin (ManageProjections).
     ("/haven.v1.Reporting/GetTrustDashboard", Signed(Action::ReadAggregates)),
     ("/haven.v1.Reporting/GetCrossSchoolTrends", Signed(Action::ReadAggregates)),
     ("/haven.v1.Reporting/GetGovernorsReport", Signed(Action::ReadAggregates)),
@@ -122,8 +123,8 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Reporting/ListActorActions", Signed(Action::ReadAuditTrail)),
     ("/haven.v1.Reporting/ListRecordAccesses", Signed(Action::ReadAuditTrail)),
     ("/haven.v1.Reporting/VerifyChain", Signed(Action::ReadAuditTrail)),
-    ("/haven.v1.Reporting/RebuildProjection", NotServed),
-    ("/haven.v1.Reporting/ListProjections", NotServed),
+    ("/haven.v1.Reporting/RebuildProjection", Signed(Action::ManageProjections)),
+    ("/haven.v1.Reporting/ListProjections", Signed(Action::ManageProjections)),
     // haven.v1.EventLog, haven.v1.Raft, haven.v1.Cluster: inside the cluster only.
     ("/haven.v1.EventLog/Append", Internal),
     ("/haven.v1.EventLog/AppendBatch", Internal),

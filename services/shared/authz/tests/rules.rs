@@ -53,7 +53,7 @@ fn unknown_and_undeclared_methods_are_denied() {
     let layer = AuthLayer::new(Authenticator::new(Default::default(), Default::default()));
     let code = |path: &str| layer.admit(path, None).unwrap_err().code();
     assert_eq!(code("/haven.v1.Identity/DropEverything"), tonic::Code::PermissionDenied);
-    assert_eq!(code("/haven.v1.Reporting/RebuildProjection"), tonic::Code::PermissionDenied, "not served yet");
+    assert_eq!(code("/haven.v1.Reporting/RebuildProjection"), tonic::Code::Unauthenticated, "served: needs a token");
     assert_eq!(code("/haven.v1.Reporting/GetTrustDashboard"), tonic::Code::Unauthenticated, "served: needs a token");
     assert_eq!(code("/haven.v1.Incidents/RaiseConcern"), tonic::Code::Unauthenticated, "served: needs a token");
     assert_eq!(code("/haven.v1.EventLog/Append"), tonic::Code::PermissionDenied, "internal, outside the cluster");
