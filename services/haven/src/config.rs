@@ -30,6 +30,8 @@ pub struct HavenConfig {
     pub log: String,
     /// Where services run with `haven serve <service>` reach the event log.
     pub eventlog_url: String,
+    /// Where `haven serve reporting`'s web pages reach identity (to sign people in).
+    pub identity_url: String,
     /// NATS for domain events (`nats://host:port`). Unset: the embedded bus, fed straight
     /// from the log. Set: processes that run the log relay events to JetStream, and
     /// projections consume them from there.
@@ -70,6 +72,7 @@ impl Default for HavenConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             log: "info".into(),
             eventlog_url: "http://127.0.0.1:7070".into(),
+            identity_url: "http://127.0.0.1:7070".into(),
             nats_url: None,
             otlp_endpoint: None,
             shutdown_grace_ms: 1_500,

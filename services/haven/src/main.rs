@@ -150,8 +150,7 @@ impl UpArgs {
     }
 }
 
-/// The services `haven serve` can run. The others (incidents, ingest, custody, reporting)
-/// join as they are built.
+/// The services `haven serve` can run, one per process.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum ServiceName {
     /// One event-log node.
@@ -164,6 +163,9 @@ enum ServiceName {
     Custody,
     /// Ingest (its configured syslog sources and haven.v1.Ingest), against the log at --eventlog-url.
     Ingest,
+    /// Reporting (its projection, haven.v1.Reporting and the web pages), against the log at
+    /// --eventlog-url; people sign in through identity at identity_url.
+    Reporting,
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,6 +303,7 @@ fn main() -> ExitCode {
                 ServiceName::Incidents => up::Part::Incidents,
                 ServiceName::Custody => up::Part::Custody,
                 ServiceName::Ingest => up::Part::Ingest,
+                ServiceName::Reporting => up::Part::Reporting,
             };
             serve(config, part, args.demo, args.bootstrap)
         }),

@@ -49,6 +49,9 @@ pub enum Part {
     Custody,
     /// `haven serve ingest`: ingest (its syslog sources and `haven.v1.Ingest`) against a remote log.
     Ingest,
+    /// `haven serve reporting`: the reporting projection, `haven.v1.Reporting` and the web
+    /// pages against a remote log, signing people in through identity at `identity_url`.
+    Reporting,
 }
 
 impl Part {
@@ -69,6 +72,7 @@ impl Part {
             Part::Incidents => "haven-incidents",
             Part::Custody => "haven-custody",
             Part::Ingest => "haven-ingest",
+            Part::Reporting => "haven-reporting",
         }
     }
 
@@ -83,6 +87,7 @@ impl Part {
             Part::Incidents => "haven.v1.Incidents",
             Part::Custody => "haven.v1.Custody",
             Part::Ingest => "haven.v1.Ingest",
+            Part::Reporting => "haven.v1.Reporting",
         }
     }
 }
@@ -241,8 +246,14 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     // layer, then forwarded over one channel to this process's own gRPC port.
     let own = own_channel(&config)?;
     let layer = || AuthLayer::new(authenticator.clone());
-    let identity_edge = runs_identity.then(|| haven_gateway::IdentityEdge {
-        client: haven_proto::v1::identity_client::IdentityClient::new(own.clone()),
+    // Identity's routes where identity runs; the web pages of `serve reporting` sign people in
+    // through identity elsewhere (identity_url).
+    let identity_channel = match part {
+        Part::Reporting => Some(remote_channel(&config.identity_url, "identity_url")?),
+        _ => runs_identity.then(|| own.clone()),
+    };
+    let identity_edge = identity_channel.map(|channel| haven_gateway::IdentityEdge {
+        client: haven_proto::v1::identity_client::IdentityClient::new(channel),
         layer: layer(),
     });
     let custody_edge = custody.is_some().then(|| haven_gateway::CustodyEdge {
@@ -343,6 +354,17 @@ fn install_internal_credential(config: &HavenConfig, runs_log: bool) -> anyhow::
     Ok(())
 }
 
+/// A lazy channel to a gRPC endpoint (`url`, from the setting `what`), carrying the calling
+/// request's trace context.
+fn remote_channel(url: &str, what: &str) -> anyhow::Result<haven_gateway::GrpcChannel> {
+    let channel = tonic::transport::Channel::from_shared(url.to_owned())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {what} {url:?}: {e}"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30))
+        .connect_lazy();
+    Ok(InjectTrace::new(channel))
+}
+
 /// A lazy channel to this process's own gRPC port (loopback when it listens on every address),
 /// carrying the calling request's trace context.
 fn own_channel(config: &HavenConfig) -> anyhow::Result<haven_gateway::GrpcChannel> {
@@ -350,12 +372,7 @@ fn own_channel(config: &HavenConfig) -> anyhow::Result<haven_gateway::GrpcChanne
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-        .context("the gateway's channel to this process's gRPC port")?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(30))
-        .connect_lazy();
-    Ok(InjectTrace::new(channel))
+    remote_channel(&format!("http://{address}"), "grpc_addr")
 }
 
 /// Custody as `haven up` runs it: the service inside the AuthLayer, and the tasks to await.
@@ -656,7 +673,7 @@ async fn start_bus(
     tasks.push(spawn_consumer(consumer, nats.clone(), log, shutdown));
     // Reporting (its projection, gRPC service and web pages) runs in `haven up` only.
     let mut report_view = None;
-    if part == Part::Everything {
+    if part.runs(Part::Reporting) {
         let reporting = haven_reporting::ReportingProjection::new();
         report_view = Some(reporting.view());
         tasks.push(spawn_consumer(Consumer::new(reporting, Arc::clone(log), bus_metrics), nats, log, shutdown));
@@ -701,7 +718,7 @@ fn print_welcome(config: &HavenConfig, part: Part, seed_demo: bool, bus: &Bus) {
                 config.node_id, config.grpc_addr, config.grpc_addr
             )
         }
-        Part::Identity | Part::Incidents | Part::Custody | Part::Ingest => println!(
+        Part::Identity | Part::Incidents | Part::Custody | Part::Ingest | Part::Reporting => println!(
             "haven {} is serving against the log at {}. Ctrl-C stops it.",
             part.services(),
             config.eventlog_url

@@ -1070,3 +1070,61 @@ fn one_rest_write_is_one_trace_from_the_gateway_to_the_projection() {
     }
     drop(nats);
 }
+
+#[test]
+fn reporting_serves_alone_and_its_pages_sign_people_in_through_identity_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |args: &[&str], name: &str, grpc: u16, http: u16, env: &[(&str, String)]| {
+        Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path().join(name))
+            .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(Running)
+            .unwrap()
+    };
+    let (log_grpc, log_http) = (free_port(), free_port());
+    let mut log_node = serve(&["serve", "eventlog", "--bootstrap"], "log", log_grpc, log_http, &[]);
+    wait_ready(&mut log_node, log_http);
+    let log_url = format!("http://127.0.0.1:{log_grpc}");
+    let (identity_grpc, identity_http) = (free_port(), free_port());
+    let mut identity = serve(
+        &["serve", "identity", "--demo", "--eventlog-url", &log_url],
+        "identity",
+        identity_grpc,
+        identity_http,
+        &[],
+    );
+    wait_ready(&mut identity, identity_http);
+    let (grpc, http_port) = (free_port(), free_port());
+    let identity_url = [("HAVEN_IDENTITY_URL", format!("http://127.0.0.1:{identity_grpc}"))];
+    let mut reporting =
+        serve(&["serve", "reporting", "--eventlog-url", &log_url], "reporting", grpc, http_port, &identity_url);
+    wait_ready(&mut reporting, http_port);
+
+    // The API answers a token identity issued; without one, nothing.
+    let token = demo_token(identity_grpc, "kestrel-dsl@brightwater.example");
+    let (status, body) = authorised(http_port, &token, "GET", "/api/v1/reporting/dashboard?days=7", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("kestrel-primary"), "the DSL's school: {body}");
+    assert_eq!(http(http_port, "GET", "/api/v1/reporting/dashboard", "").0, 401);
+
+    // The web sign-in goes to identity in the other process and comes back with a session.
+    let form = "login=kestrel-dsl%40brightwater.example&password=brightwater+demo+2026";
+    let mut stream = TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "POST /sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("set-cookie: haven_session="), "{response}");
+}
