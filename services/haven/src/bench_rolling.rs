@@ -6,7 +6,7 @@
 //! being restarted (the stall writers see), and at the end reads every writer's stream back
 //! and checks that each acknowledged event is there exactly once. Exit code 1 if any is lost.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -210,13 +210,16 @@ pub async fn rolling(args: RollingArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut lost, mut duplicated) = (0, 0);
     for writer in 0..args.writers {
-        let stored = stored_ids(&leader, writer).await?;
-        let unique: HashSet<&Vec<u8>> = stored.iter().collect();
+        // How many times each event id is stored: counted once, looked up per acknowledgement.
+        let mut stored: HashMap<Vec<u8>, usize> = HashMap::new();
+        for id in stored_ids(&leader, writer).await? {
+            *stored.entry(id).or_default() += 1;
+        }
         for ack in acks.iter().filter(|a| a.writer == writer) {
-            if !unique.contains(&ack.event_id) {
-                lost += 1;
-            } else if stored.iter().filter(|id| **id == ack.event_id).count() > 1 {
-                duplicated += 1;
+            match stored.get(&ack.event_id) {
+                None => lost += 1,
+                Some(&copies) if copies > 1 => duplicated += 1,
+                Some(_) => {}
             }
         }
     }

@@ -22,13 +22,16 @@ pub fn register_metrics(metrics: &haven_runtime::Metrics) {
     metrics.register("authz_denials", "Calls refused by authorisation, by action and reason", DENIALS.clone());
 }
 
-pub(crate) fn count(action: Option<crate::Action>, reason: &'static str) {
+fn labels(action: Option<crate::Action>, reason: &'static str) -> DenialLabels {
     let action = action.map_or_else(|| "-".to_owned(), |action| format!("{action:?}"));
-    DENIALS.get_or_create(&DenialLabels { action, reason }).inc();
+    DenialLabels { action, reason }
+}
+
+pub(crate) fn count(action: Option<crate::Action>, reason: &'static str) {
+    DENIALS.get_or_create(&labels(action, reason)).inc();
 }
 
 /// Denials counted so far for `action` (`None`: before an action was known) and `reason`.
 pub fn denials(action: Option<crate::Action>, reason: &'static str) -> u64 {
-    let action = action.map_or_else(|| "-".to_owned(), |action| format!("{action:?}"));
-    DENIALS.get(&DenialLabels { action, reason }).map_or(0, |counter| counter.get())
+    DENIALS.get(&labels(action, reason)).map_or(0, |counter| counter.get())
 }
