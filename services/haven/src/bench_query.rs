@@ -6,7 +6,9 @@
 //! event 0: its rate is the time spent in `apply` only, generating and encoding the events is
 //! not counted, nor is reading them from a log (`haven bench read` measures that). Then the
 //! dashboard and trend queries the gRPC service and the web pages answer from are timed,
-//! trust-wide and per school over several periods. Nothing touches the disk.
+//! trust-wide and per school over several periods. Breaches come in time order with up to an
+//! hour of jitter, as a live log records them (`--shuffled`: a year in random order, the
+//! worst case). Nothing touches the disk.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -48,6 +50,11 @@ pub struct QueryArgs {
     /// Events per batch handed to the projection.
     #[arg(long, default_value_t = 1_024)]
     pub batch: usize,
+    /// Breaches in a random order across the period (an import of a year shuffled: the worst
+    /// case for the projection's memory locality) instead of in time order with up to an hour
+    /// of jitter, as a live log records them.
+    #[arg(long)]
+    pub shuffled: bool,
     /// Timed runs of each query.
     #[arg(long, default_value_t = 100)]
     pub samples: u64,
@@ -223,7 +230,13 @@ impl Generator {
         let h = mix(index);
         let school = school_id(h % self.args.schools.max(1));
         let span = (END - self.start).max(1) as u64;
-        let at = self.start + (mix(h) % span) as i64;
+        let at = if self.args.shuffled {
+            self.start + (mix(h) % span) as i64
+        } else {
+            let in_order = u128::from(index) * u128::from(span) / u128::from(self.args.breaches.max(1));
+            (self.start + i64::try_from(in_order).unwrap_or(0) + (mix(h) % 3_600) as i64 - 1_800)
+                .clamp(self.start, END - 1)
+        };
         let category = CATEGORIES[(h >> 8) as usize % CATEGORIES.len()];
         let subject_id = if (h >> 16).is_multiple_of(4) {
             format!("subject-{:07}", (h >> 20) % self.args.subjects.max(1))

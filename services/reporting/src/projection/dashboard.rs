@@ -165,7 +165,7 @@ pub fn dashboard_listing(
             referral.outcome_at.is_none()
                 && in_scope(scope, &referral.school_id)
                 && now - referral.referred_at > REFERRAL_FOLLOW_UP_DAYS * DAY_SECS
-                && !state.cases.get(&referral.case_id).is_some_and(|case| case.restricted)
+                && !referral.restricted
         })
         .map(|(referral_id, referral)| OverdueReferral {
             referral_id: referral_id.clone(),

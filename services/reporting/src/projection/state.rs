@@ -261,6 +261,9 @@ pub struct Case {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Referral {
+    /// The referral's case is restricted (allegations, low-level concerns): never listed to
+    /// others. Worked out when the referral is made.
+    pub restricted: bool,
     pub case_id: String,
     pub school_id: String,
     pub agency: i32,
@@ -417,7 +420,9 @@ pub struct ReportState {
     /// Pupils on roll per school, as (from when, count), oldest first.
     pub pupils: BTreeMap<String, Vec<(i64, u32)>>,
     pub breaches: Breaches,
-    pub subjects: BTreeMap<String, SubjectTally>,
+    /// By pseudonymous subject id (a hash map: 200 000 learners are looked up once per
+    /// attributed breach; every report that lists them sorts its rows).
+    pub subjects: HashMap<String, SubjectTally>,
     pub alerts: BTreeMap<String, Alert>,
     /// (school, raised at), in log order.
     pub concerns: Vec<(String, i64)>,
@@ -639,7 +644,9 @@ impl ReportState {
                     if !self.referrals.contains_key(&made.referral_id) {
                         tally(&mut self.weekly.referrals, &made.school_id, at, 0);
                     }
+                    let restricted = self.cases.get(&made.case_id).is_some_and(|case| case.restricted);
                     let referral = self.referrals.entry(made.referral_id).or_insert_with(|| Referral {
+                        restricted,
                         case_id: made.case_id,
                         school_id: made.school_id,
                         agency: made.agency,
