@@ -248,3 +248,46 @@ fn a_long_list_is_cut_to_the_oldest_and_counted_whole() {
     assert_eq!(board.case_work.iter().map(|row| row.critical_cases as usize).sum::<usize>(), cases);
     assert_eq!(board.open_cases.iter().map(|row| row.count as usize).sum::<usize>(), cases);
 }
+
+proptest! {
+    /// The trust-wide dashboard reads the trust's hour cells and each school's day cells; the
+    /// same schools asked for by name are read hour by hour. Both must agree, for any window.
+    #[test]
+    fn trust_wide_cells_agree_with_every_schools_hours(
+        breaches in proptest::collection::vec((0u8..4, 0u8..14, 0u8..4, 0i64..(20 * DAY), 1u32..4), 0..150),
+        from_offset in 0i64..(20 * DAY),
+        length in 1i64..(10 * DAY),
+    ) {
+        let mut state = ReportState::default();
+        for (position, (school, category, action, at, repeats)) in breaches.iter().enumerate() {
+            let breach = pb::BreachObserved {
+                school_id: format!("school-{school}"),
+                occurred_at: Some(prost_types::Timestamp { seconds: START + at, nanos: 0 }),
+                category: i32::from(*category),
+                action: i32::from(*action),
+                repeat_count: *repeats,
+                ..Default::default()
+            };
+            state.apply(&envelope(position as u64, "ingest.BreachObserved", START + at, breach.encode_to_vec()));
+        }
+        let (from, to) = (START + from_offset, START + from_offset + length);
+        let trust = dashboard(&state, None, from, to, to);
+        let schools: Vec<String> = (0..4).map(|school| format!("school-{school}")).collect();
+        let named = dashboard(&state, Some(&schools), from, to, to);
+        prop_assert_eq!(&trust.response.breaches_by_school, &named.response.breaches_by_school);
+        prop_assert_eq!(&trust.response.breaches_by_category, &named.response.breaches_by_category);
+        prop_assert_eq!(&trust.response.breaches_by_hour, &named.response.breaches_by_hour);
+        prop_assert_eq!(trust.breaches_by_hour_of_day, named.breaches_by_hour_of_day);
+        let total: u64 = breaches
+            .iter()
+            // Counted by the hour: every hour that starts in the window, from the one holding `from`.
+            .filter(|(_, _, _, at, _)| {
+                let hour = (START + at).div_euclid(3_600) * 3_600;
+                hour >= from.div_euclid(3_600) * 3_600 && hour < to
+            })
+            .map(|(_, _, _, _, repeats)| u64::from(*repeats))
+            .sum();
+        let counted: u64 = trust.response.breaches_by_school.iter().map(|row| row.blocked + row.flagged + row.allowed).sum();
+        prop_assert_eq!(counted, total);
+    }
+}

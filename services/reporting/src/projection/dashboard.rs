@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use haven_proto::v1 as pb;
 
-use super::state::{CATEGORIES, ReportState, outstanding};
+use super::state::{ActionCounts, CATEGORIES, ReportState, outstanding};
 use crate::time::{DAY_SECS, HOUR_SECS, hour_start, timestamp};
 
 /// A referral with no outcome this many days after it was made is overdue for follow-up.
@@ -12,7 +12,7 @@ pub const REFERRAL_FOLLOW_UP_DAYS: i64 = 14;
 
 /// At most this many overdue actions, and as many critical cases, are listed (the oldest
 /// first); `case_work` counts them all per school.
-pub const ROW_LIMIT: usize = 500;
+pub const ROW_LIMIT: usize = 100;
 
 /// Which schools a report covers: `None` is every school.
 pub type Scope<'a> = Option<&'a [String]>;
@@ -86,23 +86,44 @@ pub fn dashboard_listing(
     let mut by_category = [0u64; CATEGORIES];
     let mut by_hour = vec![0u64; hours];
     let mut by_hour_of_day = [0u64; 24];
-    for (school_id, breaches) in state.breaches.in_scope(scope) {
-        let mut row = pb::SchoolBreachCount { school_id: school_id.to_owned(), ..Default::default() };
-        let mut seen = false;
-        for (hour, cell) in breaches.hours.range(first_hour..to.max(first_hour)) {
-            seen = true;
-            row.blocked += cell.blocked;
-            row.flagged += cell.flagged;
-            row.allowed += cell.allowed;
-            for (total, count) in by_category.iter_mut().zip(cell.by_category) {
-                *total += count;
-            }
-            let total = cell.total();
-            by_hour[((hour - first_hour) / HOUR_SECS) as usize] += total;
-            by_hour_of_day[usize::from(cell.hour_of_day)] += total;
+    let mut add_cell = |hour: i64, cell: &super::state::HourCell| {
+        for (total, count) in by_category.iter_mut().zip(cell.by_category) {
+            *total += count;
         }
-        if seen {
-            by_school.push(row);
+        let total = cell.total();
+        by_hour[((hour - first_hour) / HOUR_SECS) as usize] += total;
+        by_hour_of_day[usize::from(cell.hour_of_day)] += total;
+    };
+    if scope.is_none() {
+        // Trust-wide: the trust's own hour cells, and each school's totals from its day cells.
+        for (hour, cell) in state.breaches.trust_hours.range(first_hour..to.max(first_hour)) {
+            add_cell(*hour, cell);
+        }
+        for (school_id, breaches) in state.breaches.in_scope(None) {
+            let counts = breaches.by_action(first_hour, to);
+            if counts != ActionCounts::default() {
+                by_school.push(pb::SchoolBreachCount {
+                    school_id: school_id.to_owned(),
+                    blocked: counts.blocked,
+                    flagged: counts.flagged,
+                    allowed: counts.allowed,
+                });
+            }
+        }
+    } else {
+        for (school_id, breaches) in state.breaches.in_scope(scope) {
+            let mut row = pb::SchoolBreachCount { school_id: school_id.to_owned(), ..Default::default() };
+            let mut seen = false;
+            for (hour, cell) in breaches.hours.range(first_hour..to.max(first_hour)) {
+                seen = true;
+                row.blocked += cell.blocked;
+                row.flagged += cell.flagged;
+                row.allowed += cell.allowed;
+                add_cell(*hour, cell);
+            }
+            if seen {
+                by_school.push(row);
+            }
         }
     }
     let mut response = pb::GetTrustDashboardResponse {
@@ -237,30 +258,27 @@ fn open_work(
     }
 
     let mut work: BTreeMap<&str, pb::SchoolCaseWork> = BTreeMap::new();
+    // Each school's oldest ROW_LIMIT (its index is in due order), then the oldest of those.
     let mut overdue = Vec::new();
     for (school_id, due) in schools_in(&state.open.due, scope) {
         if !may_list(school_id) {
             continue;
         }
-        let mut rows = due.range(..(now, String::new(), String::new()));
-        let listed = overdue.len();
-        overdue.extend(rows.by_ref().take(ROW_LIMIT));
-        let count = overdue.len() - listed + rows.count();
+        // Counted from the other end: actions not yet due are few, overdue ones may be many.
+        let not_yet_due = due.range((now, String::new(), String::new())..).count();
+        let count = due.len() - not_yet_due;
         work.entry(school_id).or_default().overdue_actions = u32::try_from(count).unwrap_or(u32::MAX);
-        overdue.sort_unstable();
-        overdue.truncate(ROW_LIMIT);
+        overdue.extend(due.iter().take(count.min(ROW_LIMIT)).map(|(key, case_type)| (key, school_id, *case_type)));
     }
+    oldest(&mut overdue, |row| row.0);
     response.overdue_actions = overdue
         .into_iter()
-        .map(|(due_at, case_id, action_key)| {
-            let case = state.cases.get(case_id);
-            pb::OverdueActionRow {
-                case_id: case_id.clone(),
-                school_id: case.map(|case| case.school_id.clone()).unwrap_or_default(),
-                case_type: case.map_or(0, |case| case.case_type),
-                action_key: action_key.clone(),
-                due_at: Some(timestamp(*due_at)),
-            }
+        .map(|((due_at, case_id, action_key), school_id, case_type)| pb::OverdueActionRow {
+            case_id: case_id.clone(),
+            school_id: school_id.clone(),
+            case_type,
+            action_key: action_key.clone(),
+            due_at: Some(timestamp(*due_at)),
         })
         .collect();
 
@@ -271,9 +289,8 @@ fn open_work(
         }
         critical.extend(cases.iter().take(ROW_LIMIT));
         work.entry(school_id).or_default().critical_cases = u32::try_from(cases.len()).unwrap_or(u32::MAX);
-        critical.sort_unstable();
-        critical.truncate(ROW_LIMIT);
     }
+    oldest(&mut critical, |row| *row);
     response.critical_cases = critical
         .into_iter()
         .filter_map(|(opened_at, case_id)| {
@@ -300,4 +317,13 @@ fn open_work(
             row
         })
         .collect();
+}
+
+/// Keeps the [`ROW_LIMIT`] smallest rows by `key`, in order.
+fn oldest<T, K: Ord>(rows: &mut Vec<T>, key: impl Fn(&T) -> K) {
+    if rows.len() > ROW_LIMIT {
+        rows.select_nth_unstable_by(ROW_LIMIT, |a, b| key(a).cmp(&key(b)));
+        rows.truncate(ROW_LIMIT);
+    }
+    rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
 }

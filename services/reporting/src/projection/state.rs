@@ -38,6 +38,15 @@ impl HourCell {
     pub fn total(&self) -> u64 {
         self.by_category.iter().sum()
     }
+
+    fn add(&mut self, category: usize, action: u8, count: u64) {
+        self.by_category[category] += count;
+        match pb::BreachAction::try_from(i32::from(action)) {
+            Ok(pb::BreachAction::Flagged) => self.flagged += count,
+            Ok(pb::BreachAction::Allowed) => self.allowed += count,
+            _ => self.blocked += count,
+        }
+    }
 }
 
 /// One school's breaches, pre-aggregated by clock hour and by week, so a query reads only
@@ -48,9 +57,57 @@ pub struct SchoolBreaches {
     pub hours: BTreeMap<i64, HourCell>,
     /// Week start (Monday 00:00 Europe/London) → breaches by category that week.
     pub weeks: BTreeMap<i64, [u64; CATEGORIES]>,
+    /// UTC day start → breaches blocked, flagged and allowed that day: a trust-wide dashboard
+    /// reads a school's whole days here and only its partial first and last day by the hour.
+    pub days: BTreeMap<i64, ActionCounts>,
+}
+
+/// Breaches by what the filter did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActionCounts {
+    pub blocked: u64,
+    pub flagged: u64,
+    pub allowed: u64,
+}
+
+impl ActionCounts {
+    fn add(&mut self, action: u8, count: u64) {
+        match pb::BreachAction::try_from(i32::from(action)) {
+            Ok(pb::BreachAction::Flagged) => self.flagged += count,
+            Ok(pb::BreachAction::Allowed) => self.allowed += count,
+            _ => self.blocked += count,
+        }
+    }
+
+    pub fn plus(self, other: ActionCounts) -> ActionCounts {
+        ActionCounts {
+            blocked: self.blocked + other.blocked,
+            flagged: self.flagged + other.flagged,
+            allowed: self.allowed + other.allowed,
+        }
+    }
 }
 
 impl SchoolBreaches {
+    /// Breaches by action in the hours starting in `[from, to)`: whole UTC days from the day
+    /// cells, the hours before the first and after the last whole day from the hour cells.
+    pub fn by_action(&self, from: i64, to: i64) -> ActionCounts {
+        let hours = |from: i64, to: i64| {
+            self.hours.range(from..to.max(from)).fold(ActionCounts::default(), |total, (_, cell)| {
+                total.plus(ActionCounts { blocked: cell.blocked, flagged: cell.flagged, allowed: cell.allowed })
+            })
+        };
+        let first_day =
+            from.div_euclid(DAY_SECS) * DAY_SECS + if from.rem_euclid(DAY_SECS) == 0 { 0 } else { DAY_SECS };
+        let last_day = to.div_euclid(DAY_SECS) * DAY_SECS;
+        if first_day >= last_day {
+            return hours(from, to);
+        }
+        let days =
+            self.days.range(first_day..last_day).fold(ActionCounts::default(), |total, (_, day)| total.plus(*day));
+        hours(from, first_day).plus(days).plus(hours(last_day, to))
+    }
+
     /// Breaches by category in the hours starting in `[from, to)`.
     pub fn by_category(&self, from: i64, to: i64) -> [u64; CATEGORIES] {
         let mut totals = [0u64; CATEGORIES];
@@ -116,6 +173,9 @@ pub const REPEAT_MEMORY_SECS: i64 = DAY_SECS;
 /// Every school's breaches, and where each recent breach event was counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Breaches {
+    /// Hour start → every school's breaches in that hour: what a trust-wide dashboard reads
+    /// for its categories and hours.
+    pub trust_hours: BTreeMap<i64, HourCell>,
     /// School ids in the order first seen; a [`BreachKey`] names a school by its index here.
     ids: Vec<String>,
     index: HashMap<String, u32>,
@@ -168,15 +228,21 @@ impl Breaches {
     fn count(&mut self, key: BreachKey, count: u64) {
         let school = &mut self.schools[key.school as usize];
         let hour = key.hour_start();
-        let cell = school.hours.entry(hour).or_insert_with(|| HourCell::new(hour));
         let category = usize::from(key.category);
-        cell.by_category[category] += count;
-        match pb::BreachAction::try_from(i32::from(key.action)) {
-            Ok(pb::BreachAction::Flagged) => cell.flagged += count,
-            Ok(pb::BreachAction::Allowed) => cell.allowed += count,
-            _ => cell.blocked += count,
-        }
+        let cell = school.hours.entry(hour).or_insert_with(|| HourCell::new(hour));
+        cell.add(category, key.action, count);
         school.weeks.entry(cell.week).or_insert([0; CATEGORIES])[category] += count;
+        school.days.entry(hour.div_euclid(DAY_SECS) * DAY_SECS).or_default().add(key.action, count);
+        let trust = match self.trust_hours.get_mut(&hour) {
+            Some(trust) => trust,
+            // The same hour of the day and week as the school's cell: no time-zone work again.
+            None => self.trust_hours.entry(hour).or_insert(HourCell {
+                hour_of_day: cell.hour_of_day,
+                week: cell.week,
+                ..Default::default()
+            }),
+        };
+        trust.add(category, key.action, count);
     }
 
     /// Moves the memory of breach keys on to the period holding `recorded_at` (a breach's or
@@ -314,8 +380,8 @@ pub struct OpenWork {
     /// (school, case type, risk level) → opened at → open cases opened then.
     pub counts: BTreeMap<(String, i32, i32), BTreeMap<i64, u32>>,
     /// Per school: outstanding actions with a due date, on open cases that may be listed (not
-    /// restricted), as (due at, case id, action key) — oldest due first.
-    pub due: BTreeMap<String, BTreeSet<(i64, String, String)>>,
+    /// restricted), as (due at, case id, action key) → the case type — oldest due first.
+    pub due: BTreeMap<String, BTreeMap<(i64, String, String), i32>>,
     /// Per school: open critical cases that may be listed, as (opened at, case id).
     pub critical: BTreeMap<String, BTreeSet<(i64, String)>>,
 }
@@ -343,7 +409,7 @@ impl OpenWork {
         for (action_key, action) in &case.checklist {
             if let Some(due) = action.due_at.filter(|_| outstanding(action)) {
                 let due_set = self.due.entry(case.school_id.clone()).or_default();
-                due_set.insert((due, case_id.to_owned(), action_key.clone()));
+                due_set.insert((due, case_id.to_owned(), action_key.clone()), case.case_type);
             }
         }
         if case.risk_level == pb::RiskLevel::Critical as i32 {
