@@ -478,7 +478,17 @@ async fn start_ingest(
         haven_ingest_service::governance::demo::seed(&app, jiff::Timestamp::now().as_second())
             .await
             .context("seeding the demo's filtering record")?;
-        tracing::info!("demo filtering record seeded");
+        let (school, leases) = haven_ingest_service::demo::demo_leases(jiff::Timestamp::now());
+        let system = haven_proto::v1::Actor {
+            principal_id: "demo-seed".into(),
+            kind: haven_proto::v1::ActorKind::SchoolSystem as i32,
+            roles: vec![],
+        };
+        let school = haven_kernel::SchoolId::parse(school).context("the demo lease's school")?;
+        haven_ingest_service::attribution::record(&**log, running.pipeline.attribution(), &school, system, leases)
+            .await
+            .context("recording the demo's device lease")?;
+        tracing::info!("demo filtering record and device lease seeded");
     }
     let mut tasks = running.tasks;
     if demo_sources && ingest_config.demo_feed {

@@ -6,6 +6,7 @@
 //! repeat_window_s = 600          # repeats and duplicate alerts are judged in this window
 //! repeat_threshold = 3           # attempts on one category in the window that raise an alert
 //! critical_ack_minutes = 15      # a critical alert escalates if not acknowledged by then
+//! vulnerable_raise = true        # a vulnerable learner's breaches raise severity (ADR 0025)
 //! [[ingest.sources]]
 //! school_id = "kestrel-primary"
 //! source_id = "fortigate-1"
@@ -26,6 +27,8 @@ pub struct IngestConfig {
     pub repeat_window_s: u64,
     pub repeat_threshold: u32,
     pub critical_ack_minutes: u64,
+    /// Whether a vulnerable learner's breaches raise severity (looked-after, CP plan, SEND).
+    pub vulnerable_raise: bool,
     /// Most lines appended as one batch.
     pub batch_lines: usize,
     /// How long a batch waits for more lines after its first.
@@ -46,6 +49,7 @@ impl Default for IngestConfig {
             repeat_window_s: 600,
             repeat_threshold: 3,
             critical_ack_minutes: 15,
+            vulnerable_raise: true,
             batch_lines: 5_000,
             linger_ms: 20,
             queue_lines: 50_000,
