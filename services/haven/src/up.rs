@@ -504,7 +504,20 @@ async fn start_ingest(
                 })
             })
             .collect();
-        tasks.push(tokio::spawn(haven_ingest_service::demo::run(schools, 1.0, shutdown.clone())));
+        // The feed's first lines name demo learners by login: let ingest follow them first
+        // (identity's demo is seeded before ingest starts; this waits a moment at most).
+        let directory = running.pipeline.attribution().clone();
+        let last_learner = demo::learner_subject_id(demo::DEMO_LEARNERS[demo::DEMO_LEARNERS.len() - 1].0);
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                if directory.school_of(&last_learner).is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            haven_ingest_service::demo::run(schools, 1.0, shutdown).await;
+        }));
     }
     let layer = AuthLayer::new(authenticator.clone());
     Ok(Ingest {

@@ -153,6 +153,43 @@ fn verified_events(dir: &std::path::Path) -> u64 {
     stdout.strip_prefix("OK: ").and_then(|rest| rest.split(' ').next()).unwrap().parse().unwrap()
 }
 
+/// The demo feed's opening alerts, read from the log (ADR 0025): the self-harm search names the
+/// learner signed in as `texample`; the SEND learner's first gambling attempt alerts, raised;
+/// the laptop leased at Heronsgate to the learner on a CP plan is attributed and raised.
+fn demo_alerts_name_learners(grpc: u16) {
+    use haven_eventlog_client::EventLog;
+    use haven_proto::v1 as pb;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _inside = runtime.enter();
+    let log =
+        haven_eventlog_client::GrpcEventLog::connect_lazy(&format!("http://127.0.0.1:{grpc}"), Duration::from_secs(10))
+            .unwrap();
+    let learner = haven_identity::demo::learner_subject_id;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let filter = pb::EventFilter {
+            event_type_prefixes: vec!["ingest.SafeguardingAlertRaised".into()],
+            ..Default::default()
+        };
+        let page = runtime.block_on(log.read_all(haven_kernel::Position(0), 10_000, &filter)).unwrap();
+        let alerts: Vec<pb::SafeguardingAlertRaised> =
+            page.events.iter().map(|e| prost::Message::decode(e.payload.as_slice()).unwrap()).collect();
+        let of =
+            |key: &str, host: &str| alerts.iter().find(|a| a.subject_id == learner(key) && a.url_host == host).cloned();
+        let opening =
+            (of("k1", "dark-thoughts.example"), of("k2", "lucky-spins.example"), of("h2", "party-pills.example"));
+        if let (Some(tam), Some(nico), Some(lou)) = opening {
+            assert_eq!((tam.severity, tam.vulnerable_learner), (pb::AlertSeverity::Critical as i32, false));
+            assert_eq!((nico.severity, nico.vulnerable_learner), (pb::AlertSeverity::Medium as i32, true));
+            assert!(nico.triggers.contains(&(pb::AlertTrigger::VulnerableLearner as i32)), "{nico:?}");
+            assert_eq!((lou.school_id.as_str(), lou.vulnerable_learner), ("heronsgate-academy", true));
+            return;
+        }
+        assert!(Instant::now() < deadline, "the demo's opening alerts name no learner: {alerts:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
     let dir = tempfile::tempdir().unwrap();
@@ -184,6 +221,9 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
             assert!(Instant::now() < deadline, "the demo feed sent nothing today: {listing}");
             std::thread::sleep(Duration::from_millis(100));
         };
+        if cases_first_round.is_none() {
+            demo_alerts_name_learners(grpc);
+        }
         assert_eq!(listing.matches("identity.SchoolRegistered").count(), 5, "{listing}");
         assert_eq!(listing.matches("identity.TrustEstablished").count(), 1, "{listing}");
         assert_eq!(listing.matches("custody.DeviceSeized").count(), 3, "{listing}");
