@@ -613,6 +613,37 @@ mod tests {
         assert!(live, "a current lease survives pruning");
     }
 
+    /// `cargo test --release -p haven-ingest-service --lib lookup_cost -- --ignored --nocapture`:
+    /// prints the cost of one resolution over a trust-sized directory (no assertion on time).
+    #[test]
+    #[ignore = "a measurement, run by hand in release"]
+    fn lookup_cost() {
+        let directory = Directory::default();
+        for i in 0..20_000u32 {
+            let subject = format!("s-{:026}", i);
+            register(&directory, &subject, "oak", &[], &[&format!("pupil{i}")]);
+        }
+        let leases = (0..100_000u32).map(|i| {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            lease("oak", &ip, Holder::Login(format!("pupil{}", i % 20_000)), 0, 600)
+        });
+        directory.add_leases(leases, at(0));
+        let users: Vec<String> = (0..1_000u32).map(|i| format!("OAK\\Pupil{}", i * 37)).collect();
+        let ips: Vec<IpAddr> =
+            (0..1_000u32).map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i * 91))).collect();
+        for (name, user, ip) in [("login", true, false), ("lease", false, true), ("unresolved", false, false)] {
+            let started = std::time::Instant::now();
+            let mut found = 0u32;
+            for round in 0..1_000_000usize {
+                let user = user.then(|| users[round % 1_000].as_str()).or(Some("nobody"));
+                let ip = if ip { Some(ips[round % 1_000]) } else { Some(IpAddr::from([192, 168, 0, 1])) };
+                found += u32::from(directory.resolve("oak", user, None, ip, at(5)).is_some());
+            }
+            let per_line = started.elapsed().as_nanos() / 1_000_000;
+            println!("{name}: {per_line} ns per line, {found} of 1 000 000 resolved");
+        }
+    }
+
     #[test]
     fn bad_leases_are_named_by_field() {
         let good = pb::DeviceLease {
