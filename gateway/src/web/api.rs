@@ -95,11 +95,15 @@ pub fn schools(web: &WebEdge) -> Vec<String> {
     web.view.read(|state, _| state.pupils.keys().cloned().collect())
 }
 
-pub fn figures(web: &WebEdge, reach: &Reach, days: i64, now: i64) -> Figures {
+/// The figures for `reach` over the last `days`; cases are listed only where `viewer` may read
+/// them.
+pub fn figures(web: &WebEdge, viewer: &Viewer, reach: &Reach, days: i64, now: i64) -> Figures {
+    let may_list = |school: &str| viewer.may(Action::ReadCase, Some(school));
     let today = now.div_euclid(DAY_SECS) * DAY_SECS;
     let (from, to) = (today - days * DAY_SECS, today + DAY_SECS);
     web.view.read(|state, checkpoint| {
-        let dashboard = haven_reporting::projection::dashboard::dashboard(state, reach.scope(), from, to, now);
+        let dashboard =
+            haven_reporting::projection::dashboard::dashboard_listing(state, reach.scope(), from, to, now, &may_list);
         let mut daily: Vec<(String, u64)> = (0..=days).map(|d| (super::html::day(from + d * DAY_SECS), 0)).collect();
         for row in &dashboard.response.breaches_by_hour {
             let hour = row.hour_start.map_or(0, |t| t.seconds);
@@ -199,7 +203,7 @@ pub async fn dashboard(
     let Some(reach) = viewer.reach(Action::ReadAggregates, &schools(&web)) else {
         return error(StatusCode::FORBIDDEN, "permission_denied", "no role held allows reading figures");
     };
-    let figures = figures(&web, &reach, days, now());
+    let figures = figures(&web, &viewer, &reach, days, now());
     let schools = by_school(&web, &reach, &figures);
     Json(DashboardBody {
         from: figures.from,

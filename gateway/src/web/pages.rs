@@ -141,7 +141,16 @@ fn figures_html(web: &WebEdge, viewer: &Viewer, reach: &Reach, figures: &Figures
         .filter(|row| viewer.may(Action::ReadCase, Some(&row.school_id)))
         .collect();
     if !overdue.is_empty() || !referrals.is_empty() {
-        out.push_str("<section class=\"card\" id=\"overdue\"><h2>Overdue actions and referrals</h2><table><tr><th>School</th><th>Case</th><th>What</th><th>Due or made</th></tr>");
+        out.push_str("<section class=\"card\" id=\"overdue\"><h2>Overdue actions and referrals</h2>");
+        let counted: u64 = response.case_work.iter().map(|row| u64::from(row.overdue_actions)).sum();
+        if counted > overdue.len() as u64 {
+            let _ = write!(
+                out,
+                "<p class=\"muted\" id=\"overdue-count\">{counted} overdue actions; the oldest {} are listed. Open a school for its own.</p>",
+                overdue.len()
+            );
+        }
+        out.push_str("<table><tr><th>School</th><th>Case</th><th>What</th><th>Due or made</th></tr>");
         for row in overdue {
             let _ = write!(
                 out,
@@ -228,7 +237,7 @@ pub async fn dashboard(
     let Some(reach) = viewer.reach(Action::ReadAggregates, &schools(&web)) else {
         return html::forbidden(&viewer, "the dashboard");
     };
-    let figures = figures(&web, &reach, days, now());
+    let figures = figures(&web, &viewer, &reach, days, now());
     let outliers = outliers_html(&web, &reach);
     let heading = match &reach {
         Reach::Trust => "Trust dashboard".to_owned(),
@@ -264,7 +273,7 @@ pub async fn school(
         return html::forbidden(&viewer, "this school's figures");
     }
     let reach = Reach::Schools(vec![school_id.clone()]);
-    let figures = figures(&web, &reach, days, now());
+    let figures = figures(&web, &viewer, &reach, days, now());
     let query = trends::TrendQuery { until: now(), weeks: 8, ..Default::default() };
     let (mine, trust) = web.view.read(|state, _| {
         let mine = trends::trends(state, reach.scope(), &query);

@@ -117,10 +117,11 @@ pub fn parse(args: &ParseArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Nanoseconds the calling thread has spent on a CPU (`/proc/thread-self/schedstat`, Linux).
-fn thread_cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
+/// Nanoseconds the calling thread has spent on a CPU (`CLOCK_THREAD_CPUTIME_ID`), so a bench
+/// can tell its own work from the time other processes held the cores.
+pub(crate) fn thread_cpu_ns() -> Option<u64> {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    u64::try_from(now.tv_sec).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(now.tv_nsec).ok()?)
 }
 
 /// Every non-blank line of the corpus's line files (`*.log`, one folder down) and of the

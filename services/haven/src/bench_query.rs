@@ -6,7 +6,9 @@
 //! event 0: its rate is the time spent in `apply` only, generating and encoding the events is
 //! not counted, nor is reading them from a log (`haven bench read` measures that). Then the
 //! dashboard and trend queries the gRPC service and the web pages answer from are timed,
-//! trust-wide and per school over several periods. Nothing touches the disk.
+//! trust-wide and per school over several periods. Breaches come in time order with up to an
+//! hour of jitter, as a live log records them (`--shuffled`: a year in random order, the
+//! worst case). Nothing touches the disk.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -16,6 +18,8 @@ use haven_kernel::Position;
 use haven_proto::v1 as pb;
 use haven_reporting::events as ev;
 use haven_reporting::projection::dashboard::dashboard;
+
+use crate::bench_parse::thread_cpu_ns;
 use haven_reporting::projection::trends::{TrendQuery, trends};
 use haven_reporting::{ReportView, ReportingProjection};
 use hdrhistogram::Histogram;
@@ -46,6 +50,11 @@ pub struct QueryArgs {
     /// Events per batch handed to the projection.
     #[arg(long, default_value_t = 1_024)]
     pub batch: usize,
+    /// Breaches in a random order across the period (an import of a year shuffled: the worst
+    /// case for the projection's memory locality) instead of in time order with up to an hour
+    /// of jitter, as a live log records them.
+    #[arg(long)]
+    pub shuffled: bool,
     /// Timed runs of each query.
     #[arg(long, default_value_t = 100)]
     pub samples: u64,
@@ -61,6 +70,10 @@ struct QueryReport {
     p50_us: u64,
     p99_us: u64,
     max_us: u64,
+    /// The same samples in the thread's CPU time: what the query costs when it has a core,
+    /// whatever else the machine runs.
+    cpu_p50_us: u64,
+    cpu_p99_us: u64,
     /// A figure from the last answer (breaches counted, or rows), to show the query did the work.
     answer: u64,
 }
@@ -75,6 +88,9 @@ struct Report {
     events: u64,
     rebuild_seconds: f64,
     rebuild_events_per_second: f64,
+    /// CPU time the rebuild's thread spent in `apply`, and events per CPU-second.
+    rebuild_cpu_seconds: f64,
+    rebuild_events_per_cpu_second: f64,
     /// Breaches the projection counted (its dashboard over the whole period), which must equal
     /// `breaches`.
     breaches_counted: u64,
@@ -132,6 +148,14 @@ impl Generator {
         }
     }
 
+    /// When the log recorded the event at `position`: in log order across the period, as a
+    /// log records them (only the breaches' `occurred_at` are scattered, as an import's are).
+    fn recorded_at(&self, position: u64) -> i64 {
+        let expected = self.args.breaches + self.args.breaches / 1_000 + 5 * self.args.cases + self.args.schools;
+        let span = u128::try_from(END - self.start).unwrap_or(0);
+        self.start + i64::try_from(u128::from(position) * span / u128::from(expected.max(1))).unwrap_or(0)
+    }
+
     fn envelope(
         &mut self,
         stream_id: String,
@@ -154,7 +178,7 @@ impl Generator {
             schema_version: 1,
             school_id: school_id.to_owned(),
             occurred_at: ts(at),
-            recorded_at: ts(at + 2),
+            recorded_at: ts(self.recorded_at(position)),
             actor: Some(pb::Actor {
                 principal_id: "ingest".into(),
                 kind: pb::ActorKind::System as i32,
@@ -206,7 +230,13 @@ impl Generator {
         let h = mix(index);
         let school = school_id(h % self.args.schools.max(1));
         let span = (END - self.start).max(1) as u64;
-        let at = self.start + (mix(h) % span) as i64;
+        let at = if self.args.shuffled {
+            self.start + (mix(h) % span) as i64
+        } else {
+            let in_order = u128::from(index) * u128::from(span) / u128::from(self.args.breaches.max(1));
+            (self.start + i64::try_from(in_order).unwrap_or(0) + (mix(h) % 3_600) as i64 - 1_800)
+                .clamp(self.start, END - 1)
+        };
         let category = CATEGORIES[(h >> 8) as usize % CATEGORIES.len()];
         let subject_id = if (h >> 16).is_multiple_of(4) {
             format!("subject-{:07}", (h >> 20) % self.args.subjects.max(1))
@@ -346,11 +376,16 @@ fn histogram() -> Histogram<u64> {
 /// Times `samples` runs of `query`, which returns a figure from its answer.
 fn time(name: String, samples: u64, mut query: impl FnMut(u64) -> u64) -> QueryReport {
     let mut latencies = histogram();
+    let mut cpu = histogram();
     let mut answer = 0;
     for sample in 0..samples.max(1) {
+        let cpu_before = thread_cpu_ns();
         let started = Instant::now();
         answer = std::hint::black_box(query(sample));
         latencies.saturating_record(started.elapsed().as_micros() as u64);
+        if let (Some(before), Some(after)) = (cpu_before, thread_cpu_ns()) {
+            cpu.saturating_record(after.saturating_sub(before) / 1_000);
+        }
     }
     QueryReport {
         query: name,
@@ -358,6 +393,8 @@ fn time(name: String, samples: u64, mut query: impl FnMut(u64) -> u64) -> QueryR
         p50_us: latencies.value_at_quantile(0.5),
         p99_us: latencies.value_at_quantile(0.99),
         max_us: latencies.max(),
+        cpu_p50_us: cpu.value_at_quantile(0.5),
+        cpu_p99_us: cpu.value_at_quantile(0.99),
         answer,
     }
 }
@@ -416,14 +453,20 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let view = projection.view();
     let mut generator = Generator::new(&args);
     let mut applying = Duration::ZERO;
+    let mut applying_cpu_ns = 0u64;
     loop {
         let events = generator.batch(args.batch);
         let Some(last) = events.last() else { break };
         let checkpoint = Position(last.position + 1);
+        let cpu_before = thread_cpu_ns();
         let started = Instant::now();
         projection.apply(Batch { events: &events, checkpoint, parked: None }).await?;
         applying += started.elapsed();
+        if let (Some(before), Some(after)) = (cpu_before, thread_cpu_ns()) {
+            applying_cpu_ns += after.saturating_sub(before);
+        }
     }
+    let applying_cpu = applying_cpu_ns as f64 / 1e9;
     let events = generator.position;
     let everything = END - i64::try_from(args.days + 1).unwrap_or(366) * DAY_SECS;
     let (breaches_counted, open_cases) = view.read(|state, _| {
@@ -439,6 +482,8 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         events,
         rebuild_seconds: applying.as_secs_f64(),
         rebuild_events_per_second: events as f64 / applying.as_secs_f64().max(1e-9),
+        rebuild_cpu_seconds: applying_cpu,
+        rebuild_events_per_cpu_second: events as f64 / applying_cpu.max(1e-9),
         breaches_counted,
         open_cases,
         peak_rss_mib: crate::bench_ingest::peak_rss_mib(),
@@ -448,22 +493,27 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "rebuild: {} events ({} breaches, {} cases, {} schools) in {:.2} s: {:.0} events/s; peak RSS {:.0} MiB",
+            "rebuild: {} events ({} breaches, {} cases, {} schools) in {:.2} s: {:.0} events/s \
+             ({:.2} s of CPU: {:.0} events per CPU-second); peak RSS {:.0} MiB",
             report.events,
             report.breaches,
             report.cases,
             report.schools,
             report.rebuild_seconds,
             report.rebuild_events_per_second,
+            report.rebuild_cpu_seconds,
+            report.rebuild_events_per_cpu_second,
             report.peak_rss_mib.unwrap_or(0.0)
         );
         for query in &report.queries {
             println!(
-                "  {:<34} p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  ({} samples)",
+                "  {:<34} p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  (CPU p50 {:>7.2} ms, p99 {:>7.2} ms; {} samples)",
                 query.query,
                 query.p50_us as f64 / 1e3,
                 query.p99_us as f64 / 1e3,
                 query.max_us as f64 / 1e3,
+                query.cpu_p50_us as f64 / 1e3,
+                query.cpu_p99_us as f64 / 1e3,
                 query.samples
             );
         }

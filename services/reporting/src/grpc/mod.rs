@@ -25,7 +25,7 @@ use tonic::{Code, Request, Response, Status};
 use crate::audit::AsOf;
 use crate::events;
 use crate::projection::PROJECTION_NAME;
-use crate::projection::dashboard::dashboard;
+use crate::projection::dashboard::dashboard_listing;
 use crate::projection::{governors, registers, trends};
 use crate::time::DAY_SECS;
 use crate::{Audit, Error, Limits, RecordContext, ReportView};
@@ -134,13 +134,13 @@ impl Reporting for ReportingService {
             ));
         }
         let mut response = self.view.read(|state, checkpoint| {
-            let mut response = dashboard(state, schools.as_deref(), from, to, now()).response;
+            let may_list = |school: &str| may(&caller, Action::ReadCase, school);
+            let mut response = dashboard_listing(state, schools.as_deref(), from, to, now(), &may_list).response;
             response.as_of_position = checkpoint;
             response
         });
-        // Rows that name a case, and case types, only where the caller may read cases.
-        response.critical_cases.retain(|row| may(&caller, Action::ReadCase, &row.school_id));
-        response.overdue_actions.retain(|row| may(&caller, Action::ReadCase, &row.school_id));
+        // Rows that name a case (listed above only where the caller may read cases), and case
+        // types, only where the caller may read cases.
         let mut open: std::collections::BTreeMap<(String, i32, i32, i32), u32> = std::collections::BTreeMap::new();
         for row in response.open_cases.drain(..) {
             let key = if may(&caller, Action::ReadCase, &row.school_id) {

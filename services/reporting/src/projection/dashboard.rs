@@ -4,11 +4,15 @@ use std::collections::BTreeMap;
 
 use haven_proto::v1 as pb;
 
-use super::state::{CATEGORIES, ReportState};
+use super::state::{CATEGORIES, ReportState, outstanding};
 use crate::time::{DAY_SECS, HOUR_SECS, hour_start, timestamp};
 
 /// A referral with no outcome this many days after it was made is overdue for follow-up.
 pub const REFERRAL_FOLLOW_UP_DAYS: i64 = 14;
+
+/// At most this many overdue actions, and as many critical cases, are listed (the oldest
+/// first); `case_work` counts them all per school.
+pub const ROW_LIMIT: usize = 500;
 
 /// Which schools a report covers: `None` is every school.
 pub type Scope<'a> = Option<&'a [String]>;
@@ -59,8 +63,22 @@ pub fn age_band(opened_at: i64, now: i64) -> pb::CaseAgeBand {
     }
 }
 
-/// The dashboard for breaches in `[from, to)` and everything open at `now`.
+/// The dashboard for breaches in `[from, to)` and everything open at `now`, listing every
+/// school's cases (the caller has checked who may see them).
 pub fn dashboard(state: &ReportState, scope: Scope<'_>, from: i64, to: i64, now: i64) -> Dashboard {
+    dashboard_listing(state, scope, from, to, now, &|_| true)
+}
+
+/// [`dashboard`], listing overdue actions and critical cases only for the schools
+/// `may_list(school)` allows (their counts stay in `open_cases`).
+pub fn dashboard_listing(
+    state: &ReportState,
+    scope: Scope<'_>,
+    from: i64,
+    to: i64,
+    now: i64,
+    may_list: &dyn Fn(&str) -> bool,
+) -> Dashboard {
     // Only the hour cells of the window are read: one range per school in scope.
     let first_hour = hour_start(from);
     let hours = usize::try_from((to - first_hour).div_euclid(HOUR_SECS).max(0) + 1).unwrap_or(0);
@@ -104,59 +122,7 @@ pub fn dashboard(state: &ReportState, scope: Scope<'_>, from: i64, to: i64, now:
         hour += HOUR_SECS;
     }
 
-    let mut open: BTreeMap<(String, i32, i32, i32), u32> = BTreeMap::new();
-    for (case_id, case) in &state.cases {
-        if case.closed_at.is_some() || !in_scope(scope, &case.school_id) {
-            continue;
-        }
-        let band = age_band(case.opened_at, now) as i32;
-        *open.entry((case.school_id.clone(), case.case_type, case.risk_level, band)).or_default() += 1;
-        let overdue: Vec<_> = case
-            .checklist
-            .iter()
-            .filter(|(_, action)| {
-                action.due_at.is_some_and(|due| due < now)
-                    && matches!(
-                        pb::ActionStatus::try_from(action.status),
-                        Ok(pb::ActionStatus::Unspecified | pb::ActionStatus::Outstanding)
-                    )
-            })
-            .collect();
-        if case.restricted {
-            continue;
-        }
-        for (key, action) in &overdue {
-            response.overdue_actions.push(pb::OverdueActionRow {
-                case_id: case_id.clone(),
-                school_id: case.school_id.clone(),
-                case_type: case.case_type,
-                action_key: (*key).clone(),
-                due_at: action.due_at.map(timestamp),
-            });
-        }
-        if case.risk_level == pb::RiskLevel::Critical as i32 {
-            response.critical_cases.push(pb::CriticalCaseRow {
-                case_id: case_id.clone(),
-                school_id: case.school_id.clone(),
-                case_type: case.case_type,
-                opened_at: Some(timestamp(case.opened_at)),
-                lead_user_id: case.lead_user_id.clone(),
-                overdue_actions: overdue.len() as u32,
-            });
-        }
-    }
-    response.open_cases = open
-        .into_iter()
-        .map(|((school_id, case_type, risk_level, age_band), count)| pb::OpenCaseCount {
-            school_id,
-            case_type,
-            risk_level,
-            age_band,
-            count,
-        })
-        .collect();
-    response.overdue_actions.sort_by_key(|row| row.due_at.map(|t| t.seconds));
-
+    open_work(state, scope, now, may_list, &mut response);
     let mut unacknowledged: BTreeMap<(String, i32), (u32, i64)> = BTreeMap::new();
     for alert in state.alerts.values() {
         if alert.acknowledged.is_some() || !in_scope(scope, &alert.school_id) {
@@ -199,7 +165,7 @@ pub fn dashboard(state: &ReportState, scope: Scope<'_>, from: i64, to: i64, now:
             referral.outcome_at.is_none()
                 && in_scope(scope, &referral.school_id)
                 && now - referral.referred_at > REFERRAL_FOLLOW_UP_DAYS * DAY_SECS
-                && !state.cases.get(&referral.case_id).is_some_and(|case| case.restricted)
+                && !referral.restricted
         })
         .map(|(referral_id, referral)| OverdueReferral {
             referral_id: referral_id.clone(),
@@ -224,4 +190,114 @@ pub fn dashboard(state: &ReportState, scope: Scope<'_>, from: i64, to: i64, now:
         })
         .collect();
     Dashboard { response, breaches_by_hour_of_day: by_hour_of_day, overdue_referrals, devices_in_custody }
+}
+
+/// The entries of a per-school map for the schools in `scope`, in school order.
+fn schools_in<'a, V>(map: &'a BTreeMap<String, V>, scope: Scope<'_>) -> Vec<(&'a String, &'a V)> {
+    match scope {
+        None => map.iter().collect(),
+        Some(schools) => {
+            let mut rows: Vec<_> = schools.iter().filter_map(|school| map.get_key_value(school)).collect();
+            rows.sort_unstable_by_key(|(school, _)| *school);
+            rows.dedup_by_key(|(school, _)| *school);
+            rows
+        }
+    }
+}
+
+/// Open cases by school, type, risk and age; overdue actions and critical cases, the oldest
+/// [`ROW_LIMIT`] of each listed and all counted per school — all from [`OpenWork`], so the
+/// cost follows the open cases in scope, not every case ever opened.
+///
+/// [`OpenWork`]: super::state::OpenWork
+fn open_work(
+    state: &ReportState,
+    scope: Scope<'_>,
+    now: i64,
+    may_list: &dyn Fn(&str) -> bool,
+    response: &mut pb::GetTrustDashboardResponse,
+) {
+    for ((school_id, case_type, risk_level), opened) in &state.open.counts {
+        if !in_scope(scope, school_id) {
+            continue;
+        }
+        let mut bands = [0u32; 5];
+        for (opened_at, count) in opened {
+            bands[age_band(*opened_at, now) as usize] += count;
+        }
+        for (age_band, count) in bands.into_iter().enumerate().filter(|(_, count)| *count > 0) {
+            response.open_cases.push(pb::OpenCaseCount {
+                school_id: school_id.clone(),
+                case_type: *case_type,
+                risk_level: *risk_level,
+                age_band: age_band as i32,
+                count,
+            });
+        }
+    }
+
+    let mut work: BTreeMap<&str, pb::SchoolCaseWork> = BTreeMap::new();
+    let mut overdue = Vec::new();
+    for (school_id, due) in schools_in(&state.open.due, scope) {
+        if !may_list(school_id) {
+            continue;
+        }
+        let mut rows = due.range(..(now, String::new(), String::new()));
+        let listed = overdue.len();
+        overdue.extend(rows.by_ref().take(ROW_LIMIT));
+        let count = overdue.len() - listed + rows.count();
+        work.entry(school_id).or_default().overdue_actions = u32::try_from(count).unwrap_or(u32::MAX);
+        overdue.sort_unstable();
+        overdue.truncate(ROW_LIMIT);
+    }
+    response.overdue_actions = overdue
+        .into_iter()
+        .map(|(due_at, case_id, action_key)| {
+            let case = state.cases.get(case_id);
+            pb::OverdueActionRow {
+                case_id: case_id.clone(),
+                school_id: case.map(|case| case.school_id.clone()).unwrap_or_default(),
+                case_type: case.map_or(0, |case| case.case_type),
+                action_key: action_key.clone(),
+                due_at: Some(timestamp(*due_at)),
+            }
+        })
+        .collect();
+
+    let mut critical = Vec::new();
+    for (school_id, cases) in schools_in(&state.open.critical, scope) {
+        if !may_list(school_id) {
+            continue;
+        }
+        critical.extend(cases.iter().take(ROW_LIMIT));
+        work.entry(school_id).or_default().critical_cases = u32::try_from(cases.len()).unwrap_or(u32::MAX);
+        critical.sort_unstable();
+        critical.truncate(ROW_LIMIT);
+    }
+    response.critical_cases = critical
+        .into_iter()
+        .filter_map(|(opened_at, case_id)| {
+            let case = state.cases.get(case_id)?;
+            let overdue = case
+                .checklist
+                .values()
+                .filter(|action| action.due_at.is_some_and(|due| due < now) && outstanding(action))
+                .count();
+            Some(pb::CriticalCaseRow {
+                case_id: case_id.clone(),
+                school_id: case.school_id.clone(),
+                case_type: case.case_type,
+                opened_at: Some(timestamp(*opened_at)),
+                lead_user_id: case.lead_user_id.clone(),
+                overdue_actions: overdue as u32,
+            })
+        })
+        .collect();
+    response.case_work = work
+        .into_iter()
+        .map(|(school_id, mut row)| {
+            row.school_id = school_id.to_owned();
+            row
+        })
+        .collect();
 }

@@ -5,13 +5,14 @@
 //! position 0 equal to the live projection. Events that cannot be decoded change nothing:
 //! a report never fails because one service wrote something it does not understand.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use haven_proto::v1::{self as pb, EventEnvelope};
 use prost::Message;
 
 use crate::events as ev;
-use crate::time::{hour_of_day, hour_start, secs, week_start};
+use crate::time::{DAY_SECS, HOUR_SECS, hour_of_day, secs, week_start};
 
 /// Breach categories, indexed by their protobuf number (0..=13).
 pub const CATEGORIES: usize = 14;
@@ -62,25 +63,70 @@ impl SchoolBreaches {
     }
 }
 
-/// Where a recorded breach was counted, so later repeats are counted with it.
+/// Where a recorded breach was counted, so later repeats are counted with it (12 bytes: ten
+/// million of them are a breach a minute for nineteen years).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreachKey {
     /// Index into [`Breaches`]' schools.
     pub school: u32,
-    pub hour: i64,
+    /// Hours since the Unix epoch.
+    pub hour: i32,
     pub category: u8,
-    pub action: i32,
+    /// `BreachAction`.
+    pub action: u8,
 }
 
-/// Every school's breaches, and where each breach event was counted.
+impl BreachKey {
+    fn hour_start(&self) -> i64 {
+        i64::from(self.hour) * HOUR_SECS
+    }
+}
+
+/// Hashes a 16-byte event id by folding it: ids are UUIDs (v7: a timestamp, then random bits)
+/// or SHA-256 prefixes, so their low half is already uniformly spread — SipHash would only
+/// cost time on the rebuild's hottest path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventIdHasher(u64);
+
+impl Hasher for EventIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            // A multiply-rotate mix (as in FxHash): every input bit reaches the top bits
+            // hashbrown uses for its control bytes.
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+}
+
+type EventIdMap<V> = HashMap<[u8; 16], V, BuildHasherDefault<EventIdHasher>>;
+
+/// Repeats of a breach arrive within minutes of it (ingest's collapse window); breach keys are
+/// remembered for this long after the breach was recorded, in two generations, so memory
+/// holds at most two days of breaches however long the log. Repeats of an older breach are
+/// not counted (see ADR 0020). Measured on the events' `recorded_at`, never the clock, so a
+/// rebuild forgets exactly what the live projection forgot.
+pub const REPEAT_MEMORY_SECS: i64 = DAY_SECS;
+
+/// Every school's breaches, and where each recent breach event was counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Breaches {
     /// School ids in the order first seen; a [`BreachKey`] names a school by its index here.
     ids: Vec<String>,
     index: HashMap<String, u32>,
     schools: Vec<SchoolBreaches>,
-    /// Breach event id → where it was counted (event ids are 16 bytes in the log).
-    keys: HashMap<[u8; 16], BreachKey>,
+    /// Breach events counted.
+    events: u64,
+    /// Breach event id → where it was counted, for breaches recorded in the current
+    /// [`REPEAT_MEMORY_SECS`] period (`generation`) and the one before.
+    keys: EventIdMap<BreachKey>,
+    older_keys: EventIdMap<BreachKey>,
+    generation: i64,
 }
 
 impl Breaches {
@@ -115,22 +161,64 @@ impl Breaches {
     }
 
     /// Breach events counted.
-    pub fn events(&self) -> usize {
-        self.keys.len()
+    pub fn events(&self) -> u64 {
+        self.events
     }
 
     fn count(&mut self, key: BreachKey, count: u64) {
         let school = &mut self.schools[key.school as usize];
-        let cell = school.hours.entry(key.hour).or_insert_with(|| HourCell::new(key.hour));
+        let hour = key.hour_start();
+        let cell = school.hours.entry(hour).or_insert_with(|| HourCell::new(hour));
         let category = usize::from(key.category);
         cell.by_category[category] += count;
-        match pb::BreachAction::try_from(key.action) {
+        match pb::BreachAction::try_from(i32::from(key.action)) {
             Ok(pb::BreachAction::Flagged) => cell.flagged += count,
             Ok(pb::BreachAction::Allowed) => cell.allowed += count,
             _ => cell.blocked += count,
         }
         school.weeks.entry(cell.week).or_insert([0; CATEGORIES])[category] += count;
     }
+
+    /// Moves the memory of breach keys on to the period holding `recorded_at` (a breach's or
+    /// its repeats' recording time): keys older than the period before are forgotten.
+    fn advance(&mut self, recorded_at: i64) {
+        let generation = recorded_at.div_euclid(REPEAT_MEMORY_SECS);
+        if generation > self.generation {
+            self.older_keys =
+                if generation == self.generation + 1 { std::mem::take(&mut self.keys) } else { EventIdMap::default() };
+            self.keys.clear();
+            self.generation = generation;
+        }
+    }
+
+    /// Remembers where breach `id`, recorded at `recorded_at`, was counted.
+    fn remember(&mut self, id: [u8; 16], key: BreachKey, recorded_at: i64) {
+        self.advance(recorded_at);
+        self.keys.insert(id, key);
+    }
+
+    fn recall(&self, id: &[u8; 16]) -> Option<BreachKey> {
+        self.keys.get(id).or_else(|| self.older_keys.get(id)).copied()
+    }
+}
+
+/// The fields of `ingest.BreachObserved` the reports read, under the same tags: decoding one
+/// skips the rest (vendor category, host, path HMAC, addresses, line hash) without allocating
+/// them — a rebuild decodes ten million of these.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BreachCounted {
+    #[prost(string, tag = "1")]
+    school_id: String,
+    #[prost(message, optional, tag = "2")]
+    occurred_at: Option<prost_types::Timestamp>,
+    #[prost(int32, tag = "6")]
+    category: i32,
+    #[prost(int32, tag = "8")]
+    action: i32,
+    #[prost(string, tag = "12")]
+    subject_id: String,
+    #[prost(uint32, tag = "16")]
+    repeat_count: u32,
 }
 
 /// Breaches attributed to one learner (pseudonymous id), by school.
@@ -173,6 +261,9 @@ pub struct Case {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Referral {
+    /// The referral's case is restricted (allegations, low-level concerns): never listed to
+    /// others. Worked out when the referral is made.
+    pub restricted: bool,
     pub case_id: String,
     pub school_id: String,
     pub agency: i32,
@@ -208,13 +299,130 @@ pub struct FilterCheck {
     pub next_check_due_at: Option<i64>,
 }
 
+/// Whether an action on the checklist still waits to be done.
+pub fn outstanding(action: &ChecklistAction) -> bool {
+    matches!(
+        pb::ActionStatus::try_from(action.status),
+        Ok(pb::ActionStatus::Unspecified | pb::ActionStatus::Outstanding)
+    )
+}
+
+/// The open cases as the dashboard reads them, kept up to date on apply, so a dashboard never
+/// walks every case the trust ever opened (ADR 0020).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenWork {
+    /// (school, case type, risk level) → opened at → open cases opened then.
+    pub counts: BTreeMap<(String, i32, i32), BTreeMap<i64, u32>>,
+    /// Per school: outstanding actions with a due date, on open cases that may be listed (not
+    /// restricted), as (due at, case id, action key) — oldest due first.
+    pub due: BTreeMap<String, BTreeSet<(i64, String, String)>>,
+    /// Per school: open critical cases that may be listed, as (opened at, case id).
+    pub critical: BTreeMap<String, BTreeSet<(i64, String)>>,
+}
+
+impl OpenWork {
+    /// The index worked out afresh from every case: what [`ReportState::apply`] keeps up to
+    /// date event by event (a test compares the two).
+    pub fn from_cases(cases: &BTreeMap<String, Case>) -> Self {
+        let mut work = OpenWork::default();
+        for (case_id, case) in cases {
+            work.add(case_id, case);
+        }
+        work
+    }
+
+    fn add(&mut self, case_id: &str, case: &Case) {
+        if case.closed_at.is_some() {
+            return;
+        }
+        let key = (case.school_id.clone(), case.case_type, case.risk_level);
+        *self.counts.entry(key).or_default().entry(case.opened_at).or_default() += 1;
+        if case.restricted {
+            return;
+        }
+        for (action_key, action) in &case.checklist {
+            if let Some(due) = action.due_at.filter(|_| outstanding(action)) {
+                let due_set = self.due.entry(case.school_id.clone()).or_default();
+                due_set.insert((due, case_id.to_owned(), action_key.clone()));
+            }
+        }
+        if case.risk_level == pb::RiskLevel::Critical as i32 {
+            self.critical.entry(case.school_id.clone()).or_default().insert((case.opened_at, case_id.to_owned()));
+        }
+    }
+
+    fn remove(&mut self, case_id: &str, case: &Case) {
+        if case.closed_at.is_some() {
+            return;
+        }
+        let key = (case.school_id.clone(), case.case_type, case.risk_level);
+        if let Some(opened) = self.counts.get_mut(&key) {
+            if let Some(count) = opened.get_mut(&case.opened_at) {
+                *count -= 1;
+                if *count == 0 {
+                    opened.remove(&case.opened_at);
+                }
+            }
+            if opened.is_empty() {
+                self.counts.remove(&key);
+            }
+        }
+        if case.restricted {
+            return;
+        }
+        if let Some(due_set) = self.due.get_mut(&case.school_id) {
+            for (action_key, action) in &case.checklist {
+                if let Some(due) = action.due_at.filter(|_| outstanding(action)) {
+                    due_set.remove(&(due, case_id.to_owned(), action_key.clone()));
+                }
+            }
+            if due_set.is_empty() {
+                self.due.remove(&case.school_id);
+            }
+        }
+        if let Some(critical) = self.critical.get_mut(&case.school_id) {
+            critical.remove(&(case.opened_at, case_id.to_owned()));
+            if critical.is_empty() {
+                self.critical.remove(&case.school_id);
+            }
+        }
+    }
+}
+
+/// Per school: events counted by (week start, kind), a week starting Monday 00:00
+/// Europe/London, the kind a case type for cases opened, a breach category for alerts, and 0
+/// where there is none — so a trend reads a few hundred cells, never every case or alert.
+pub type WeekTally = BTreeMap<String, BTreeMap<(i64, i32), u64>>;
+
+fn tally(counts: &mut WeekTally, school_id: &str, at: i64, kind: i32) {
+    let weeks = match counts.get_mut(school_id) {
+        Some(weeks) => weeks,
+        None => counts.entry(school_id.to_owned()).or_default(),
+    };
+    *weeks.entry((week_start(at), kind)).or_default() += 1;
+}
+
+/// The trend metrics other than breaches, counted per school and week on apply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Weekly {
+    /// Kind: the alert's breach category.
+    pub alerts: WeekTally,
+    pub concerns: WeekTally,
+    /// Kind: the case type.
+    pub cases_opened: WeekTally,
+    pub referrals: WeekTally,
+    pub overblocking: WeekTally,
+}
+
 /// Everything the reports read, pre-aggregated.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReportState {
     /// Pupils on roll per school, as (from when, count), oldest first.
     pub pupils: BTreeMap<String, Vec<(i64, u32)>>,
     pub breaches: Breaches,
-    pub subjects: BTreeMap<String, SubjectTally>,
+    /// By pseudonymous subject id (a hash map: 200 000 learners are looked up once per
+    /// attributed breach; every report that lists them sorts its rows).
+    pub subjects: HashMap<String, SubjectTally>,
     pub alerts: BTreeMap<String, Alert>,
     /// (school, raised at), in log order.
     pub concerns: Vec<(String, i64)>,
@@ -227,6 +435,10 @@ pub struct ReportState {
     pub changes_applied: Vec<(String, i64)>,
     /// (school, reported at).
     pub overblocking: Vec<(String, i64)>,
+    /// The open cases, indexed for the dashboard.
+    pub open: OpenWork,
+    /// Trend metrics per school and week.
+    pub weekly: Weekly,
 }
 
 fn decode<M: Message + Default>(event: &EventEnvelope) -> Option<M> {
@@ -269,6 +481,15 @@ impl ReportState {
         history.iter().rev().find(|(from, _)| *from <= at).or(history.first()).map_or(0, |(_, count)| *count)
     }
 
+    /// Changes one case, keeping the open-work index in step.
+    fn change_case(&mut self, case_id: &str, change: impl FnOnce(&mut Case)) {
+        if let Some(case) = self.cases.get_mut(case_id) {
+            self.open.remove(case_id, case);
+            change(case);
+            self.open.add(case_id, case);
+        }
+    }
+
     /// Applies one committed event.
     pub fn apply(&mut self, event: &EventEnvelope) {
         let at = secs(event.occurred_at.as_ref());
@@ -284,46 +505,50 @@ impl ReportState {
                 }
             }
             ev::BREACH_OBSERVED => {
-                if let Some(breach) = decode::<pb::BreachObserved>(event) {
+                if let Some(breach) = decode::<BreachCounted>(event) {
                     let when = breach.occurred_at.as_ref().map_or(at, |t| t.seconds);
                     let key = BreachKey {
                         school: self.breaches.school_index(&breach.school_id),
-                        hour: hour_start(when),
+                        hour: i32::try_from(when.div_euclid(HOUR_SECS)).unwrap_or(0),
                         category: category_index(breach.category),
-                        action: breach.action,
+                        action: u8::try_from(breach.action).unwrap_or(0),
                     };
                     let count = u64::from(breach.repeat_count.max(1));
                     self.breaches.count(key, count);
+                    self.breaches.events += 1;
                     if !breach.subject_id.is_empty() {
                         let tally = self.subjects.entry(breach.subject_id).or_default();
                         *tally.by_school.entry(breach.school_id).or_default() += count;
                     }
                     if let Ok(id) = <[u8; 16]>::try_from(event.event_id.as_slice()) {
-                        self.breaches.keys.insert(id, key);
+                        self.breaches.remember(id, key, secs(event.recorded_at.as_ref()));
                     }
                 }
             }
             ev::BREACH_REPEATS_COLLAPSED => {
-                if let Some(repeats) = decode::<pb::BreachRepeatsCollapsed>(event)
-                    && let Ok(id) = <[u8; 16]>::try_from(repeats.breach_event_id.as_slice())
-                    && let Some(key) = self.breaches.keys.get(&id).copied()
-                {
-                    self.breaches.count(key, u64::from(repeats.additional_count));
+                if let Some(repeats) = decode::<pb::BreachRepeatsCollapsed>(event) {
+                    self.breaches.advance(secs(event.recorded_at.as_ref()));
+                    if let Ok(id) = <[u8; 16]>::try_from(repeats.breach_event_id.as_slice())
+                        && let Some(key) = self.breaches.recall(&id)
+                    {
+                        self.breaches.count(key, u64::from(repeats.additional_count));
+                    }
                 }
             }
             ev::ALERT_RAISED => {
                 if let Some(alert) = decode::<pb::SafeguardingAlertRaised>(event) {
-                    self.alerts.insert(
-                        alert.alert_id,
-                        Alert {
+                    // An alert is raised once (its stream's first event); a repeat changes nothing.
+                    if let std::collections::btree_map::Entry::Vacant(entry) = self.alerts.entry(alert.alert_id) {
+                        tally(&mut self.weekly.alerts, &alert.school_id, at, alert.category);
+                        entry.insert(Alert {
                             school_id: alert.school_id,
                             severity: alert.severity,
                             category: alert.category,
                             raised_at: at,
                             acknowledge_by: alert.acknowledge_by.map(|t| t.seconds),
                             acknowledged: None,
-                        },
-                    );
+                        });
+                    }
                 }
             }
             ev::ALERT_ACKNOWLEDGED => {
@@ -350,11 +575,13 @@ impl ReportState {
             }
             ev::OVERBLOCKING_REPORTED => {
                 if let Some(report) = decode::<pb::OverblockingReported>(event) {
+                    tally(&mut self.weekly.overblocking, &report.school_id, at, 0);
                     self.overblocking.push((report.school_id, at));
                 }
             }
             ev::CONCERN_RAISED => {
                 if let Some(concern) = decode::<pb::ConcernRaised>(event) {
+                    tally(&mut self.weekly.concerns, &concern.school_id, at, 0);
                     self.concerns.push((concern.school_id, at));
                 }
             }
@@ -372,46 +599,54 @@ impl ReportState {
                     let restricted = case.access_policy == pb::CaseAccessPolicy::PrincipalAndGrantees as i32
                         || [pb::CaseType::AllegationAgainstStaff as i32, pb::CaseType::LowLevelConcern as i32]
                             .contains(&case.case_type);
-                    self.cases.insert(
-                        case.case_id,
-                        Case {
-                            school_id: case.school_id,
-                            case_type: case.case_type,
-                            risk_level: case.risk_level,
-                            opened_at: at,
-                            closed_at: None,
-                            lead_user_id: case.lead_user_id,
-                            restricted,
-                            staff_user_ids: case.staff_user_ids,
-                            checklist,
-                        },
-                    );
+                    let case_id = case.case_id;
+                    if let Some(before) = self.cases.get(&case_id) {
+                        self.open.remove(&case_id, before);
+                    } else {
+                        tally(&mut self.weekly.cases_opened, &case.school_id, at, case.case_type);
+                    }
+                    let opened = self.cases.entry(case_id.clone()).or_default();
+                    *opened = Case {
+                        school_id: case.school_id,
+                        case_type: case.case_type,
+                        risk_level: case.risk_level,
+                        opened_at: at,
+                        closed_at: None,
+                        lead_user_id: case.lead_user_id,
+                        restricted,
+                        staff_user_ids: case.staff_user_ids,
+                        checklist,
+                    };
+                    self.open.add(&case_id, opened);
                 }
             }
             ev::CASE_RISK_CHANGED => {
-                if let Some(change) = decode::<pb::CaseRiskChanged>(event)
-                    && let Some(case) = self.cases.get_mut(&change.case_id)
-                {
-                    case.risk_level = change.risk_level;
+                if let Some(change) = decode::<pb::CaseRiskChanged>(event) {
+                    self.change_case(&change.case_id, |case| case.risk_level = change.risk_level);
                 }
             }
             ev::CASE_ACTION_RECORDED => {
-                if let Some(action) = decode::<pb::CaseActionRecorded>(event)
-                    && let Some(case) = self.cases.get_mut(&action.case_id)
-                {
-                    case.checklist.entry(action.action_key).or_default().status = action.status;
+                if let Some(action) = decode::<pb::CaseActionRecorded>(event) {
+                    self.change_case(&action.case_id, |case| {
+                        case.checklist.entry(action.action_key).or_default().status = action.status;
+                    });
                 }
             }
             ev::CASE_CLOSED => {
-                if let Some(closed) = decode::<pb::CaseClosed>(event)
-                    && let Some(case) = self.cases.get_mut(&closed.case_id)
-                {
-                    case.closed_at.get_or_insert(at);
+                if let Some(closed) = decode::<pb::CaseClosed>(event) {
+                    self.change_case(&closed.case_id, |case| {
+                        case.closed_at.get_or_insert(at);
+                    });
                 }
             }
             ev::REFERRAL_MADE => {
                 if let Some(made) = decode::<pb::ReferralMade>(event) {
+                    if !self.referrals.contains_key(&made.referral_id) {
+                        tally(&mut self.weekly.referrals, &made.school_id, at, 0);
+                    }
+                    let restricted = self.cases.get(&made.case_id).is_some_and(|case| case.restricted);
                     let referral = self.referrals.entry(made.referral_id).or_insert_with(|| Referral {
+                        restricted,
                         case_id: made.case_id,
                         school_id: made.school_id,
                         agency: made.agency,
@@ -477,5 +712,109 @@ impl ReportState {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(event_id: [u8; 16], event_type: &str, recorded_at: i64, payload: Vec<u8>) -> EventEnvelope {
+        EventEnvelope {
+            event_id: event_id.to_vec(),
+            event_type: event_type.to_owned(),
+            occurred_at: Some(prost_types::Timestamp { seconds: recorded_at, nanos: 0 }),
+            recorded_at: Some(prost_types::Timestamp { seconds: recorded_at, nanos: 0 }),
+            payload,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_lean_breach_decode_reads_what_the_full_message_holds() {
+        let full = pb::BreachObserved {
+            school_id: "school-a".into(),
+            occurred_at: Some(prost_types::Timestamp { seconds: 1_752_667_200, nanos: 5 }),
+            received_at: Some(prost_types::Timestamp { seconds: 1_752_667_201, nanos: 0 }),
+            source_id: "proxy".into(),
+            category: pb::BreachCategory::SelfHarm as i32,
+            vendor_category: "Suicide".into(),
+            action: pb::BreachAction::Flagged as i32,
+            vendor_severity: 4,
+            url_host: "example.org".into(),
+            url_path_hmac: vec![7; 32],
+            subject_id: "subj-1".into(),
+            user_id: "someone".into(),
+            device_id: "dev".into(),
+            source_ip: "10.0.0.1".into(),
+            repeat_count: 3,
+            line_sha256: vec![9; 32],
+            ..Default::default()
+        };
+        let lean = BreachCounted::decode(full.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(lean.school_id, full.school_id);
+        assert_eq!(lean.occurred_at, full.occurred_at);
+        assert_eq!(lean.category, full.category);
+        assert_eq!(lean.action, full.action);
+        assert_eq!(lean.subject_id, full.subject_id);
+        assert_eq!(lean.repeat_count, full.repeat_count);
+    }
+
+    #[test]
+    fn repeats_count_with_their_breach_while_it_is_remembered() {
+        let day = REPEAT_MEMORY_SECS;
+        let start = 20_000 * day;
+        let breach = pb::BreachObserved {
+            school_id: "school-a".into(),
+            category: pb::BreachCategory::Gambling as i32,
+            repeat_count: 1,
+            occurred_at: Some(prost_types::Timestamp { seconds: start, nanos: 0 }),
+            ..Default::default()
+        };
+        let repeats = |id: [u8; 16], additional_count| pb::BreachRepeatsCollapsed {
+            breach_event_id: id.to_vec(),
+            additional_count,
+            ..Default::default()
+        };
+        let mut state = ReportState::default();
+        let first = [1u8; 16];
+        state.apply(&envelope(first, ev::BREACH_OBSERVED, start, breach.encode_to_vec()));
+        // The next day: still remembered (the previous generation).
+        state.apply(&envelope([2; 16], ev::BREACH_REPEATS_COLLAPSED, start + day, repeats(first, 4).encode_to_vec()));
+        let counted = |state: &ReportState| {
+            state.breaches.school("school-a").unwrap().by_category(0, i64::MAX)[pb::BreachCategory::Gambling as usize]
+        };
+        assert_eq!(counted(&state), 5);
+        // Two days on it is forgotten: the repeats change nothing, on every node alike.
+        state.apply(&envelope(
+            [3; 16],
+            ev::BREACH_REPEATS_COLLAPSED,
+            start + 2 * day,
+            repeats(first, 4).encode_to_vec(),
+        ));
+        assert_eq!(counted(&state), 5);
+        // An unknown breach id changes nothing either.
+        state.apply(&envelope(
+            [4; 16],
+            ev::BREACH_REPEATS_COLLAPSED,
+            start + 2 * day,
+            repeats([9; 16], 4).encode_to_vec(),
+        ));
+        assert_eq!(counted(&state), 5);
+        assert_eq!(state.breaches.events(), 1);
+    }
+
+    #[test]
+    fn event_ids_hash_apart() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<EventIdHasher>::default();
+        let hashes: std::collections::HashSet<u64> = (0u64..10_000)
+            .map(|n| {
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&n.to_be_bytes());
+                build.hash_one(id)
+            })
+            .collect();
+        assert_eq!(hashes.len(), 10_000, "ids differing in one half hash apart");
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use haven_proto::v1 as pb;
 
 use super::dashboard::{Scope, in_scope};
-use super::state::ReportState;
+use super::state::{ReportState, WeekTally};
 use crate::time::{WEEK_SECS, timestamp, week_start};
 
 /// A school-week with fewer events than this is never an outlier: small numbers swing wildly.
@@ -62,6 +62,19 @@ fn counts(
             *counts.entry((school.to_owned(), week)).or_default() += count;
         }
     };
+    // The weekly cells the projection keeps for the other metrics, filtered by kind.
+    let weekly = |tally: &WeekTally, kinds: &[i32], add: &mut dyn FnMut(&str, i64, u64)| {
+        for (school, weeks) in tally {
+            if !in_scope(scope, school) {
+                continue;
+            }
+            for ((week, kind), count) in weeks.range((first_week, i32::MIN)..(end, i32::MIN)) {
+                if wanted(kinds, *kind) {
+                    add(school, *week, *count);
+                }
+            }
+        }
+    };
     match pb::TrendMetric::try_from(query.metric).unwrap_or(pb::TrendMetric::Breaches) {
         pb::TrendMetric::Breaches | pb::TrendMetric::Unspecified => {
             // The weekly cells the projection keeps: at most one per school and week.
@@ -77,31 +90,11 @@ fn counts(
                 }
             }
         }
-        pb::TrendMetric::Alerts => {
-            for alert in state.alerts.values().filter(|alert| wanted(&query.categories, alert.category)) {
-                add(&alert.school_id, alert.raised_at, 1);
-            }
-        }
-        pb::TrendMetric::ConcernsRaised => {
-            for (school, at) in &state.concerns {
-                add(school, *at, 1);
-            }
-        }
-        pb::TrendMetric::CasesOpened => {
-            for case in state.cases.values().filter(|case| wanted(&query.case_types, case.case_type)) {
-                add(&case.school_id, case.opened_at, 1);
-            }
-        }
-        pb::TrendMetric::Referrals => {
-            for referral in state.referrals.values() {
-                add(&referral.school_id, referral.referred_at, 1);
-            }
-        }
-        pb::TrendMetric::OverblockingReports => {
-            for (school, at) in &state.overblocking {
-                add(school, *at, 1);
-            }
-        }
+        pb::TrendMetric::Alerts => weekly(&state.weekly.alerts, &query.categories, &mut add),
+        pb::TrendMetric::ConcernsRaised => weekly(&state.weekly.concerns, &[], &mut add),
+        pb::TrendMetric::CasesOpened => weekly(&state.weekly.cases_opened, &query.case_types, &mut add),
+        pb::TrendMetric::Referrals => weekly(&state.weekly.referrals, &[], &mut add),
+        pb::TrendMetric::OverblockingReports => weekly(&state.weekly.overblocking, &[], &mut add),
     }
     counts
 }

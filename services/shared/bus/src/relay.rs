@@ -8,10 +8,16 @@
 //!       ▲                                                                     │
 //!       └─ on any error or a lost lease: stop, back off, start again ◀── checkpoint = last ack + 1
 //! ```
-//! Up to `max_in_flight` publishes await their acknowledgement at once; acks are taken in
-//! publish order, so the checkpoint only ever covers a gapless prefix. Whatever happens after
-//! the checkpoint is published again on restart, and JetStream's duplicate window (or the
-//! consumers' checkpoints, past the window) drops the repeats. An event the log stored with a
+//! Up to `max_in_flight` events are published and not yet confirmed at once. JetStream is asked
+//! to acknowledge every [`ACK_EVERY`]th event and the last of each batch the log hands over;
+//! the events between go without a reply subject, so the server sends, and the relay awaits,
+//! one acknowledgement in 64 at full speed (and one per event when events come one by one).
+//! One connection's publishes reach the stream in order, so an acknowledgement confirms the
+//! events before it; one the server dropped (it never should) is a gap that consumers fill
+//! from the log, which is the record (ADR 0009). Acks are taken in publish order, so the
+//! checkpoint only ever covers a prefix. Whatever happens after the checkpoint is published
+//! again on restart, and JetStream's duplicate window (or the consumers' checkpoints, past the
+//! window) drops the repeats. An event the log stored with a
 //! trace context is published inside a `relay publish` span, a child of that context.
 
 use std::sync::Arc;
@@ -33,6 +39,10 @@ use crate::nats::{EVENTS_STREAM, MAX_ACKS_IN_FLIGHT};
 use crate::relay_checkpoint::CheckpointFile;
 use crate::{BusError, BusMetrics, Nats, trace};
 
+/// JetStream acknowledges every this many events at least (by position), and the last of each
+/// batch read from the log.
+pub const ACK_EVERY: u64 = 64;
+
 /// How a relay runs.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
@@ -42,7 +52,8 @@ pub struct RelayConfig {
     pub lease_ttl: Duration,
     /// The relay's own checkpoint file.
     pub checkpoint: CheckpointFile,
-    /// Publishes awaiting their acknowledgement at most; the limit is backpressure on the tail.
+    /// Events published and not yet confirmed by an acknowledgement, at most; the limit is
+    /// backpressure on the tail.
     pub max_in_flight: usize,
     /// How often the checkpoint file is rewritten while publishing.
     pub checkpoint_interval: Duration,
@@ -130,8 +141,10 @@ impl Relay {
         let mut subscription = self.log.subscribe(start, EventFilter::default()).await?;
         let mut in_flight = FuturesOrdered::new();
         let mut tick = tokio::time::interval(self.config.checkpoint_interval);
-        // Never more than the connection's ack permits in flight (see MAX_ACKS_IN_FLIGHT).
-        let window = self.config.max_in_flight.clamp(1, MAX_ACKS_IN_FLIGHT);
+        // Never more than the connection's ack permits awaiting (see MAX_ACKS_IN_FLIGHT).
+        let window = self.config.max_in_flight.clamp(1, MAX_ACKS_IN_FLIGHT) as u64;
+        // One past the last event published.
+        let mut published = start;
         let result = loop {
             tokio::select! {
                 biased;
@@ -154,7 +167,7 @@ impl Relay {
                         self.metrics.relay_checkpoint.set(acked.0 as i64);
                     }
                 }
-                batch = subscription.next(), if in_flight.len() < window => {
+                batch = subscription.next(), if published.0.saturating_sub(acked.0) < window => {
                     let batch = match batch {
                         Some(Ok(batch)) => batch,
                         Some(Err(error)) => break Err(error.into()),
@@ -163,22 +176,19 @@ impl Relay {
                     if !keeper.is_held() {
                         break Err(BusError::LeaseLost);
                     }
-                    for envelope in &batch.events {
+                    let last = batch.events.len().saturating_sub(1);
+                    for (index, envelope) in batch.events.iter().enumerate() {
                         // A large batch waits here for the oldest acks rather than overrun the window.
-                        while in_flight.len() >= window {
-                            let (position, ack) = in_flight.next().await.expect("the window is not empty");
+                        while published.0.saturating_sub(acked.0) >= window {
+                            let Some((position, ack)) = in_flight.next().await else { break };
                             self.acknowledged(&mut acked, position, ack)?;
                         }
-                        let outbound = codec::encode(envelope);
-                        let publish = PublishMessage::build().payload(outbound.payload).headers(outbound.headers);
-                        let send = self.nats.jetstream.send_publish(outbound.subject, publish);
-                        let sent = match trace::publish_span(envelope) {
-                            Some(span) => send.instrument(span).await,
-                            None => send.await,
-                        };
-                        let ack = sent.map_err(|error| BusError::nats("publish", error))?;
                         let position = Position(envelope.position);
-                        in_flight.push_back(async move { (position, ack.await) });
+                        let confirm = index == last || position.0.is_multiple_of(ACK_EVERY);
+                        if let Some(ack) = self.publish(envelope, confirm).await? {
+                            in_flight.push_back(async move { (position, ack.await) });
+                        }
+                        published = Position(position.0 + 1);
                     }
                 }
             }
@@ -196,7 +206,35 @@ impl Relay {
         result
     }
 
-    /// Takes one acknowledgement, in publish order: the checkpoint moves past its event.
+    /// Publishes one event; with `confirm`, asks JetStream for an acknowledgement and returns
+    /// it to await.
+    async fn publish(
+        &self,
+        envelope: &haven_proto::v1::EventEnvelope,
+        confirm: bool,
+    ) -> Result<Option<async_nats::jetstream::context::PublishAckFuture>, BusError> {
+        let outbound = codec::encode(envelope);
+        let span = trace::publish_span(envelope);
+        if confirm {
+            let publish = PublishMessage::build().payload(outbound.payload).headers(outbound.headers);
+            let send = self.nats.jetstream.send_publish(outbound.subject, publish);
+            let sent = match span {
+                Some(span) => send.instrument(span).await,
+                None => send.await,
+            };
+            sent.map(Some).map_err(|error| BusError::nats("publish", error))
+        } else {
+            let send = self.nats.client.publish_with_headers(outbound.subject, outbound.headers, outbound.payload);
+            let sent = match span {
+                Some(span) => send.instrument(span).await,
+                None => send.await,
+            };
+            sent.map(|()| None).map_err(|error| BusError::nats("publish", error))
+        }
+    }
+
+    /// Takes one acknowledgement, in publish order: the checkpoint moves past its event and
+    /// the unconfirmed ones before it.
     fn acknowledged(
         &self,
         acked: &mut Position,
@@ -205,8 +243,8 @@ impl Relay {
     ) -> Result<(), BusError> {
         ack.map_err(|error| BusError::nats("publish", error))?;
         debug_assert!(position >= *acked, "acknowledgements are taken in publish order");
+        self.metrics.relay_published.inc_by(position.0 + 1 - acked.0.min(position.0));
         *acked = Position(position.0 + 1);
-        self.metrics.relay_published.inc();
         Ok(())
     }
 
