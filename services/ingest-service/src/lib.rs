@@ -16,6 +16,7 @@
 //! school (a listener's binding or the caller's token), event ids derived from the lines (so a
 //! resent line is not recorded twice), the alert rules and the metrics.
 
+pub mod buffer;
 pub mod config;
 pub mod demo;
 pub mod governance;
