@@ -1227,3 +1227,56 @@ fn a_back_fill_is_imported_resumed_and_never_recorded_twice() {
     assert_eq!(breaches() - before, recorded);
     stop(&mut child);
 }
+
+#[test]
+fn haven_up_with_nats_reads_the_ingest_buffer_for_configured_schools_only() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let nats = runtime.block_on(nats_server::NatsServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("haven.toml");
+    std::fs::write(
+        &config,
+        "[[ingest.sources]]\nschool_id = \"kestrel-primary\"\nsource_id = \"collector\"\nformat = \"squid_native\"\nbuffer = true\n",
+    )
+    .unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let nats_url = nats.url().as_str().to_owned();
+    let config_path = config.display().to_string();
+    let mut child =
+        spawn_up_with_env(&["up", "--nats", &nats_url], &[("HAVEN_CONFIG", &config_path)], dir.path(), grpc, http_port);
+    wait_ready(&mut child, http_port);
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../ingest/corpus/squid-native/datadog_squid_native.log");
+    let lines: Vec<String> =
+        std::fs::read_to_string(corpus).unwrap().lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    runtime.block_on(async {
+        let buffer = haven_bus::IngestBuffer::new(nats.connect().await).await.unwrap();
+        let school = |id: &str| haven_kernel::SchoolId::parse(id).unwrap();
+        buffer.publish(&school("marram-primary"), "squid_native", "marram-1", &lines).await.unwrap();
+        buffer.publish(&school("kestrel-primary"), "squid_native", "kestrel-1", &lines).await.unwrap();
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, metrics) = http(http_port, "GET", "/metrics", "");
+        let refused = metrics.contains(r#"haven_ingest_buffer_refused_total{reason="unconfigured_school"} 1"#);
+        let recorded =
+            metrics.contains(r#"haven_ingest_lines_total{school="kestrel-primary",format="squid_native"} 13"#);
+        if refused && recorded {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the buffer's batches were not taken: {metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tail = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["log", "tail", "--limit", "100000", "--grpc-addr", &format!("127.0.0.1:{grpc}")])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&tail.stdout);
+    assert!(listing.contains("breaches-kestrel-primary-"), "{listing}");
+    assert!(!listing.contains("breaches-marram-primary-"), "a school without a buffer source: {listing}");
+    runtime.block_on(async {
+        let nats = nats.connect().await;
+        let mut stream = nats.jetstream().get_stream(haven_bus::INGEST_STREAM).await.unwrap();
+        assert_eq!(stream.info().await.unwrap().state.messages, 0, "taken and acknowledged, or refused");
+    });
+    stop(&mut child);
+}
