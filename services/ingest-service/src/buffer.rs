@@ -154,6 +154,8 @@ async fn consume(
                 }
                 Err(error) => {
                     tracing::warn!(%error, "ingest buffer: receive failed; reconnecting");
+                    // What this consumer still holds goes back now, not after the ack wait.
+                    consumer.release().await;
                     if wait(&shutdown, &mut backoff).await {
                         return;
                     }
