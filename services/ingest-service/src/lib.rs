@@ -18,6 +18,7 @@
 //! resent line is not recorded twice), the alert rules and the metrics.
 
 pub mod attribution;
+pub mod buffer;
 pub mod config;
 pub mod demo;
 pub mod governance;
@@ -72,6 +73,8 @@ pub enum StartError {
     Key(#[from] key::KeyError),
     #[error("ingest.sources[{index}]: cannot listen on {addr}: {reason}")]
     Listen { index: usize, addr: SocketAddr, reason: String },
+    #[error("reading the quarantine's counts back from the event log: {0}")]
+    Quarantine(String),
 }
 
 /// Starts the pipeline, the gRPC service (with the filtering record's read model, readiness
@@ -96,6 +99,10 @@ pub async fn start(
     let ingest_metrics = IngestMetrics::default();
     ingest_metrics.register(metrics);
     let pipeline = Arc::new(Pipeline::new(Arc::clone(&log), key, settings, ingest_metrics));
+    // Before any line is taken, so no refusal is counted both live and read back.
+    let mut book = quarantine::QuarantineBook::new(jiff::Timestamp::now());
+    quarantine::restore(&mut book, log.as_ref()).await.map_err(|e| StartError::Quarantine(e.to_string()))?;
+    *pipeline.quarantine() = book;
     let batch = BatchSettings {
         max_lines: config.batch_lines,
         linger: std::time::Duration::from_millis(config.linger_ms),

@@ -24,7 +24,7 @@ use haven_eventlog_client::{EventLog, LogError, StreamAppend};
 use haven_ingest::{BreachObserved, LineParser, QuarantineReason, SourceConfig, SourceFormat};
 
 use crate::attribution::Directory;
-use crate::quarantine::QuarantineBook;
+use crate::quarantine::{LINES_QUARANTINED, QuarantineBook, Refused};
 use haven_kernel::{ExpectedVersion, SchoolId, StreamId};
 use haven_proto::v1 as pb;
 use jiff::Timestamp;
@@ -199,6 +199,7 @@ impl Pipeline {
         };
         let mut order: Vec<String> = Vec::new();
         let mut collapsed: HashMap<String, Collapsed> = HashMap::new();
+        let mut refused = Vec::new();
         for (index, line) in lines.iter().enumerate() {
             let digest = digests[index];
             if !seen.insert(digest) || already[index] {
@@ -219,6 +220,7 @@ impl Pipeline {
                         line.received_at,
                         &error,
                     );
+                    refused.push(Refused { format: error.format, reason, digest, received_at: line.received_at });
                     continue;
                 }
             };
@@ -241,7 +243,8 @@ impl Pipeline {
             }
         }
 
-        let mut appends = Vec::new();
+        // The refusals' counts, durable with the batch (quarantine.rs).
+        let mut appends = crate::quarantine::lines_quarantined(source, &refused)?;
         let mut alerts = 0u64;
         {
             let mut rules = self.rules.lock().expect("rules lock");
@@ -437,6 +440,8 @@ impl Duplicates {
     fn count(&mut self, append: &StreamAppend) {
         if append.events.iter().any(|e| e.event_type == ALERT_RAISED) {
             self.alerts += 1;
+        } else if append.events.iter().any(|e| e.event_type == LINES_QUARANTINED) {
+            // A batch's refusals already counted: nothing to report.
         } else {
             self.breaches += 1;
         }
@@ -447,7 +452,13 @@ fn single(stream_id: StreamId, event: pb::ProposedEvent) -> StreamAppend {
     StreamAppend { stream_id, expected: ExpectedVersion::Any, events: vec![event] }
 }
 
-fn proposed(source: &Source, event_id: &[u8], event_type: &str, at: Timestamp, payload: Vec<u8>) -> pb::ProposedEvent {
+pub(crate) fn proposed(
+    source: &Source,
+    event_id: &[u8],
+    event_type: &str,
+    at: Timestamp,
+    payload: Vec<u8>,
+) -> pb::ProposedEvent {
     pb::ProposedEvent {
         event_id: event_id.to_vec(),
         event_type: event_type.to_owned(),
@@ -483,7 +494,7 @@ fn collapse_key(event: &pb::BreachObserved) -> String {
     )
 }
 
-fn derived_id(key: &str) -> Vec<u8> {
+pub(crate) fn derived_id(key: &str) -> Vec<u8> {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("haven:ingest:{key}").as_bytes()).as_bytes().to_vec()
 }
 
