@@ -58,6 +58,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 timezone: "Europe/London".into(),
                 syslog_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                 syslog_udp: None,
+                buffer: false,
             })
             .collect(),
         ..IngestConfig::default()

@@ -27,6 +27,7 @@ mod config;
 mod custody_verify;
 mod event_counts;
 mod identity_bootstrap;
+mod ingest_import;
 mod ingest_parse;
 mod reporting_demo;
 mod sign_in;
@@ -213,6 +214,10 @@ enum IngestCommand {
     /// Parse filter or proxy log files without writing anything: one JSON line per line
     /// (the normalised breach, or why it was refused), then a summary on stderr.
     Parse(ingest_parse::ParseArgs),
+    /// Back-fill a school's log files through SubmitBreaches as its school system (token in
+    /// HAVEN_TOKEN): batched, resumable (a state file records what was acknowledged), with
+    /// progress on stderr and a summary (JSON on stdout) at the end.
+    Import(ingest_import::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,6 +330,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Ingest { command: IngestCommand::Parse(args) } => ingest_parse::run(args),
+        Command::Ingest { command: IngestCommand::Import(args) } => run_async(ingest_import::run(args)),
         Command::SignIn { grpc_addr, login, accept_aup } => {
             runtime().and_then(|runtime| runtime.block_on(sign_in::run(*grpc_addr, login, *accept_aup)))
         }

@@ -180,12 +180,17 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     } else {
         None
     };
+    let nats = connect_nats(&config).await?;
     let ingest = if part.runs(Part::Ingest) {
-        Some(start_ingest(&config, &shared_log, &authenticator, &metrics, &readiness, &shutdown, seed_demo).await?)
+        let nats = nats.clone();
+        Some(
+            start_ingest(&config, &shared_log, &authenticator, &metrics, &readiness, &shutdown, seed_demo, nats)
+                .await?,
+        )
     } else {
         None
     };
-    let bus = start_bus(&config, part, &shared_log, &metrics, &shutdown).await?;
+    let bus = start_bus(&config, part, nats, &shared_log, &metrics, &shutdown).await?;
     let serves_incidents = part.runs(Part::Incidents);
     let incidents = if serves_incidents {
         Some(start_incidents(&config, &shared_log, &authenticator, seed_demo, &readiness, &metrics, &shutdown).await?)
@@ -440,11 +445,15 @@ fn print_custody_welcome(config: &HavenConfig, seed_demo: bool, custody: &Custod
 struct Ingest {
     server: AuthService<IngestServer<IngestService>>,
     sources: Vec<haven_ingest_service::BoundSource>,
+    /// Whether batches are taken off the NATS ingest buffer.
+    reads_buffer: bool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Starts ingest. With `--demo` and no sources configured, each demo school gets a FortiGate
-/// source on a free loopback syslog port, fed by the demo feed at a school day's rate.
+/// source on a free loopback syslog port, fed by the demo feed at a school day's rate. With
+/// NATS and a source that says `buffer = true`, ingest also takes batches off the ingest buffer.
+#[allow(clippy::too_many_arguments)]
 async fn start_ingest(
     config: &HavenConfig,
     log: &Arc<dyn EventLog>,
@@ -453,6 +462,7 @@ async fn start_ingest(
     readiness: &Readiness,
     shutdown: &Shutdown,
     seed_demo: bool,
+    nats: Option<Nats>,
 ) -> anyhow::Result<Ingest> {
     let mut ingest_config = config.ingest.clone();
     let demo_sources = seed_demo && ingest_config.sources.is_empty();
@@ -466,6 +476,7 @@ async fn start_ingest(
                 timezone: "Europe/London".into(),
                 syslog_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                 syslog_udp: None,
+                buffer: false,
             })
             .collect();
     }
@@ -478,9 +489,33 @@ async fn start_ingest(
         haven_ingest_service::governance::demo::seed(&app, jiff::Timestamp::now().as_second())
             .await
             .context("seeding the demo's filtering record")?;
-        tracing::info!("demo filtering record seeded");
+        let (school, leases) = haven_ingest_service::demo::demo_leases(jiff::Timestamp::now());
+        let system = haven_proto::v1::Actor {
+            principal_id: "demo-seed".into(),
+            kind: haven_proto::v1::ActorKind::SchoolSystem as i32,
+            roles: vec![],
+        };
+        let school = haven_kernel::SchoolId::parse(school).context("the demo lease's school")?;
+        haven_ingest_service::attribution::record(&**log, running.pipeline.attribution(), &school, system, leases)
+            .await
+            .context("recording the demo's device lease")?;
+        tracing::info!("demo filtering record and device lease seeded");
     }
     let mut tasks = running.tasks;
+    let buffer_sources = haven_ingest_service::buffer::BufferSources::from_config(&ingest_config);
+    let reads_buffer = nats.is_some() && !buffer_sources.is_empty();
+    if let Some(nats) = nats.filter(|_| reads_buffer) {
+        let consuming = haven_ingest_service::buffer::start(
+            Arc::clone(&running.pipeline),
+            nats,
+            buffer_sources,
+            shutdown.clone(),
+            None,
+        )
+        .await
+        .context("opening the NATS ingest buffer (stream HAVEN_INGEST)")?;
+        tasks.push(consuming);
+    }
     if demo_sources && ingest_config.demo_feed {
         let schools = running
             .sources
@@ -494,12 +529,26 @@ async fn start_ingest(
                 })
             })
             .collect();
-        tasks.push(tokio::spawn(haven_ingest_service::demo::run(schools, 1.0, shutdown.clone())));
+        // The feed's first lines name demo learners by login: let ingest follow them first
+        // (identity's demo is seeded before ingest starts; this waits a moment at most).
+        let directory = running.pipeline.attribution().clone();
+        let last_learner = demo::learner_subject_id(demo::DEMO_LEARNERS[demo::DEMO_LEARNERS.len() - 1].0);
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                if directory.school_of(&last_learner).is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            haven_ingest_service::demo::run(schools, 1.0, shutdown).await;
+        }));
     }
     let layer = AuthLayer::new(authenticator.clone());
     Ok(Ingest {
         server: tower_layer::Layer::layer(&layer, running.service.into_server()),
         sources: running.sources,
+        reads_buffer,
         tasks,
     })
 }
@@ -514,6 +563,11 @@ fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
         let tcp = source.syslog_tcp.map(|a| format!(" tcp {a}")).unwrap_or_default();
         let udp = source.syslog_udp.map(|a| format!(" udp {a}")).unwrap_or_default();
         println!("                {}/{}:{tcp}{udp}", source.school_id, source.source_id);
+    }
+    if ingest.reads_buffer {
+        println!(
+            "  ingest buffer NATS stream HAVEN_INGEST (haven.ingest.<school>.<format>), for sources with buffer = true"
+        );
     }
     if seed_demo {
         println!(
@@ -640,22 +694,13 @@ struct Bus {
 async fn start_bus(
     config: &HavenConfig,
     part: Part,
+    nats: Option<Nats>,
     log: &Arc<dyn EventLog>,
     metrics: &Metrics,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Bus> {
     let bus_metrics = BusMetrics::default();
     bus_metrics.register(metrics);
-    let nats = match &config.nats_url {
-        Some(url) => {
-            let url = NatsUrl::parse(url).map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
-            let nats = Nats::connect(&url)
-                .await
-                .with_context(|| format!("connecting to NATS at {} (nats_url / --nats)", url.as_str()))?;
-            Some(nats)
-        }
-        None => None,
-    };
     let mut tasks = Vec::new();
     if let Some(nats) = &nats
         && part.runs_log()
@@ -684,6 +729,17 @@ async fn start_bus(
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), caught_up).await;
     }
     Ok(Bus { tasks, counts: Some(counts), reporting: report_view })
+}
+
+/// The connection to NATS when `nats_url` is set (one per process, shared by the bus and
+/// ingest's buffer).
+async fn connect_nats(config: &HavenConfig) -> anyhow::Result<Option<Nats>> {
+    let Some(url) = &config.nats_url else { return Ok(None) };
+    let url = NatsUrl::parse(url).map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+    let nats = Nats::connect(&url)
+        .await
+        .with_context(|| format!("connecting to NATS at {} (nats_url / --nats)", url.as_str()))?;
+    Ok(Some(nats))
 }
 
 /// Runs one projection's consumer on the bus this process uses until shutdown. Projections

@@ -153,6 +153,43 @@ fn verified_events(dir: &std::path::Path) -> u64 {
     stdout.strip_prefix("OK: ").and_then(|rest| rest.split(' ').next()).unwrap().parse().unwrap()
 }
 
+/// The demo feed's opening alerts, read from the log (ADR 0025): the self-harm search names the
+/// learner signed in as `texample`; the SEND learner's first gambling attempt alerts, raised;
+/// the laptop leased at Heronsgate to the learner on a CP plan is attributed and raised.
+fn demo_alerts_name_learners(grpc: u16) {
+    use haven_eventlog_client::EventLog;
+    use haven_proto::v1 as pb;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _inside = runtime.enter();
+    let log =
+        haven_eventlog_client::GrpcEventLog::connect_lazy(&format!("http://127.0.0.1:{grpc}"), Duration::from_secs(10))
+            .unwrap();
+    let learner = haven_identity::demo::learner_subject_id;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let filter = pb::EventFilter {
+            event_type_prefixes: vec!["ingest.SafeguardingAlertRaised".into()],
+            ..Default::default()
+        };
+        let page = runtime.block_on(log.read_all(haven_kernel::Position(0), 10_000, &filter)).unwrap();
+        let alerts: Vec<pb::SafeguardingAlertRaised> =
+            page.events.iter().map(|e| prost::Message::decode(e.payload.as_slice()).unwrap()).collect();
+        let of =
+            |key: &str, host: &str| alerts.iter().find(|a| a.subject_id == learner(key) && a.url_host == host).cloned();
+        let opening =
+            (of("k1", "dark-thoughts.example"), of("k2", "lucky-spins.example"), of("h2", "party-pills.example"));
+        if let (Some(tam), Some(nico), Some(lou)) = opening {
+            assert_eq!((tam.severity, tam.vulnerable_learner), (pb::AlertSeverity::Critical as i32, false));
+            assert_eq!((nico.severity, nico.vulnerable_learner), (pb::AlertSeverity::Medium as i32, true));
+            assert!(nico.triggers.contains(&(pb::AlertTrigger::VulnerableLearner as i32)), "{nico:?}");
+            assert_eq!((lou.school_id.as_str(), lou.vulnerable_learner), ("heronsgate-academy", true));
+            return;
+        }
+        assert!(Instant::now() < deadline, "the demo's opening alerts name no learner: {alerts:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
     let dir = tempfile::tempdir().unwrap();
@@ -184,6 +221,9 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
             assert!(Instant::now() < deadline, "the demo feed sent nothing today: {listing}");
             std::thread::sleep(Duration::from_millis(100));
         };
+        if cases_first_round.is_none() {
+            demo_alerts_name_learners(grpc);
+        }
         assert_eq!(listing.matches("identity.SchoolRegistered").count(), 5, "{listing}");
         assert_eq!(listing.matches("identity.TrustEstablished").count(), 1, "{listing}");
         assert_eq!(listing.matches("custody.DeviceSeized").count(), 3, "{listing}");
@@ -1127,4 +1167,156 @@ fn reporting_serves_alone_and_its_pages_sign_people_in_through_identity_elsewher
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 303"), "{response}");
     assert!(response.to_ascii_lowercase().contains("set-cookie: haven_session="), "{response}");
+}
+
+/// The demo Kestrel's school system: a credential issued by the demo trust admin, exchanged
+/// for its access token.
+fn kestrel_system_token(grpc: u16) -> String {
+    use haven_proto::v1 as pb;
+    let admin = demo_token(grpc, "demo-admin@brightwater.example");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut identity = haven_proto::v1::identity_client::IdentityClient::new(channel);
+        let mut issue = tonic::Request::new(pb::IssueSchoolSystemCredentialRequest {
+            system_id: "kestrel-backfill".into(),
+            school_id: "kestrel-primary".into(),
+        });
+        issue.metadata_mut().insert("authorization", format!("Bearer {admin}").parse().unwrap());
+        let credential = identity.issue_school_system_credential(issue).await.unwrap().into_inner();
+        let exchange = pb::ExchangeClientCredentialsRequest {
+            client_id: credential.client_id,
+            client_secret: credential.client_secret,
+        };
+        identity.exchange_client_credentials(exchange).await.unwrap().into_inner().tokens.unwrap().access_token
+    })
+}
+
+#[test]
+fn a_back_fill_is_imported_resumed_and_never_recorded_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    // The demo without its live feed: the log moves only for the import.
+    let mut child =
+        spawn_up_with_env(&["up", "--demo"], &[("HAVEN_INGEST__DEMO_FEED", "false")], dir.path(), grpc, http);
+    wait_ready(&mut child, http);
+    let token = kestrel_system_token(grpc);
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../ingest/corpus/squid-native/datadog_squid_native.log");
+    let state = dir.path().join("import.json");
+    let import = |school: &str, format: &str, file: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(["ingest", "import", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--school", school])
+            .args(["--format", format, "--state"])
+            .arg(&state)
+            .args(extra)
+            .arg(file)
+            .env("HAVEN_TOKEN", &token)
+            .output()
+            .unwrap()
+    };
+    let breaches = || {
+        let tail = Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(["log", "tail", "--limit", "1000000", "--grpc-addr", &format!("127.0.0.1:{grpc}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&tail.stdout).matches("ingest.BreachObserved").count()
+    };
+    let before = breaches();
+
+    // Bad input: a clear error naming what is wrong, and nothing written.
+    for (school, format, file, says) in [
+        ("kestrel-primary", "smoke-signals", corpus, "--format"),
+        ("kestrel-primary", "squid_native", "/no/such/file.log", "/no/such/file.log"),
+        ("marram-primary", "squid_native", corpus, "--school marram-primary"),
+    ] {
+        let output = import(school, format, file, &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    assert_eq!(breaches(), before, "no refused import wrote anything");
+    assert!(!state.exists(), "nor began a state file");
+
+    // Interrupted after 6 of the file's 13 lines, then resumed.
+    let first = import("kestrel-primary", "squid_native", corpus, &["--batch-lines", "4", "--max-lines", "6"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let partial: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!((partial["complete"].as_bool(), partial["lines_read"].as_u64()), (Some(false), Some(6)), "{partial}");
+    let after_first = breaches();
+    assert!(after_first > before && after_first - before <= 6);
+    let resumed = import("kestrel-primary", "squid_native", corpus, &["--batch-lines", "4"]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(String::from_utf8_lossy(&resumed.stderr).contains("import: "), "progress on stderr");
+    let summary: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(summary["complete"], true, "{summary}");
+    assert_eq!(summary["lines_read"], 13, "every line once, across both runs: {summary}");
+    assert_eq!(summary["quarantined"]["missing_field"], 1, "{summary}");
+    assert_eq!(summary["quarantined"]["not_a_web_event"], 1, "{summary}");
+    let recorded = summary["events_recorded"].as_u64().unwrap() as usize;
+    assert_eq!(breaches() - before, recorded, "the summary counts what the log holds");
+    assert_eq!(summary["events_recorded"].as_u64().unwrap() + summary["repeats_collapsed"].as_u64().unwrap(), 11);
+
+    // The whole file sent again (a lost state file): nothing recorded twice.
+    std::fs::remove_file(&state).unwrap();
+    let again = import("kestrel-primary", "squid_native", corpus, &[]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!((again["lines_read"].as_u64(), again["events_recorded"].as_u64()), (Some(13), Some(0)), "{again}");
+    assert_eq!(breaches() - before, recorded);
+    stop(&mut child);
+}
+
+#[test]
+fn haven_up_with_nats_reads_the_ingest_buffer_for_configured_schools_only() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let nats = runtime.block_on(nats_server::NatsServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("haven.toml");
+    std::fs::write(
+        &config,
+        "[[ingest.sources]]\nschool_id = \"kestrel-primary\"\nsource_id = \"collector\"\nformat = \"squid_native\"\nbuffer = true\n",
+    )
+    .unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let nats_url = nats.url().as_str().to_owned();
+    let config_path = config.display().to_string();
+    let mut child =
+        spawn_up_with_env(&["up", "--nats", &nats_url], &[("HAVEN_CONFIG", &config_path)], dir.path(), grpc, http_port);
+    wait_ready(&mut child, http_port);
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../ingest/corpus/squid-native/datadog_squid_native.log");
+    let lines: Vec<String> =
+        std::fs::read_to_string(corpus).unwrap().lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    runtime.block_on(async {
+        let buffer = haven_bus::IngestBuffer::new(nats.connect().await).await.unwrap();
+        let school = |id: &str| haven_kernel::SchoolId::parse(id).unwrap();
+        buffer.publish(&school("marram-primary"), "squid_native", "marram-1", &lines).await.unwrap();
+        buffer.publish(&school("kestrel-primary"), "squid_native", "kestrel-1", &lines).await.unwrap();
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, metrics) = http(http_port, "GET", "/metrics", "");
+        let refused = metrics.contains(r#"haven_ingest_buffer_refused_total{reason="unconfigured_school"} 1"#);
+        let recorded =
+            metrics.contains(r#"haven_ingest_lines_total{school="kestrel-primary",format="squid_native"} 13"#);
+        if refused && recorded {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the buffer's batches were not taken: {metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tail = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["log", "tail", "--limit", "100000", "--grpc-addr", &format!("127.0.0.1:{grpc}")])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&tail.stdout);
+    assert!(listing.contains("breaches-kestrel-primary-"), "{listing}");
+    assert!(!listing.contains("breaches-marram-primary-"), "a school without a buffer source: {listing}");
+    runtime.block_on(async {
+        let nats = nats.connect().await;
+        let mut stream = nats.jetstream().get_stream(haven_bus::INGEST_STREAM).await.unwrap();
+        assert_eq!(stream.info().await.unwrap().state.messages, 0, "taken and acknowledged, or refused");
+    });
+    stop(&mut child);
 }

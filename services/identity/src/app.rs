@@ -429,6 +429,7 @@ impl IdentityApp {
                 display_name: row.display_name,
                 year_group: row.year_group,
                 flags: row.flags,
+                network_logins: row.network_logins,
             };
             match self.subject_command(context, &subject_id, command).await {
                 Ok(subject) => imported.push(subject),

@@ -60,14 +60,17 @@ pub const DEMO_PEOPLE: [DemoPerson; 10] = [
     person("kestrel-governor", "Ellis Marsh (demo)", Some("kestrel-primary"), Role::Governor, Some("kestrel-primary")),
     person("heronsgate-dsl", "Kit Harrow (demo)", Some("heronsgate-academy"), Role::Dsl, Some("heronsgate-academy")),
 ];
-/// (key, display name, school, year group, flags) of each invented learner.
-pub const DEMO_LEARNERS: [(&str, &str, &str, u32, &[SubjectFlag]); 6] = [
-    ("k1", "Tam Example", "kestrel-primary", 4, &[]),
-    ("k2", "Nico Sample", "kestrel-primary", 6, &[SubjectFlag::Send]),
-    ("k3", "Ari Placeholder", "kestrel-primary", 2, &[SubjectFlag::LookedAfter, SubjectFlag::Eal]),
-    ("h1", "Jess Fictional", "heronsgate-academy", 9, &[]),
-    ("h2", "Lou Invented", "heronsgate-academy", 11, &[SubjectFlag::ChildProtectionPlan]),
-    ("h3", "Sam Madeup", "heronsgate-academy", 8, &[SubjectFlag::Eal]),
+/// (key, display name, school, year group, flags, network login) of an invented learner.
+pub type DemoLearner = (&'static str, &'static str, &'static str, u32, &'static [SubjectFlag], &'static str);
+
+/// Each invented learner; the logins are what the demo feed's filter reports (ADR 0025).
+pub const DEMO_LEARNERS: [DemoLearner; 6] = [
+    ("k1", "Tam Example", "kestrel-primary", 4, &[], "texample"),
+    ("k2", "Nico Sample", "kestrel-primary", 6, &[SubjectFlag::Send], "nsample"),
+    ("k3", "Ari Placeholder", "kestrel-primary", 2, &[SubjectFlag::LookedAfter, SubjectFlag::Eal], "aplaceholder"),
+    ("h1", "Jess Fictional", "heronsgate-academy", 9, &[], "jfictional"),
+    ("h2", "Lou Invented", "heronsgate-academy", 11, &[SubjectFlag::ChildProtectionPlan], "linvented"),
+    ("h3", "Sam Madeup", "heronsgate-academy", 8, &[SubjectFlag::Eal], "smadeup"),
 ];
 
 /// The demo trust's id.
@@ -137,17 +140,26 @@ pub async fn seed(app: &IdentityApp, hasher: &PasswordHasher) -> Result<SeedRepo
     tally(&mut report, app.publish_aup(&context("aup:1"), 1, aup_sha256).await, |e| {
         matches!(e, Error::Aup(AupError::NotNextVersion { .. } | AupError::SameText))
     })?;
-    for (key, name, school, year_group, flags) in DEMO_LEARNERS {
+    for (key, name, school, year_group, flags, login) in DEMO_LEARNERS {
         let subject_id = learner_subject_id(key);
-        let key = format!("learner:{key}");
         let command = SubjectCommand::Register {
             subject_id: subject_id.clone(),
             school_id: SchoolId::parse(school).expect("demo ids are valid"),
             display_name: name.into(),
             year_group,
             flags: flags.iter().copied().collect::<BTreeSet<_>>(),
+            network_logins: vec![login.into()],
         };
-        let outcome = app.subject_command(&context(&key), &subject_id, command).await;
+        let outcome = app.subject_command(&context(&format!("learner:{key}")), &subject_id, command).await;
+        // A demo log seeded before learners had network logins gets them now.
+        let without_login = matches!(outcome, Err(Error::Subject(SubjectError::AlreadyRegistered)))
+            && app.subject(&subject_id).await?.is_some_and(|(subject, _)| subject.network_logins.is_empty());
+        if without_login {
+            let set = SubjectCommand::SetNetworkLogins { network_logins: vec![login.into()] };
+            app.subject_command(&context(&format!("learner-login:{key}")), &subject_id, set).await?;
+            report.written += 1;
+            continue;
+        }
         tally(&mut report, outcome, |e| matches!(e, Error::Subject(SubjectError::AlreadyRegistered)))?;
     }
     Ok(report)

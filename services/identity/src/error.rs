@@ -70,7 +70,10 @@ impl Error {
             Error::Subject(SubjectError::AlreadyRegistered) => ErrorCode::AlreadyExists,
             Error::Subject(SubjectError::NotRegistered) => ErrorCode::NotFound,
             Error::Subject(
-                SubjectError::InvalidSubjectId | SubjectError::InvalidName(_) | SubjectError::YearGroupOutOfRange(_),
+                SubjectError::InvalidSubjectId
+                | SubjectError::InvalidName(_)
+                | SubjectError::YearGroupOutOfRange(_)
+                | SubjectError::InvalidNetworkLogin(_),
             ) => ErrorCode::InvalidArgument,
             Error::SignInRefused => ErrorCode::Unauthenticated,
             Error::Internal(_) | Error::Keys(_) => ErrorCode::Internal,

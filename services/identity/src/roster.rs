@@ -7,7 +7,9 @@
 //!  "Okafor, Ada",7,send;eal
 //!  Ben Carter,11,
 //! ```
-//! Fields may be quoted (`"…"`, with `""` for a quote); flags are separated by `;`.
+//! Fields may be quoted (`"…"`, with `""` for a quote); flags are separated by `;`. A fourth
+//! column `network_login` is optional: the logins the school's network reports for the learner,
+//! separated by `;` (ADR 0025).
 
 use std::collections::BTreeSet;
 
@@ -20,6 +22,8 @@ pub const MAX_ROWS: usize = 5_000;
 pub const MAX_CSV_BYTES: usize = 1 << 20;
 /// The header every roster starts with.
 pub const HEADER: [&str; 3] = ["name", "year_group", "flags"];
+/// The optional fourth column.
+pub const LOGIN_COLUMN: &str = "network_login";
 
 /// A good row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +33,8 @@ pub struct RosterRow {
     pub display_name: String,
     pub year_group: u32,
     pub flags: BTreeSet<SubjectFlag>,
+    /// As written; the subject's decider checks and lowercases them.
+    pub network_logins: Vec<String>,
 }
 
 /// Why one row was refused.
@@ -46,7 +52,7 @@ pub enum RosterError {
     TooLarge,
     #[error("has more than {MAX_ROWS} rows")]
     TooManyRows,
-    #[error("must start with the header `name,year_group,flags`")]
+    #[error("must start with the header `name,year_group,flags` or `name,year_group,flags,network_login`")]
     BadHeader,
     #[error("has an unterminated quoted field starting on line {0}")]
     UnterminatedQuote(u32),
@@ -105,9 +111,11 @@ pub fn parse(csv: &str) -> Result<(Vec<RosterRow>, Vec<RowError>), RosterError> 
     let mut records = records(csv.strip_prefix('\u{feff}').unwrap_or(csv))?.into_iter();
     let header = records.next().ok_or(RosterError::BadHeader)?.1;
     let header: Vec<String> = header.iter().map(|name| name.trim().to_lowercase()).collect();
-    if header != HEADER {
-        return Err(RosterError::BadHeader);
-    }
+    let columns = match header.len() {
+        3 if header == HEADER => 3,
+        4 if header[..3] == HEADER && header[3] == LOGIN_COLUMN => 4,
+        _ => return Err(RosterError::BadHeader),
+    };
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let mut count = 0;
@@ -119,7 +127,7 @@ pub fn parse(csv: &str) -> Result<(Vec<RosterRow>, Vec<RowError>), RosterError> 
         if count > MAX_ROWS {
             return Err(RosterError::TooManyRows);
         }
-        match row(line, &fields) {
+        match row(line, &fields, columns) {
             Ok(row) => rows.push(row),
             Err(error) => errors.push(error),
         }
@@ -127,10 +135,10 @@ pub fn parse(csv: &str) -> Result<(Vec<RosterRow>, Vec<RowError>), RosterError> 
     Ok((rows, errors))
 }
 
-fn row(line: u32, fields: &[String]) -> Result<RosterRow, RowError> {
+fn row(line: u32, fields: &[String], columns: usize) -> Result<RosterRow, RowError> {
     let error = |column, reason: &str| RowError { line, column, reason: reason.to_owned() };
-    if fields.len() != HEADER.len() {
-        return Err(error("row", &format!("has {} fields; a row has 3", fields.len())));
+    if fields.len() != columns {
+        return Err(error("row", &format!("has {} fields; a row has {columns}", fields.len())));
     }
     let display_name = fields[0].trim().to_owned();
     check_name(&display_name).map_err(|reason| error("name", reason))?;
@@ -145,7 +153,13 @@ fn row(line: u32, fields: &[String]) -> Result<RosterRow, RowError> {
         })?;
         flags.insert(flag);
     }
-    Ok(RosterRow { line, display_name, year_group, flags })
+    let network_logins: Vec<String> = fields
+        .get(3)
+        .map(|logins| logins.split(';').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    crate::domain::subject::network_logins(&network_logins)
+        .map_err(|refusal| error(LOGIN_COLUMN, &refusal.to_string()))?;
+    Ok(RosterRow { line, display_name, year_group, flags, network_logins })
 }
 
 #[cfg(test)]
@@ -176,6 +190,19 @@ mod tests {
                 assert!(!error.reason.contains(name), "{error:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_optional_column_carries_network_logins() {
+        let csv = "name,year_group,flags,network_login\nAda Okafor,7,send,AOkafor; aokafor@oak.example\nBen Carter,11,,\nCara Diaz,3,,has space\nDan Evans,4,";
+        let (rows, errors) = parse(csv).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].network_logins, vec!["AOkafor".to_owned(), "aokafor@oak.example".to_owned()]);
+        assert!(rows[1].network_logins.is_empty());
+        let reported: Vec<_> = errors.iter().map(|error| (error.line, error.column)).collect();
+        assert_eq!(reported, vec![(4, "network_login"), (5, "row")]);
+        assert!(!errors[0].reason.contains("has space"), "{:?}", errors[0]);
+        assert_eq!(parse("name,year_group,flags,login\n"), Err(RosterError::BadHeader));
     }
 
     #[test]

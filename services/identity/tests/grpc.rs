@@ -304,6 +304,40 @@ async fn the_subject_directory_is_for_those_who_need_it_and_every_read_is_record
     served.fixture.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn technical_staff_set_a_learners_network_logins_and_see_nothing_else_of_the_record() {
+    let mut served = serve().await;
+    let admin_token = signed_in(&mut served.client, "admin@example.org", ADMIN_PASSWORD).await;
+    let dsl = person(&mut served, &admin_token, "dsl-oak", pb::Role::Dsl, "oak").await;
+    let tech = person(&mut served, &admin_token, "tech-oak", pb::Role::TechnicalStaff, "oak").await;
+    let tech_elm = person(&mut served, &admin_token, "tech-elm", pb::Role::TechnicalStaff, "elm").await;
+    let client = &mut served.client;
+    let csv = "name,year_group,flags,network_login\nAda Okafor,7,send,AOkafor\n";
+    let import = pb::ImportRosterRequest { school_id: "oak".into(), csv: csv.into() };
+    let ada = client.import_roster(bearer(&dsl, import)).await.unwrap().into_inner().imported.remove(0);
+    assert_eq!(ada.network_logins, vec!["aokafor".to_owned()], "lowercased from the roster");
+
+    let set = |logins: &[&str]| pb::SetSubjectNetworkLoginsRequest {
+        subject_id: ada.subject_id.clone(),
+        network_logins: logins.iter().map(|l| (*l).to_owned()).collect(),
+    };
+    let done = client.set_subject_network_logins(bearer(&tech, set(&["aokafor", "A.Okafor@Oak.example"]))).await;
+    let done = done.unwrap().into_inner();
+    assert_eq!(done.network_logins, vec!["a.okafor@oak.example".to_owned(), "aokafor".to_owned()]);
+    assert_eq!(done.version, 1);
+    for (who, token) in [("the DSL", &dsl), ("another school's technical staff", &tech_elm)] {
+        let error = client.set_subject_network_logins(bearer(token, set(&["x"]))).await.unwrap_err();
+        assert_eq!(error.code(), Code::PermissionDenied, "{who}");
+    }
+    let error = client.set_subject_network_logins(bearer(&tech, set(&["has space"]))).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("network_logins") && !error.message().contains("has space"), "{error:?}");
+    let get = pb::GetSubjectRequest { subject_id: ada.subject_id.clone(), purpose: "check".into() };
+    let read = client.get_subject(bearer(&dsl, get)).await.unwrap().into_inner().subject.unwrap();
+    assert_eq!((read.version, read.network_logins.len()), (1, 2), "the refusals changed nothing");
+    served.fixture.stop().await;
+}
+
 /// The `kid` in a token's header.
 fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.expect("every token names its key")

@@ -6,6 +6,7 @@
 //! repeat_window_s = 600          # repeats and duplicate alerts are judged in this window
 //! repeat_threshold = 3           # attempts on one category in the window that raise an alert
 //! critical_ack_minutes = 15      # a critical alert escalates if not acknowledged by then
+//! vulnerable_raise = true        # a vulnerable learner's breaches raise severity (ADR 0025)
 //! [[ingest.sources]]
 //! school_id = "kestrel-primary"
 //! source_id = "fortigate-1"
@@ -13,7 +14,11 @@
 //! timezone = "Europe/London"     # for formats whose times carry no offset
 //! syslog_tcp = "0.0.0.0:6514"    # the listener is the school's binding: it writes for this school only
 //! syslog_udp = "0.0.0.0:6514"
+//! buffer = true                  # also take this school's batches off the NATS ingest buffer
 //! ```
+//! The NATS ingest buffer (`haven.ingest.<school>.<format>`, read when ingest runs with
+//! `nats_url`) carries no binding of its own: a batch is read only for a school with a source
+//! that says `buffer = true` (at most one per school), and written under that source.
 
 use std::net::SocketAddr;
 
@@ -26,6 +31,8 @@ pub struct IngestConfig {
     pub repeat_window_s: u64,
     pub repeat_threshold: u32,
     pub critical_ack_minutes: u64,
+    /// Whether a vulnerable learner's breaches raise severity (looked-after, CP plan, SEND).
+    pub vulnerable_raise: bool,
     /// Most lines appended as one batch.
     pub batch_lines: usize,
     /// How long a batch waits for more lines after its first.
@@ -46,6 +53,7 @@ impl Default for IngestConfig {
             repeat_window_s: 600,
             repeat_threshold: 3,
             critical_ack_minutes: 15,
+            vulnerable_raise: true,
             batch_lines: 5_000,
             linger_ms: 20,
             queue_lines: 50_000,
@@ -71,6 +79,10 @@ pub struct SourceSpec {
     pub syslog_tcp: Option<SocketAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syslog_udp: Option<SocketAddr>,
+    /// Whether batches published for this school to the NATS ingest buffer are read as this
+    /// source's lines (deny by default: a school without such a source has its batches refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub buffer: bool,
 }
 
 fn london() -> String {
@@ -94,6 +106,7 @@ impl IngestConfig {
             }
         }
         let mut seen = std::collections::HashSet::new();
+        let mut buffered = std::collections::HashSet::new();
         for (index, source) in self.sources.iter().enumerate() {
             let key = |field: &str| format!("ingest.sources[{index}].{field}");
             haven_kernel::SchoolId::parse(&source.school_id).map_err(|e| (key("school_id"), e.to_string()))?;
@@ -116,8 +129,14 @@ impl IngestConfig {
             }
             jiff::tz::TimeZone::get(&source.timezone)
                 .map_err(|_| (key("timezone"), "not an IANA timezone name".into()))?;
-            if source.syslog_tcp.is_none() && source.syslog_udp.is_none() {
-                return Err((key("syslog_tcp"), "a source needs a syslog_tcp or syslog_udp listener".into()));
+            if source.syslog_tcp.is_none() && source.syslog_udp.is_none() && !source.buffer {
+                return Err((
+                    key("syslog_tcp"),
+                    "a source needs a syslog_tcp or syslog_udp listener, or buffer = true".into(),
+                ));
+            }
+            if source.buffer && !buffered.insert(&source.school_id) {
+                return Err((key("buffer"), format!("{} already has a source with buffer = true", source.school_id)));
             }
         }
         Ok(())
@@ -136,19 +155,27 @@ mod tests {
             timezone: london(),
             syslog_tcp: Some("127.0.0.1:6514".parse().unwrap()),
             syslog_udp: None,
+            buffer: false,
         }
     }
 
     #[test]
     fn every_bad_value_is_named() {
         type Breaks = fn(&mut IngestConfig);
-        let cases: [(Breaks, &str); 6] = [
+        let cases: [(Breaks, &str); 7] = [
             (|c| c.repeat_threshold = 0, "ingest.repeat_threshold"),
             (|c| c.sources[0].school_id = "Oak".into(), "ingest.sources[0].school_id"),
             (|c| c.sources[0].format = Some("smoke-signals".into()), "ingest.sources[0].format"),
             (|c| c.sources[0].timezone = "Mars/Olympus".into(), "ingest.sources[0].timezone"),
             (|c| c.sources[0].syslog_tcp = None, "ingest.sources[0].syslog_tcp"),
             (|c| c.sources.push(source()), "ingest.sources[1].source_id"),
+            (
+                |c| {
+                    c.sources[0].buffer = true;
+                    c.sources.push(SourceSpec { source_id: "collector".into(), ..c.sources[0].clone() });
+                },
+                "ingest.sources[1].buffer",
+            ),
         ];
         for (break_it, key) in cases {
             let mut config = IngestConfig { sources: vec![source()], ..IngestConfig::default() };

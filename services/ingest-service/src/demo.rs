@@ -2,8 +2,10 @@
 //! its log over syslog TCP to the school's real listener, at a rate shaped like a school day,
 //! with a plausible category mix — and, from the first seconds, one self-harm search and one
 //! burst of repeated gambling attempts, so the DSL's alert queue is never empty in a demo.
-//! Addresses are from the private 10.0.0.0/8 plan of a school network; hosts are `.example`.
-//! Nothing here is real.
+//! Some opening lines name the demo learners' invented network logins, and one school's
+//! network reports a lease, so alerts are attributed to learners and one vulnerable learner's
+//! first attempt is raised (ADR 0025). Addresses are from the private 10.0.0.0/8 plan of a
+//! school network; hosts are `.example`. Nothing here is real.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -78,14 +80,45 @@ pub fn fortigate_line(
     let (event, action) = if blocked { ("ftgd_blk", "blocked") } else { ("ftgd_allow", "passthrough") };
     format!(
         "date={} time={} logid=\"0316013056\" type=\"utm\" subtype=\"webfilter\" eventtype=\"{event}\" level=\"warning\" \
-         vd=\"root\" eventtime={} tz=\"+0000\" policyid=4 sessionid={session} srcip=10.{school_octet}.{}.{} srcport=51544 \
+         vd=\"root\" eventtime={} tz=\"+0000\" policyid=4 sessionid={session} srcip={} srcport=51544 \
          hostname=\"{host}\" profile=\"pupils\" action=\"{action}\" url=\"/\" method=\"domain\" catdesc=\"{category}\"",
         utc.date(),
         utc.time().strftime("%H:%M:%S"),
         at.as_second(),
-        device / 200 + 1,
-        device % 200 + 10,
+        device_ip(school_octet, device),
     )
+}
+
+/// The address of a demo school's device.
+pub fn device_ip(school_octet: u8, device: u32) -> String {
+    format!("10.{school_octet}.{}.{}", device / 200 + 1, device % 200 + 10)
+}
+
+/// A FortiGate line of a user the filter knows (its `user=` field, as with single sign-on).
+pub fn fortigate_user_line(
+    at: Timestamp,
+    school_octet: u8,
+    device: u32,
+    (category, host): (&str, &str),
+    session: u64,
+    user: &str,
+) -> String {
+    format!("{} user=\"{user}\"", fortigate_line(at, school_octet, device, category, host, session))
+}
+
+/// The demo's one lease: a Heronsgate laptop (the third demo school, octet 22), device 31,
+/// signed in with an invented learner's login from an hour ago for the school day.
+pub fn demo_leases(now: Timestamp) -> (&'static str, Vec<haven_proto::v1::DeviceLease>) {
+    let at =
+        |hours: i64| crate::pipeline::to_proto(now.checked_add(jiff::SignedDuration::from_hours(hours)).unwrap_or(now));
+    let lease = haven_proto::v1::DeviceLease {
+        ip: device_ip(22, 31),
+        network_login: "linvented".into(),
+        from: Some(at(-1)),
+        until: Some(at(9)),
+        ..Default::default()
+    };
+    ("heronsgate-academy", vec![lease])
 }
 
 /// What the feed sends to one school.
@@ -113,7 +146,7 @@ async fn feed_school(index: u8, school: DemoSchool, speed: f64, shutdown: Shutdo
     let mut rng = Rng(0x5eed_0000 + u64::from(index));
     let octet = 20 + index;
     let mut session = 70_000u64;
-    let mut opening = opening_lines(index, octet, &mut session);
+    let mut opening = opening_lines(&school.school_id, octet, &mut session);
     let tick = Duration::from_millis(250);
     let mut carry = 0.0f64;
     loop {
@@ -158,22 +191,33 @@ async fn feed_school(index: u8, school: DemoSchool, speed: f64, shutdown: Shutdo
     }
 }
 
-/// The first lines of a demo: the first school's pupil searches for self-harm content (a
-/// critical alert); the second's tries a gambling site again and again (a repeated-attempts alert).
-fn opening_lines(index: u8, octet: u8, session: &mut u64) -> Vec<String> {
+/// The first lines of a demo: at Kestrel Lane an invented learner (signed in as `texample`)
+/// searches for self-harm content (a critical alert naming the learner) and another, with
+/// special educational needs (`nsample`), tries a gambling site once (a medium alert at once,
+/// raised for a vulnerable learner); at Marram Fields an unknown device tries a gambling site
+/// again and again (a repeated-attempts alert); at Heronsgate the laptop leased to a learner on
+/// a child-protection plan reaches a drugs site (attributed by the lease, raised).
+fn opening_lines(school_id: &str, octet: u8, session: &mut u64) -> Vec<String> {
     let now = Timestamp::now();
     let mut lines = Vec::new();
-    let mut line = |device: u32, category: &str, host: &str| {
+    let mut line = |device: u32, category: &str, host: &str, user: Option<&str>| {
         *session += 1;
-        lines.push(fortigate_line(now, octet, device, category, host, *session));
+        lines.push(match user {
+            Some(user) => fortigate_user_line(now, octet, device, (category, host), *session, user),
+            None => fortigate_line(now, octet, device, category, host, *session),
+        });
     };
-    match index {
-        0 => line(17, "Self-harm", "dark-thoughts.example"),
-        1 => {
+    match school_id {
+        "kestrel-primary" => {
+            line(17, "Self-harm", "dark-thoughts.example", Some("texample"));
+            line(23, "Gambling", "lucky-spins.example", Some("NSample"));
+        }
+        "marram-primary" => {
             for _ in 0..3 {
-                line(42, "Gambling", "lucky-spins.example");
+                line(42, "Gambling", "lucky-spins.example", None);
             }
         }
+        "heronsgate-academy" => line(31, "Drug Abuse", "party-pills.example", None),
         _ => {}
     }
     lines
@@ -202,6 +246,25 @@ mod tests {
             };
             assert_eq!(parsed.category, expected, "{line}");
         }
+    }
+
+    #[test]
+    fn the_opening_lines_name_logins_and_the_lease_covers_the_leased_laptop() {
+        let school = haven_kernel::SchoolId::parse("kestrel-primary").unwrap();
+        let parser = haven_ingest::LineParser::new(haven_ingest::SourceConfig::new(school));
+        let mut session = 0;
+        let lines = opening_lines("kestrel-primary", 20, &mut session);
+        let users: Vec<_> = lines
+            .iter()
+            .map(|line| parser.parse(line.as_bytes(), Timestamp::now()).unwrap().user.map(|u| u.into_owned()))
+            .collect();
+        assert_eq!(users, vec![Some("texample".to_owned()), Some("NSample".to_owned())]);
+        let heronsgate = opening_lines("heronsgate-academy", 22, &mut session);
+        let parsed = parser.parse(heronsgate[0].as_bytes(), Timestamp::now()).unwrap();
+        let (school, leases) = demo_leases(Timestamp::now());
+        assert_eq!(school, "heronsgate-academy");
+        assert_eq!(parsed.client_ip.unwrap().to_string(), leases[0].ip);
+        assert_eq!(parsed.category, haven_ingest::Category::Drugs);
     }
 
     #[test]

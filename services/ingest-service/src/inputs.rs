@@ -74,7 +74,7 @@ pub fn spawn_worker(
 
 /// Submits a batch, retrying with backoff while the log cannot take it; gives up only at
 /// shutdown (the lines were never acknowledged to a syslog sender, and the log is the record).
-async fn submit_until_done(
+pub(crate) async fn submit_until_done(
     pipeline: &Pipeline,
     source: &Source,
     batch: &[Line],

@@ -6,7 +6,8 @@
 //!  Ingest.SubmitBreaches (school-system token) ─────┼─▶ Pipeline: parse (haven-ingest) ─▶ collapse
 //!                                                   │     ─▶ rules ─▶ one append batch:
 //!                                                   │        ingest.BreachObserved, ingest.SafeguardingAlertRaised
-//!  Ingest.ParseLines (check an export, no write) ───┘
+//!  Ingest.ParseLines (check an export, no write) ───┘      ▲ attribution: logins (subject-*),
+//!  Ingest.RecordDeviceLeases ─▶ leases-<school> ─────────────┘ leases (leases-*), from the log
 //!
 //!  Ingest.{Request,Approve,Reject,Apply}FilteringChange, RecordFilterCheck, ReportOverblocking,
 //!  RecordFilteringReview ─▶ governance: decide ─▶ filterchange-<id> · filtering-<school>
@@ -16,6 +17,8 @@
 //! school (a listener's binding or the caller's token), event ids derived from the lines (so a
 //! resent line is not recorded twice), the alert rules and the metrics.
 
+pub mod attribution;
+pub mod buffer;
 pub mod config;
 pub mod demo;
 pub mod governance;
@@ -70,6 +73,8 @@ pub enum StartError {
     Key(#[from] key::KeyError),
     #[error("ingest.sources[{index}]: cannot listen on {addr}: {reason}")]
     Listen { index: usize, addr: SocketAddr, reason: String },
+    #[error("reading the quarantine's counts back from the event log: {0}")]
+    Quarantine(String),
 }
 
 /// Starts the pipeline, the gRPC service (with the filtering record's read model, readiness
@@ -88,11 +93,16 @@ pub async fn start(
         repeat_window: jiff::SignedDuration::from_secs(config.repeat_window_s as i64),
         repeat_threshold: config.repeat_threshold,
         critical_ack: jiff::SignedDuration::from_mins(config.critical_ack_minutes as i64),
+        vulnerable_raise: config.vulnerable_raise,
         ..RuleSettings::default()
     };
     let ingest_metrics = IngestMetrics::default();
     ingest_metrics.register(metrics);
     let pipeline = Arc::new(Pipeline::new(Arc::clone(&log), key, settings, ingest_metrics));
+    // Before any line is taken, so no refusal is counted both live and read back.
+    let mut book = quarantine::QuarantineBook::new(jiff::Timestamp::now());
+    quarantine::restore(&mut book, log.as_ref()).await.map_err(|e| StartError::Quarantine(e.to_string()))?;
+    *pipeline.quarantine() = book;
     let batch = BatchSettings {
         max_lines: config.batch_lines,
         linger: std::time::Duration::from_millis(config.linger_ms),
@@ -136,6 +146,11 @@ pub async fn start(
         }
         sources.push(bound);
     }
+    tasks.push(tokio::spawn(pipeline.attribution().clone().follow(
+        Arc::clone(&log),
+        readiness.register("ingest-attribution", "the network logins and device leases catching up"),
+        shutdown.clone(),
+    )));
     let index = governance::GovernanceIndex::default();
     tasks.push(tokio::spawn(index.clone().follow(
         Arc::clone(&log),

@@ -26,6 +26,14 @@ pub struct SeverityLabels {
     pub severity: String,
 }
 
+/// Why a batch of the NATS ingest buffer was refused. No school label: the school of a refused
+/// batch is whatever a publisher wrote, so it could grow the label set without bound (the
+/// warning in the log names it).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InputLabels {
     pub school: String,
@@ -42,6 +50,7 @@ pub struct IngestMetrics {
     quarantined: Family<ReasonLabels, Counter>,
     alerts: Family<SeverityLabels, Counter>,
     dropped: Family<InputLabels, Counter>,
+    buffer_refused: Family<RefusalLabels, Counter>,
 }
 
 impl IngestMetrics {
@@ -53,6 +62,11 @@ impl IngestMetrics {
         metrics.register("ingest_quarantined", "Lines refused, by reason", self.quarantined.clone());
         metrics.register("ingest_alerts", "Safeguarding alerts raised, by severity", self.alerts.clone());
         metrics.register("ingest_dropped", "Lines dropped before parsing (UDP queue full)", self.dropped.clone());
+        metrics.register(
+            "ingest_buffer_refused",
+            "NATS ingest-buffer batches refused unread, by reason",
+            self.buffer_refused.clone(),
+        );
     }
 
     pub(crate) fn lines(&self, school: &str, format: &str, summary: &Summary) {
@@ -75,6 +89,16 @@ impl IngestMetrics {
     /// A line dropped before it reached the pipeline (a full UDP queue).
     pub fn dropped(&self, school: &str, input: &str) {
         self.dropped.get_or_create(&InputLabels { school: school.to_owned(), input: input.to_owned() }).inc();
+    }
+
+    /// A batch of the NATS ingest buffer refused unread.
+    pub fn buffer_refused(&self, reason: &str) {
+        self.buffer_refused.get_or_create(&RefusalLabels { reason: reason.to_owned() }).inc();
+    }
+
+    /// Buffer batches refused so far for `reason`.
+    pub fn buffer_refused_count(&self, reason: &str) -> u64 {
+        self.buffer_refused.get_or_create(&RefusalLabels { reason: reason.to_owned() }).get()
     }
 
     /// Lines dropped so far for a school and input (for tests and the banner).

@@ -3,17 +3,19 @@
 //! ```text
 //!  lines ─▶ SHA-256 each ─▶ seen in this batch? drop (duplicate)
 //!        ─▶ haven-ingest parse ─┬─ refused ─▶ quarantine (count per school, format, reason)
-//!                               └─ breach  ─▶ collapse identical requests (address/device,
-//!                                             host, path, action, category) into one, counted
-//!        ─▶ the rules ─▶ alerts
+//!                               └─ breach  ─▶ attribution: user ─▶ login, else device/address
+//!                                             ─▶ lease ─▶ subject, else unresolved (ADR 0025)
+//!                                          ─▶ collapse identical requests (subject, address/
+//!                                             device, host, path, action, category), counted
+//!        ─▶ the rules (a vulnerable learner raises severity) ─▶ alerts
 //!        ─▶ one append batch: each breach on `breaches-<school>-<yyyy-mm-dd>`, each alert on
 //!           `alert-<id>` (version 0)
 //! ```
 //! Event ids are derived from the line (school, source, SHA-256 of the bytes), and an alert's
 //! from its breach, so a line delivered twice — a collector resending after a reconnect, a
 //! retried batch — is recognised by the log and not recorded twice. What is stored of a line:
-//! the host, an HMAC of the path, the vendor's labels, the address; never the raw line, the
-//! query string or the username.
+//! the host, an HMAC of the path, the vendor's labels, the address, the pseudonymous subject it
+//! resolved to; never the raw line, the query string or the username.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,8 @@ use std::sync::{Arc, Mutex};
 use haven_eventlog_client::{EventLog, LogError, StreamAppend};
 use haven_ingest::{BreachObserved, LineParser, QuarantineReason, SourceConfig, SourceFormat};
 
-use crate::quarantine::QuarantineBook;
+use crate::attribution::Directory;
+use crate::quarantine::{LINES_QUARANTINED, QuarantineBook, Refused};
 use haven_kernel::{ExpectedVersion, SchoolId, StreamId};
 use haven_proto::v1 as pb;
 use jiff::Timestamp;
@@ -81,6 +84,7 @@ pub struct Pipeline {
     log: Arc<dyn EventLog>,
     key: PathKey,
     rules: Mutex<Rules>,
+    attribution: Directory,
     quarantine: Mutex<QuarantineBook>,
     recent: Mutex<Recent>,
     metrics: IngestMetrics,
@@ -134,6 +138,8 @@ impl std::fmt::Debug for Pipeline {
 /// Breaches of one batch folded by what makes requests "the same".
 struct Collapsed {
     event: pb::BreachObserved,
+    /// It resolved to a vulnerable learner (the flags themselves never leave the directory).
+    vulnerable: bool,
     event_id: Vec<u8>,
     received_at: Timestamp,
 }
@@ -144,11 +150,21 @@ impl Pipeline {
             log,
             key,
             rules: Mutex::new(Rules::new(settings)),
+            attribution: Directory::default(),
             quarantine: Mutex::new(QuarantineBook::new(Timestamp::now())),
             recent: Mutex::new(Recent::default()),
             metrics,
             processed: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    pub fn log(&self) -> Arc<dyn EventLog> {
+        Arc::clone(&self.log)
+    }
+
+    /// The logins and leases breaches are attributed with (followed from the log by `start`).
+    pub fn attribution(&self) -> &Directory {
+        &self.attribution
     }
 
     pub fn metrics(&self) -> &IngestMetrics {
@@ -183,6 +199,7 @@ impl Pipeline {
         };
         let mut order: Vec<String> = Vec::new();
         let mut collapsed: HashMap<String, Collapsed> = HashMap::new();
+        let mut refused = Vec::new();
         for (index, line) in lines.iter().enumerate() {
             let digest = digests[index];
             if !seen.insert(digest) || already[index] {
@@ -203,11 +220,12 @@ impl Pipeline {
                         line.received_at,
                         &error,
                     );
+                    refused.push(Refused { format: error.format, reason, digest, received_at: line.received_at });
                     continue;
                 }
             };
             recorded.push(Recent::key(source_key, &digest));
-            let event = self.normalise(source, &parsed, line.received_at, &digest);
+            let (event, vulnerable) = self.normalise(source, &parsed, line.received_at, &digest);
             let key = collapse_key(&event);
             match collapsed.get_mut(&key) {
                 Some(earlier) => {
@@ -220,12 +238,13 @@ impl Pipeline {
                 None => {
                     let event_id = line_event_id(&source.school, &source.source_id, &digest);
                     order.push(key.clone());
-                    collapsed.insert(key, Collapsed { event, event_id, received_at: line.received_at });
+                    collapsed.insert(key, Collapsed { event, vulnerable, event_id, received_at: line.received_at });
                 }
             }
         }
 
-        let mut appends = Vec::new();
+        // The refusals' counts, durable with the batch (quarantine.rs).
+        let mut appends = crate::quarantine::lines_quarantined(source, &refused)?;
         let mut alerts = 0u64;
         {
             let mut rules = self.rules.lock().expect("rules lock");
@@ -242,7 +261,7 @@ impl Pipeline {
                         breach.event.encode_to_vec(),
                     ),
                 ));
-                if let Some(verdict) = rules.judge(&breach.event, occurred) {
+                if let Some(verdict) = rules.judge(&breach.event, occurred, breach.vulnerable) {
                     let alert_id = alert_id(&breach.event_id);
                     let alert = pb::SafeguardingAlertRaised {
                         alert_id: alert_id.clone(),
@@ -259,7 +278,7 @@ impl Pipeline {
                         breach_count: breach.event.repeat_count,
                         first_occurred_at: breach.event.occurred_at,
                         last_occurred_at: breach.event.last_occurred_at,
-                        vulnerable_learner: false,
+                        vulnerable_learner: verdict.vulnerable_learner,
                         acknowledge_by: Some(to_proto(verdict.acknowledge_by)),
                     };
                     let stream = StreamId::new("alert", &alert_id)
@@ -355,18 +374,31 @@ impl Pipeline {
         line: &[u8],
     ) -> pb::BreachObserved {
         let digest: [u8; 32] = Sha256::digest(line).into();
-        self.normalise(source, parsed, received_at, &digest)
+        self.normalise(source, parsed, received_at, &digest).0
     }
 
+    /// The breach as recorded, and whether it resolved to a vulnerable learner.
     fn normalise(
         &self,
         source: &Source,
         parsed: &BreachObserved<'_>,
         received_at: Timestamp,
         digest: &[u8; 32],
-    ) -> pb::BreachObserved {
+    ) -> (pb::BreachObserved, bool) {
         let occurred = to_proto(parsed.occurred_at);
-        pb::BreachObserved {
+        let resolved = self.attribution.resolve(
+            source.school.as_str(),
+            parsed.user.as_deref(),
+            parsed.device.as_deref(),
+            parsed.client_ip,
+            parsed.occurred_at,
+        );
+        let vulnerable = resolved.as_ref().is_some_and(|resolved| resolved.vulnerable);
+        let (subject_id, attribution) = match resolved {
+            Some(resolved) => (resolved.subject_id, resolved.basis),
+            None => (String::new(), pb::Attribution::Unresolved),
+        };
+        let event = pb::BreachObserved {
             school_id: source.school.to_string(),
             occurred_at: Some(occurred),
             received_at: Some(to_proto(received_at)),
@@ -385,14 +417,16 @@ impl Pipeline {
                 Some(path) => self.key.path_hmac(&source.school, path).to_vec(),
                 None => Vec::new(),
             },
-            subject_id: String::new(),
+            subject_id,
             user_id: String::new(),
             device_id: String::new(),
             source_ip: parsed.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             repeat_count: 1,
             last_occurred_at: Some(occurred),
             line_sha256: digest.to_vec(),
-        }
+            attribution: attribution as i32,
+        };
+        (event, vulnerable)
     }
 }
 
@@ -406,6 +440,8 @@ impl Duplicates {
     fn count(&mut self, append: &StreamAppend) {
         if append.events.iter().any(|e| e.event_type == ALERT_RAISED) {
             self.alerts += 1;
+        } else if append.events.iter().any(|e| e.event_type == LINES_QUARANTINED) {
+            // A batch's refusals already counted: nothing to report.
         } else {
             self.breaches += 1;
         }
@@ -416,7 +452,13 @@ fn single(stream_id: StreamId, event: pb::ProposedEvent) -> StreamAppend {
     StreamAppend { stream_id, expected: ExpectedVersion::Any, events: vec![event] }
 }
 
-fn proposed(source: &Source, event_id: &[u8], event_type: &str, at: Timestamp, payload: Vec<u8>) -> pb::ProposedEvent {
+pub(crate) fn proposed(
+    source: &Source,
+    event_id: &[u8],
+    event_type: &str,
+    at: Timestamp,
+    payload: Vec<u8>,
+) -> pb::ProposedEvent {
     pb::ProposedEvent {
         event_id: event_id.to_vec(),
         event_type: event_type.to_owned(),
@@ -441,7 +483,8 @@ pub fn breach_stream(school: &SchoolId, occurred: Timestamp) -> Result<StreamId,
 /// What makes two requests of one batch "the same": who, where, what was done, and the category.
 fn collapse_key(event: &pb::BreachObserved) -> String {
     format!(
-        "{}|{}|{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}|{}|{}",
+        event.subject_id,
         event.source_ip,
         event.device_id,
         event.url_host,
@@ -451,7 +494,7 @@ fn collapse_key(event: &pb::BreachObserved) -> String {
     )
 }
 
-fn derived_id(key: &str) -> Vec<u8> {
+pub(crate) fn derived_id(key: &str) -> Vec<u8> {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("haven:ingest:{key}").as_bytes()).as_bytes().to_vec()
 }
 

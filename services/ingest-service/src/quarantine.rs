@@ -1,6 +1,10 @@
 //! The quarantine as `ListQuarantine` shows it: refused lines counted per school, source,
-//! format and reason, and each school's most recent refusals, bounded per school, held in
-//! memory since the process started (ADR 0022).
+//! format and reason, and each school's most recent refusals, bounded per school (ADR 0022).
+//!
+//! The counts are durable (ADR 0024): each batch's refusals are appended with the batch as
+//! `ingest.LinesQuarantined` events (one per format, on `quarantine-<school>-<yyyy-mm-dd>`;
+//! counts per reason, never the lines), and [`restore`] reads them back when ingest starts.
+//! The recent refusals' positions are held in memory only, since the process started.
 //!
 //! A refusal keeps where the line was (its number in its batch, its length, when it arrived),
 //! why (reason, field) and the parser's message, which is fixed text — never the line, which
@@ -10,8 +14,17 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use haven_eventlog_client::{EventLog, LogError, StreamAppend};
 use haven_ingest::{LineError, QuarantineReason, SourceFormat};
+use haven_kernel::{ExpectedVersion, Position, StreamId};
+use haven_proto::v1 as pb;
 use jiff::Timestamp;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::pipeline::{Source, derived_id, format_to_proto, proposed, reason_to_proto, to_jiff, to_proto};
+
+pub const LINES_QUARANTINED: &str = "ingest.LinesQuarantined";
 
 /// Most recent refusals kept per school.
 pub const RECENT_PER_SCHOOL: usize = 200;
@@ -79,15 +92,8 @@ impl QuarantineBook {
         received_at: Timestamp,
         error: &LineError,
     ) {
-        let book = self.schools.entry(school_id.to_owned()).or_default();
-        let known = book.counts.keys().any(|(source, ..)| source == source_id);
-        let distinct = || {
-            let mut sources: Vec<_> = book.counts.keys().map(|(source, ..)| source.as_str()).collect();
-            sources.dedup();
-            sources.len()
-        };
-        let counted_as = if known || distinct() < MAX_SOURCES_PER_SCHOOL { source_id } else { OTHER_SOURCES };
-        *book.counts.entry((counted_as.to_owned(), error.format, error.reason())).or_default() += 1;
+        let counted_as = self.count(school_id, source_id, error.format, error.reason(), 1);
+        let book = self.schools.get_mut(school_id).expect("counted");
         if book.recent.len() == RECENT_PER_SCHOOL {
             book.recent.pop_front();
             book.evicted += 1;
@@ -104,6 +110,45 @@ impl QuarantineBook {
         });
     }
 
+    /// Adds `count` refusals to a school's counts; returns the source they were counted under.
+    fn count(
+        &mut self,
+        school_id: &str,
+        source_id: &str,
+        format: Option<SourceFormat>,
+        reason: QuarantineReason,
+        count: u64,
+    ) -> String {
+        let book = self.schools.entry(school_id.to_owned()).or_default();
+        let known = book.counts.keys().any(|(source, ..)| source == source_id);
+        let distinct = || {
+            let mut sources: Vec<_> = book.counts.keys().map(|(source, ..)| source.as_str()).collect();
+            sources.dedup();
+            sources.len()
+        };
+        let counted_as = if known || distinct() < MAX_SOURCES_PER_SCHOOL { source_id } else { OTHER_SOURCES };
+        *book.counts.entry((counted_as.to_owned(), format, reason)).or_default() += count;
+        counted_as.to_owned()
+    }
+
+    /// Counts read back from one `ingest.LinesQuarantined` event; the book's `since` moves to
+    /// its window's start if that is earlier.
+    fn restore_event(&mut self, event: &pb::LinesQuarantined) {
+        let format = pb::SourceFormat::try_from(event.source_format)
+            .ok()
+            .filter(|f| *f != pb::SourceFormat::Unspecified)
+            .and_then(|f| f.as_str_name().trim_start_matches("SOURCE_FORMAT_").to_ascii_lowercase().parse().ok());
+        for count in &event.counts {
+            let reason = QuarantineReason::ALL.into_iter().find(|r| reason_to_proto(*r) as i32 == count.reason);
+            if let Some(reason) = reason {
+                self.count(&event.school_id, &event.source_id, format, reason, count.count);
+            }
+        }
+        if let Some(start) = event.window_start.as_ref().map(to_jiff) {
+            self.started_at = self.started_at.min(start);
+        }
+    }
+
     /// One school's quarantine, only `source_id`'s when given.
     pub fn school(&self, school_id: &str, source_id: Option<&str>) -> SchoolQuarantine {
         let Some(book) = self.schools.get(school_id) else { return SchoolQuarantine::default() };
@@ -112,6 +157,77 @@ impl QuarantineBook {
             counts: book.counts.iter().filter(|((s, ..), _)| wanted(s)).map(|(k, n)| (k.clone(), *n)).collect(),
             recent: book.recent.iter().rev().filter(|r| wanted(&r.source_id)).cloned().collect(),
             evicted: book.evicted,
+        }
+    }
+}
+
+/// One refused line of a batch, as the durable record counts it.
+#[derive(Clone, Debug)]
+pub struct Refused {
+    pub format: Option<SourceFormat>,
+    pub reason: QuarantineReason,
+    pub digest: [u8; 32],
+    pub received_at: Timestamp,
+}
+
+/// The `ingest.LinesQuarantined` appends for a batch's refusals: one event per format, counts
+/// per reason, on `quarantine-<school>-<UTC day of the first refusal>`. The id is derived from
+/// the refused lines, so a batch sent again is recognised by the log, not counted twice.
+pub fn lines_quarantined(source: &Source, refused: &[Refused]) -> Result<Vec<StreamAppend>, LogError> {
+    let mut by_format: BTreeMap<Option<SourceFormat>, Vec<&Refused>> = BTreeMap::new();
+    for refusal in refused {
+        by_format.entry(refusal.format).or_default().push(refusal);
+    }
+    let mut appends = Vec::new();
+    for (format, refusals) in by_format {
+        let mut counts: BTreeMap<QuarantineReason, u64> = BTreeMap::new();
+        let mut hasher = Sha256::new();
+        for refusal in &refusals {
+            *counts.entry(refusal.reason).or_default() += 1;
+            hasher.update(refusal.digest);
+        }
+        let start = refusals.iter().map(|r| r.received_at).min().expect("one refusal at least");
+        let end = refusals.iter().map(|r| r.received_at).max().expect("one refusal at least");
+        let event = pb::LinesQuarantined {
+            school_id: source.school.to_string(),
+            source_id: source.source_id.clone(),
+            source_format: format.map(format_to_proto).unwrap_or_default() as i32,
+            window_start: Some(to_proto(start)),
+            window_end: Some(to_proto(end)),
+            counts: counts
+                .iter()
+                .map(|(reason, count)| pb::QuarantineCount { reason: reason_to_proto(*reason) as i32, count: *count })
+                .collect(),
+            total: refusals.len() as u64,
+        };
+        let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let event_id = derived_id(&format!("quarantined:{}:{}:{digest}", source.school, source.source_id));
+        let day = start.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+        let stream = StreamId::new("quarantine", &format!("{}-{day}", source.school))
+            .map_err(|e| LogError::Internal(format!("quarantine stream name: {e}")))?;
+        let proposed = proposed(source, &event_id, LINES_QUARANTINED, start, event.encode_to_vec());
+        appends.push(StreamAppend { stream_id: stream, expected: ExpectedVersion::Any, events: vec![proposed] });
+    }
+    Ok(appends)
+}
+
+/// Reads every `ingest.LinesQuarantined` in the log into `book` (at start, before any line is
+/// taken, so nothing is counted twice). Returns how many events were read.
+pub async fn restore(book: &mut QuarantineBook, log: &dyn EventLog) -> Result<u64, LogError> {
+    let filter = pb::EventFilter { stream_categories: vec!["quarantine".into()], ..Default::default() };
+    let mut from = Position(0);
+    let mut read = 0;
+    loop {
+        let slice = log.read_all(from, 1_000, &filter).await?;
+        for event in slice.events.iter().filter(|e| e.event_type == LINES_QUARANTINED) {
+            if let Ok(quarantined) = pb::LinesQuarantined::decode(event.payload.as_slice()) {
+                book.restore_event(&quarantined);
+                read += 1;
+            }
+        }
+        from = slice.next_position;
+        if slice.end_of_log {
+            return Ok(read);
         }
     }
 }

@@ -5,10 +5,15 @@
 //!  illegal content (IWF, CTIRU, coercive control, intimate image abuse) ─▶ critical, at once
 //!  self-harm or suicide, or the filter's own safeguarding level (5)    ─▶ critical, at once
 //!  a category the rules name (default: extremism)                      ─▶ high
-//!  the same source address or device on one category, `repeat_threshold`
-//!  times within `repeat_window` (blocked or flagged)                   ─▶ medium, or one step up
+//!  the same subject (else device, else address) on one category,
+//!  `repeat_threshold` times within `repeat_window` (blocked or flagged) ─▶ medium, or one step up
+//!  a vulnerable learner (looked-after, CP plan, SEND; ADR 0025), blocked
+//!  or flagged: an alert one step up (critical stays critical); a first
+//!  attempt in a harmful category (`vulnerable_categories`)             ─▶ medium at once
 //!  anything else                                                       ─▶ recorded for trends
 //! ```
+//! Policy 7.3.2 names the harmful categories the filter blocks, and 5.2 the learners who are more
+//! susceptible online: for them a DSL sees the first blocked attempt, not the third.
 //! An alert for the same school, attribution, host and category inside the window is not
 //! raised again: the later breaches are still recorded, and the count is kept in metrics.
 
@@ -28,7 +33,29 @@ pub struct RuleSettings {
     pub critical_ack: SignedDuration,
     /// ... and an alert of any other severity.
     pub other_ack: SignedDuration,
+    /// Whether a vulnerable learner's breaches raise severity (on by default).
+    pub vulnerable_raise: bool,
+    /// Categories in which a vulnerable learner's first blocked or flagged attempt alerts.
+    pub vulnerable_categories: Vec<pb::BreachCategory>,
 }
+
+/// The harmful categories of policy 7.3.2 (and illegal content).
+pub const HARMFUL_CATEGORIES: [pb::BreachCategory; 14] = [
+    pb::BreachCategory::Discrimination,
+    pb::BreachCategory::HateSpeech,
+    pb::BreachCategory::Drugs,
+    pb::BreachCategory::Extremism,
+    pb::BreachCategory::Gambling,
+    pb::BreachCategory::MalwareHacking,
+    pb::BreachCategory::Pornography,
+    pb::BreachCategory::Piracy,
+    pb::BreachCategory::SelfHarm,
+    pb::BreachCategory::Violence,
+    pb::BreachCategory::IllegalChildAbuseIwf,
+    pb::BreachCategory::IllegalTerroristContentCtiru,
+    pb::BreachCategory::IllegalCoerciveControl,
+    pb::BreachCategory::IllegalIntimateImageAbuse,
+];
 
 impl Default for RuleSettings {
     fn default() -> Self {
@@ -38,6 +65,8 @@ impl Default for RuleSettings {
             high_categories: vec![pb::BreachCategory::Extremism],
             critical_ack: SignedDuration::from_mins(15),
             other_ack: SignedDuration::from_hours(24),
+            vulnerable_raise: true,
+            vulnerable_categories: HARMFUL_CATEGORIES.to_vec(),
         }
     }
 }
@@ -48,6 +77,8 @@ pub struct Verdict {
     pub severity: pb::AlertSeverity,
     pub triggers: Vec<pb::AlertTrigger>,
     pub acknowledge_by: Timestamp,
+    /// The learner's flags raised (or, for a critical alert, marked) the alert.
+    pub vulnerable_learner: bool,
 }
 
 /// Who a breach is attributed to for repeats and duplicates: the device, else the address.
@@ -94,9 +125,10 @@ impl Rules {
         &self.settings
     }
 
-    /// Judges one breach seen at `at` (its occurred time). `None`: recorded, no alert — either
-    /// nothing to alert on, or the same alert was raised within the window.
-    pub fn judge(&mut self, breach: &pb::BreachObserved, at: Timestamp) -> Option<Verdict> {
+    /// Judges one breach seen at `at` (its occurred time); `vulnerable` when it resolved to a
+    /// vulnerable learner. `None`: recorded, no alert — either nothing to alert on, or the same
+    /// alert was raised within the window.
+    pub fn judge(&mut self, breach: &pb::BreachObserved, at: Timestamp, vulnerable: bool) -> Option<Verdict> {
         let category = pb::BreachCategory::try_from(breach.category).unwrap_or(pb::BreachCategory::Unspecified);
         let attribution = attribution(breach);
         let mut triggers = Vec::new();
@@ -123,6 +155,18 @@ impl Rules {
                 other => other,
             };
         }
+        let vulnerable_learner = vulnerable
+            && self.settings.vulnerable_raise
+            && breach.action != pb::BreachAction::Allowed as i32
+            && (severity != pb::AlertSeverity::Unspecified || self.settings.vulnerable_categories.contains(&category));
+        if vulnerable_learner {
+            triggers.push(pb::AlertTrigger::VulnerableLearner);
+            severity = match severity {
+                pb::AlertSeverity::Unspecified | pb::AlertSeverity::Low => pb::AlertSeverity::Medium,
+                pb::AlertSeverity::Medium => pb::AlertSeverity::High,
+                _ => pb::AlertSeverity::Critical,
+            };
+        }
         if severity == pb::AlertSeverity::Unspecified {
             return None;
         }
@@ -137,7 +181,7 @@ impl Rules {
         self.raised.insert(key, (at, breach.line_sha256.clone()));
         let ack =
             if severity == pb::AlertSeverity::Critical { self.settings.critical_ack } else { self.settings.other_ack };
-        Some(Verdict { severity, triggers, acknowledge_by: at.checked_add(ack).unwrap_or(at) })
+        Some(Verdict { severity, triggers, acknowledge_by: at.checked_add(ack).unwrap_or(at), vulnerable_learner })
     }
 
     /// Counts `count` attempts at `at`; true when the window now holds the threshold or more.
@@ -211,19 +255,24 @@ mod tests {
             pb::BreachCategory::IllegalCoerciveControl,
             pb::BreachCategory::IllegalIntimateImageAbuse,
         ] {
-            let verdict = rules.judge(&breach(category, "10.0.0.1", "a.example"), at(0)).unwrap();
+            let verdict = rules.judge(&breach(category, "10.0.0.1", "a.example"), at(0), false).unwrap();
             assert_eq!(verdict.severity, pb::AlertSeverity::Critical, "{category:?}");
             assert_eq!(verdict.triggers, vec![pb::AlertTrigger::IllegalContent]);
             assert_eq!(verdict.acknowledge_by, at(15));
         }
-        let verdict = rules.judge(&breach(pb::BreachCategory::SelfHarm, "10.0.0.2", "b.example"), at(0)).unwrap();
+        let verdict =
+            rules.judge(&breach(pb::BreachCategory::SelfHarm, "10.0.0.2", "b.example"), at(0), false).unwrap();
         assert_eq!(
             (verdict.severity, verdict.triggers),
             (pb::AlertSeverity::Critical, vec![pb::AlertTrigger::RiskToLife])
         );
         let mut flagged = breach(pb::BreachCategory::Other, "10.0.0.3", "c.example");
         flagged.vendor_severity = 5;
-        assert_eq!(rules.judge(&flagged, at(0)).unwrap().severity, pb::AlertSeverity::Critical, "the filter's level 5");
+        assert_eq!(
+            rules.judge(&flagged, at(0), false).unwrap().severity,
+            pb::AlertSeverity::Critical,
+            "the filter's level 5"
+        );
     }
 
     #[test]
@@ -231,31 +280,31 @@ mod tests {
         let mut rules = Rules::default();
         let mut first = breach(pb::BreachCategory::SelfHarm, "10.0.0.7", "s.example");
         first.line_sha256 = vec![1; 32];
-        assert!(rules.judge(&first, at(0)).is_some());
-        assert!(rules.judge(&first, at(0)).is_some(), "a retried batch must not lose its alert");
+        assert!(rules.judge(&first, at(0), false).is_some());
+        assert!(rules.judge(&first, at(0), false).is_some(), "a retried batch must not lose its alert");
         let mut second = first.clone();
         second.line_sha256 = vec![2; 32];
-        assert_eq!(rules.judge(&second, at(1)), None, "another breach of the same alert inside the window");
+        assert_eq!(rules.judge(&second, at(1), false), None, "another breach of the same alert inside the window");
     }
 
     #[test]
     fn ordinary_categories_are_recorded_until_they_repeat_then_alert_once_per_window() {
         let mut rules = Rules::default();
         let attempt = breach(pb::BreachCategory::Gambling, "10.0.0.9", "bet.example");
-        assert_eq!(rules.judge(&attempt, at(0)), None);
-        assert_eq!(rules.judge(&attempt, at(1)), None);
-        let third = rules.judge(&attempt, at(2)).unwrap();
+        assert_eq!(rules.judge(&attempt, at(0), false), None);
+        assert_eq!(rules.judge(&attempt, at(1), false), None);
+        let third = rules.judge(&attempt, at(2), false).unwrap();
         assert_eq!(
             (third.severity, third.triggers),
             (pb::AlertSeverity::Medium, vec![pb::AlertTrigger::RepeatedAttempts])
         );
         assert_eq!(third.acknowledge_by, at(2 + 24 * 60));
-        assert_eq!(rules.judge(&attempt, at(3)), None, "the same alert is not raised again inside the window");
+        assert_eq!(rules.judge(&attempt, at(3), false), None, "the same alert is not raised again inside the window");
         let other = breach(pb::BreachCategory::Gambling, "10.0.0.10", "bet.example");
-        assert_eq!(rules.judge(&other, at(3)), None, "another address has its own count");
+        assert_eq!(rules.judge(&other, at(3), false), None, "another address has its own count");
         // Long after, attempts spread out never reach the threshold.
         for minute in [100, 111, 122, 133] {
-            assert_eq!(rules.judge(&attempt, at(minute)), None, "minute {minute}");
+            assert_eq!(rules.judge(&attempt, at(minute), false), None, "minute {minute}");
         }
     }
 
@@ -263,16 +312,62 @@ mod tests {
     fn a_collapsed_burst_counts_as_its_repeats_and_repeats_raise_a_rule_alert_one_step() {
         let mut rules = Rules::default();
         let mut burst = breach(pb::BreachCategory::Extremism, "10.0.0.4", "x.example");
-        let alone = rules.judge(&burst, at(0)).unwrap();
+        let alone = rules.judge(&burst, at(0), false).unwrap();
         assert_eq!(alone.severity, pb::AlertSeverity::High);
         burst.url_host = "y.example".into();
         burst.repeat_count = 5;
-        let repeated = rules.judge(&burst, at(1)).unwrap();
+        let repeated = rules.judge(&burst, at(1), false).unwrap();
         assert_eq!(repeated.triggers, vec![pb::AlertTrigger::CategoryRule, pb::AlertTrigger::RepeatedAttempts]);
         assert_eq!(repeated.severity, pb::AlertSeverity::High, "high stays high; critical stays critical");
         let mut porn = breach(pb::BreachCategory::Pornography, "10.0.0.5", "p.example");
         porn.repeat_count = 3;
-        assert_eq!(rules.judge(&porn, at(0)).unwrap().severity, pb::AlertSeverity::Medium);
+        assert_eq!(rules.judge(&porn, at(0), false).unwrap().severity, pb::AlertSeverity::Medium);
+    }
+
+    #[test]
+    fn a_vulnerable_learners_breach_raises_one_step_and_a_first_harmful_attempt_alerts() {
+        let mut rules = Rules::default();
+        let mut gambling = breach(pb::BreachCategory::Gambling, "10.0.0.8", "bet.example");
+        gambling.subject_id = "s-0123456789abcdefghjkmnpqrs".into();
+        assert_eq!(rules.judge(&gambling, at(0), false), None, "not vulnerable: recorded until it repeats");
+        let first = rules
+            .judge(
+                &{
+                    let mut g = gambling.clone();
+                    g.url_host = "spin.example".into();
+                    g
+                },
+                at(0),
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            (first.severity, first.triggers, first.vulnerable_learner),
+            (pb::AlertSeverity::Medium, vec![pb::AlertTrigger::VulnerableLearner], true)
+        );
+        let mut extremism = breach(pb::BreachCategory::Extremism, "10.0.0.8", "x.example");
+        extremism.subject_id = gambling.subject_id.clone();
+        let raised = rules.judge(&extremism, at(0), true).unwrap();
+        assert_eq!(raised.severity, pb::AlertSeverity::Critical, "a category rule's high, one step up");
+        let mut repeated = gambling.clone();
+        repeated.url_host = "dice.example".into();
+        repeated.repeat_count = 3;
+        let verdict = rules.judge(&repeated, at(1), true).unwrap();
+        assert_eq!(verdict.severity, pb::AlertSeverity::High, "repeats make medium, the flags one step more");
+        assert_eq!(verdict.triggers, vec![pb::AlertTrigger::RepeatedAttempts, pb::AlertTrigger::VulnerableLearner]);
+        let mut self_harm = breach(pb::BreachCategory::SelfHarm, "10.0.0.8", "s.example");
+        self_harm.subject_id = gambling.subject_id.clone();
+        let critical = rules.judge(&self_harm, at(0), true).unwrap();
+        assert_eq!((critical.severity, critical.vulnerable_learner), (pb::AlertSeverity::Critical, true));
+        let mut games = breach(pb::BreachCategory::Other, "10.0.0.8", "arcade.example");
+        games.subject_id = gambling.subject_id.clone();
+        assert_eq!(rules.judge(&games, at(0), true), None, "a category outside the harmful list is recorded");
+        let mut allowed = gambling.clone();
+        allowed.action = pb::BreachAction::Allowed as i32;
+        allowed.url_host = "other.example".into();
+        assert_eq!(rules.judge(&allowed, at(0), true), None, "an allowed request is not an attempt");
+        let mut off = Rules::new(RuleSettings { vulnerable_raise: false, ..RuleSettings::default() });
+        assert_eq!(off.judge(&gambling, at(0), true), None, "the raise is configurable");
     }
 
     #[test]
@@ -284,6 +379,7 @@ mod tests {
             rules.judge(
                 &breach(pb::BreachCategory::Gambling, &format!("10.1.{}.{}", i / 250, i % 250), "a.example"),
                 at,
+                false,
             );
         }
         let active = rules.raised.len() + rules.attempts.len();
@@ -298,8 +394,8 @@ mod tests {
         allowed.action = pb::BreachAction::Allowed as i32;
         let nobody = breach(pb::BreachCategory::Gambling, "", "bet.example");
         for minute in 0..5 {
-            assert_eq!(rules.judge(&allowed, at(minute)), None);
-            assert_eq!(rules.judge(&nobody, at(minute)), None);
+            assert_eq!(rules.judge(&allowed, at(minute), false), None);
+            assert_eq!(rules.judge(&nobody, at(minute), false), None);
         }
     }
 }

@@ -41,7 +41,7 @@ async fn a_school_system_submits_for_its_own_school_only_and_resends_are_dropped
     assert_eq!(response.acknowledged_sequence, 3);
     assert_eq!(response.quarantined.iter().map(|q| q.count).sum::<u64>(), 1);
     let written = served.events().await.len();
-    assert_eq!(written, 4, "the AUP, two breaches and the self-harm alert");
+    assert_eq!(written, 5, "the AUP, two breaches, the self-harm alert and the refusal's count");
     let alert = served.events().await.into_iter().find(|e| e.event_type == "ingest.SafeguardingAlertRaised").unwrap();
     assert_eq!(alert.actor.unwrap().principal_id, "system-oak-collector", "the collector is the actor");
 

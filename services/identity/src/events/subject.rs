@@ -13,6 +13,7 @@ use crate::domain::{SubjectEvent, SubjectFlag};
 
 pub const SUBJECT_REGISTERED: &str = "identity.SubjectRegistered";
 pub const SUBJECT_FLAGS_CHANGED: &str = "identity.SubjectFlagsChanged";
+pub const SUBJECT_NETWORK_LOGINS_CHANGED: &str = "identity.SubjectNetworkLoginsChanged";
 pub const SUBJECT_RECORD_VIEWED: &str = "identity.SubjectRecordViewed";
 
 pub fn flag_to_proto(flag: SubjectFlag) -> pb::SubjectFlag {
@@ -41,7 +42,7 @@ fn flags_to_proto(flags: &BTreeSet<SubjectFlag>) -> Vec<i32> {
 
 pub fn encode_subject(subject_id: &str, event: &SubjectEvent) -> (&'static str, Vec<u8>) {
     match event {
-        SubjectEvent::Registered { school_id, display_name, year_group, flags, .. } => (
+        SubjectEvent::Registered { school_id, display_name, year_group, flags, network_logins, .. } => (
             SUBJECT_REGISTERED,
             pb::SubjectRegistered {
                 subject_id: subject_id.to_owned(),
@@ -49,6 +50,15 @@ pub fn encode_subject(subject_id: &str, event: &SubjectEvent) -> (&'static str, 
                 display_name: display_name.clone(),
                 year_group: *year_group,
                 flags: flags_to_proto(flags),
+                network_logins: network_logins.iter().cloned().collect(),
+            }
+            .encode_to_vec(),
+        ),
+        SubjectEvent::NetworkLoginsChanged { network_logins } => (
+            SUBJECT_NETWORK_LOGINS_CHANGED,
+            pb::SubjectNetworkLoginsChanged {
+                subject_id: subject_id.to_owned(),
+                network_logins: network_logins.iter().cloned().collect(),
             }
             .encode_to_vec(),
         ),
@@ -73,7 +83,12 @@ pub fn decode_subject(envelope: &pb::EventEnvelope) -> Result<SubjectEvent, Erro
                 subject_id: event.subject_id,
                 display_name: event.display_name,
                 year_group: event.year_group,
+                network_logins: event.network_logins.into_iter().collect(),
             }
+        }
+        SUBJECT_NETWORK_LOGINS_CHANGED => {
+            let event: pb::SubjectNetworkLoginsChanged = payload(envelope)?;
+            SubjectEvent::NetworkLoginsChanged { network_logins: event.network_logins.into_iter().collect() }
         }
         SUBJECT_FLAGS_CHANGED => {
             let event: pb::SubjectFlagsChanged = payload(envelope)?;

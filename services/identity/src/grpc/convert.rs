@@ -149,5 +149,6 @@ pub fn subject_to_proto(subject: &Subject, version: u64) -> pb::Subject {
         year_group: subject.year_group,
         flags: subject.flags.iter().map(|flag| flag_to_proto(*flag) as i32).collect(),
         version,
+        network_logins: subject.network_logins.iter().cloned().collect(),
     }
 }

@@ -465,6 +465,7 @@ impl Identity for IdentityService {
             display_name: request.display_name,
             year_group: request.year_group,
             flags: flags(&request.flags)?,
+            network_logins: request.network_logins,
         };
         let context = user_context(&caller.principal, now());
         let (subject, version) = self.app.subject_command(&context, &subject_id, command).await.map_err(status)?;
@@ -484,6 +485,24 @@ impl Identity for IdentityService {
             self.app.subject_command(&context, &request.subject_id, command).await.map_err(status)?;
         Ok(Response::new(pb::ChangeSubjectFlagsResponse {
             subject: Some(convert::subject_to_proto(&subject, version.0)),
+        }))
+    }
+
+    async fn set_subject_network_logins(
+        &self,
+        request: Request<pb::SetSubjectNetworkLoginsRequest>,
+    ) -> Result<Response<pb::SetSubjectNetworkLoginsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        self.subject(&caller, Action::SetNetworkLogins, &request.subject_id).await?;
+        let command = SubjectCommand::SetNetworkLogins { network_logins: request.network_logins };
+        let context = user_context(&caller.principal, now());
+        let (subject, version) =
+            self.app.subject_command(&context, &request.subject_id, command).await.map_err(status)?;
+        Ok(Response::new(pb::SetSubjectNetworkLoginsResponse {
+            subject_id: subject.subject_id,
+            network_logins: subject.network_logins.into_iter().collect(),
+            version: version.0,
         }))
     }
 

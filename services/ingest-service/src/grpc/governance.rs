@@ -75,17 +75,19 @@ fn me(caller: &Caller) -> Result<String, Status> {
 }
 
 fn context(caller: &Caller, request_id: String) -> CommandContext {
+    CommandContext { actor: actor(caller), request_id }
+}
+
+/// The caller as the actor of the events it causes.
+pub(super) fn actor(caller: &Caller) -> pb::Actor {
     let principal = &caller.principal;
-    CommandContext {
-        actor: pb::Actor {
-            principal_id: principal.id.clone(),
-            kind: match principal.kind {
-                haven_authz::PrincipalKind::User => pb::ActorKind::User,
-                haven_authz::PrincipalKind::SchoolSystem => pb::ActorKind::SchoolSystem,
-            } as i32,
-            roles: principal.grants.iter().map(|grant| grant.role.as_str().to_owned()).collect(),
-        },
-        request_id,
+    pb::Actor {
+        principal_id: principal.id.clone(),
+        kind: match principal.kind {
+            haven_authz::PrincipalKind::User => pb::ActorKind::User,
+            haven_authz::PrincipalKind::SchoolSystem => pb::ActorKind::SchoolSystem,
+        } as i32,
+        roles: principal.grants.iter().map(|grant| grant.role.as_str().to_owned()).collect(),
     }
 }
 

@@ -262,6 +262,29 @@ impl Ingest for IngestService {
         };
         Ok(Response::new(quarantine_to_proto(held, since)))
     }
+
+    async fn record_device_leases(
+        &self,
+        request: Request<pb::RecordDeviceLeasesRequest>,
+    ) -> Result<Response<pb::RecordDeviceLeasesResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let school = school(&request.school_id)?;
+        check(&caller, Action::RecordDeviceLeases, &Resource::school(school.clone()))?;
+        let directory = self.pipeline.attribution();
+        crate::attribution::check_leases(school.as_str(), &request.leases, |subject| directory.school_of(subject))
+            .map_err(|(field, reason)| invalid(&field, reason))?;
+        let position = crate::attribution::record(
+            &*self.pipeline.log(),
+            directory,
+            &school,
+            governance::actor(&caller),
+            request.leases.clone(),
+        )
+        .await
+        .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::RecordDeviceLeasesResponse { recorded: request.leases.len() as u32, position }))
+    }
 }
 
 fn optional_format(format: Option<SourceFormat>) -> i32 {

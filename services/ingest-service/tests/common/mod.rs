@@ -27,6 +27,7 @@ pub struct Served {
     pub client: IngestClient<Channel>,
     pub shutdown: Shutdown,
     pub identity: haven_identity::IdentityApp,
+    pub pipeline: Arc<haven_ingest_service::Pipeline>,
 }
 
 pub async fn serve() -> Served {
@@ -64,6 +65,7 @@ pub async fn serve() -> Served {
     )
     .await
     .unwrap();
+    let pipeline = Arc::clone(&running.pipeline);
     let server = tower_layer::Layer::layer(&AuthLayer::new(authenticator.clone()), running.service.into_server());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -81,7 +83,7 @@ pub async fn serve() -> Served {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
-    Served { _dir: dir, log, tokens, client: IngestClient::new(channel), shutdown, identity }
+    Served { _dir: dir, log, tokens, client: IngestClient::new(channel), shutdown, identity, pipeline }
 }
 
 impl Served {

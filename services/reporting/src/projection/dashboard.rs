@@ -325,5 +325,5 @@ fn oldest<T, K: Ord>(rows: &mut Vec<T>, key: impl Fn(&T) -> K) {
         rows.select_nth_unstable_by(ROW_LIMIT, |a, b| key(a).cmp(&key(b)));
         rows.truncate(ROW_LIMIT);
     }
-    rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+    rows.sort_unstable_by_key(key);
 }

@@ -36,6 +36,8 @@ pub enum Action {
     // Identity: the protected directory of learners.
     WriteSubjects,
     ReadSubjects,
+    /// Replace the network logins a school's filter reports for a learner (ADR 0025).
+    SetNetworkLogins,
     // Ingest.
     SubmitBreaches,
     ParseLines,
@@ -48,6 +50,8 @@ pub enum Action {
     /// Record the annual filtering and monitoring review held with the governor.
     RecordFilteringReview,
     ListQuarantine,
+    /// Record DHCP or device leases of a school's network (its systems and technical staff).
+    RecordDeviceLeases,
     // Custody (issue 9): the chain of custody of confiscated devices and the device register.
     /// Confiscate a device (any member of staff, policy 9.3).
     SeizeDevice,
@@ -94,7 +98,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 50] = [
+    pub const ALL: [Action; 52] = [
         Action::EstablishTrust,
         Action::RegisterSchool,
         Action::ChangePupilNumbers,
@@ -115,6 +119,7 @@ impl Action {
         Action::ManageSchoolSystems,
         Action::WriteSubjects,
         Action::ReadSubjects,
+        Action::SetNetworkLogins,
         Action::SubmitBreaches,
         Action::ParseLines,
         Action::RequestFilteringChange,
@@ -125,6 +130,7 @@ impl Action {
         Action::ReportOverblocking,
         Action::RecordFilteringReview,
         Action::ListQuarantine,
+        Action::RecordDeviceLeases,
         Action::SeizeDevice,
         Action::RecordCustodyStep,
         Action::SearchDevice,
@@ -151,6 +157,12 @@ impl Action {
     /// is, leaving, and (for a trust admin) publishing the first one.
     pub fn aup_exempt(self) -> bool {
         matches!(self, Action::GetAup | Action::AcceptAup | Action::WhoAmI | Action::SignOut | Action::PublishAup)
+    }
+
+    /// What a school system (a filter, proxy or edge collector) may do, for its own school only:
+    /// submit its lines and the leases of its network.
+    pub fn for_school_systems(self) -> bool {
+        matches!(self, Action::SubmitBreaches | Action::RecordDeviceLeases)
     }
 
     /// Changes to someone's access, which nobody may make to their own account.

@@ -102,7 +102,7 @@ fn denied(message: impl Into<String>) -> Status {
 fn could_ever(caller: &Caller, action: Action) -> Result<(), DenyReason> {
     let principal = &caller.principal;
     if principal.kind == PrincipalKind::SchoolSystem {
-        return if action == Action::SubmitBreaches { Ok(()) } else { Err(DenyReason::SchoolSystemLimit) };
+        return if action.for_school_systems() { Ok(()) } else { Err(DenyReason::SchoolSystemLimit) };
     }
     if !caller.aup_current && !action.aup_exempt() {
         return Err(DenyReason::AupNotAccepted);

@@ -1,7 +1,7 @@
 //! The one policy function: (principal, action, resource) → allow, or deny with the reason.
 //!
 //! ```text
-//!  school system ─▶ only SubmitBreaches, only for its own school
+//!  school system ─▶ only SubmitBreaches and RecordDeviceLeases, only for its own school
 //!  person ─▶ AUP in force accepted? (unless the action is exempt)
 //!         ─▶ is it about them? deny │ does it change their own access? deny
 //!         ─▶ theirs (own account, a concern they raised)? allow for owner actions
@@ -58,6 +58,9 @@ pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
     (Action::ManageSchoolSystems, &[(TrustAdmin, T), (Principal, S), (TechnicalStaff, S)]),
     (Action::WriteSubjects, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
     (Action::ReadSubjects, &[(Dsl, S), (DeputyDsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
+    // Network logins map a filter's users to learners (ADR 0025): who runs the school's
+    // network (technical staff), its principal, and the trust admin who runs the platform.
+    (Action::SetNetworkLogins, &[(TechnicalStaff, S), (Principal, S), (TrustAdmin, T)]),
     (Action::ParseLines, &[(TechnicalStaff, S)]),
     // Filtering governance (policy 7.3.1, ADR 0022): technical staff ask for a change with its
     // risk assessment and make it once the leadership team (principal, DSL) approved it; any
@@ -84,6 +87,8 @@ pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
     // Refusal counts and positions, never line content: the school's technical staff and
     // online-safety coordinator, and the trust admin who runs the platform.
     (Action::ListQuarantine, &[(TechnicalStaff, S), (OnlineSafetyCoordinator, S), (TrustAdmin, T)]),
+    // Leases of the school's network: its systems (above) and, for a back-fill, its technical staff.
+    (Action::RecordDeviceLeases, &[(TechnicalStaff, S)]),
     // Custody: any member of staff confiscates and seals; the leadership team (principal,
     // DSL) searches; the DSL or principal decides holds, handovers and returns.
     (Action::SeizeDevice, SCHOOL_STAFF),
@@ -210,11 +215,7 @@ pub fn authorize(principal: &Principal, aup_current: bool, action: Action, resou
     use Decision::{Allow, Deny};
     if principal.kind == PrincipalKind::SchoolSystem {
         let own_school = principal.school.is_some() && principal.school == resource.school;
-        return if action == Action::SubmitBreaches && own_school {
-            Allow
-        } else {
-            Deny(DenyReason::SchoolSystemLimit)
-        };
+        return if action.for_school_systems() && own_school { Allow } else { Deny(DenyReason::SchoolSystemLimit) };
     }
     if !aup_current && !action.aup_exempt() {
         return Deny(DenyReason::AupNotAccepted);

@@ -54,6 +54,7 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Identity/GetSubject", Signed(Action::ReadSubjects)),
     ("/haven.v1.Identity/ListSubjects", Signed(Action::ReadSubjects)),
     ("/haven.v1.Identity/ImportRoster", Signed(Action::WriteSubjects)),
+    ("/haven.v1.Identity/SetSubjectNetworkLogins", Signed(Action::SetNetworkLogins)),
     // haven.v1.Ingest
     ("/haven.v1.Ingest/SubmitBreaches", Signed(Action::SubmitBreaches)),
     ("/haven.v1.Ingest/ParseLines", Signed(Action::ParseLines)),
@@ -67,6 +68,7 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Ingest/RecordFilteringReview", Signed(Action::RecordFilteringReview)),
     ("/haven.v1.Ingest/GetFilteringReport", Signed(Action::ListFilteringChanges)),
     ("/haven.v1.Ingest/ListQuarantine", Signed(Action::ListQuarantine)),
+    ("/haven.v1.Ingest/RecordDeviceLeases", Signed(Action::RecordDeviceLeases)),
     // haven.v1.Custody
     ("/haven.v1.Custody/SeizeDevice", Signed(Action::SeizeDevice)),
     ("/haven.v1.Custody/SealDevice", Signed(Action::RecordCustodyStep)),

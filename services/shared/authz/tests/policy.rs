@@ -207,15 +207,15 @@ proptest! {
         prop_assert!(action.aup_exempt() || decision == Decision::Deny(DenyReason::AupNotAccepted));
     }
 
-    /// A school system does one thing, for its own school.
+    /// A school system submits its lines and its network's leases, for its own school only.
     #[test]
-    fn a_school_system_only_submits_its_own_schools_events(action in any_action(), s in 0..3usize) {
+    fn a_school_system_only_submits_its_own_schools_events_and_leases(action in any_action(), s in 0..3usize) {
         let system = Principal {
             id: "system-x".into(), kind: PrincipalKind::SchoolSystem, grants: vec![], session_id: None,
             aup_version: 0, school: Some(school("oak")), expires_at: 0,
         };
         let decision = authorize(&system, true, action, &Resource::school(school(SCHOOLS[s])));
-        prop_assert_eq!(decision.is_allowed(), action == Action::SubmitBreaches && s == 0);
+        prop_assert_eq!(decision.is_allowed(), action.for_school_systems() && s == 0);
         prop_assert!(!authorize(&system, true, action, &Resource::trust()).is_allowed());
     }
 

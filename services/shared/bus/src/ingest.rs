@@ -1,7 +1,7 @@
 //! The ingest buffer: edge collectors publish raw filter lines, batched, to
 //! `haven.ingest.<school>.<format>` (stream `HAVEN_INGEST`, a work queue) when the ingest
 //! service is down or far away; the ingest service takes batches off it and acknowledges each
-//! once its lines are appended to the log (the ingest issue wires that end).
+//! once its lines are appended to the log (`haven-ingest-service`'s `buffer` module).
 //!
 //! Unlike domain events, a buffered batch exists nowhere else until it is acknowledged, so the
 //! server's fsync setting decides what a power cut can lose (docs/operations/nats.md). Lines go
@@ -24,6 +24,11 @@ const HEADER_SCHOOL: &str = "Haven-School";
 const HEADER_FORMAT: &str = "Haven-Format";
 /// Most lines in one batch.
 pub const MAX_INGEST_BATCH_LINES: usize = 10_000;
+/// Batches a consumer asks the server for at a time: what one process holds unacknowledged
+/// at most (8 × 512 KiB), so a full buffer waits on the server, not in ingest's memory.
+pub const INGEST_PULL_BATCH: usize = 8;
+/// How long a consumer waits before asking again when the buffer was empty.
+const IDLE_POLL: Duration = Duration::from_millis(200);
 
 /// Publishing to and consuming from the ingest buffer.
 #[derive(Clone, Debug)]
@@ -37,12 +42,17 @@ pub struct IngestBatch {
     pub school_id: SchoolId,
     pub format: String,
     pub lines: Vec<String>,
+    /// When the server stored the batch (Unix nanoseconds): the lines' time of receipt, the
+    /// same on every redelivery, so a batch delivered twice proposes the same events.
+    pub published_unix_ns: i128,
     message: async_nats::jetstream::Message,
 }
 
 /// A durable consumer of the buffer (several processes may share one: a work queue).
 pub struct IngestConsumer {
-    messages: pull::Stream,
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    /// Batches fetched and not handed out yet (at most [`INGEST_PULL_BATCH`]).
+    fetched: std::collections::VecDeque<async_nats::jetstream::Message>,
 }
 
 impl std::fmt::Debug for IngestConsumer {
@@ -117,28 +127,52 @@ impl IngestBuffer {
             )
             .await
             .map_err(|error| BusError::nats("create ingest consumer", error))?;
-        let messages = consumer.messages().await.map_err(|error| BusError::nats("consume ingest", error))?;
-        Ok(IngestConsumer { messages })
+        Ok(IngestConsumer { consumer, fetched: Default::default() })
     }
 }
 
 impl IngestConsumer {
     /// The next batch. A message without valid school and format headers is terminated
     /// (never redelivered) and reported as [`BusError::Malformed`].
+    ///
+    /// Batches are fetched a few at a time without waiting on the server (no pull request is
+    /// left outstanding while they are worked on), so [`IngestConsumer::release`] can hand
+    /// back everything this consumer holds; an empty buffer is asked again after a pause.
     pub async fn next(&mut self) -> Result<IngestBatch, BusError> {
-        let message = self
-            .messages
-            .next()
-            .await
-            .ok_or(BusError::SourceEnded)?
-            .map_err(|error| BusError::nats("receive ingest batch", error))?;
-        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
+        let message = loop {
+            if let Some(message) = self.fetched.pop_front() {
+                break message;
+            }
+            let mut fetched = self
+                .consumer
+                .fetch()
+                .max_messages(INGEST_PULL_BATCH)
+                .messages()
+                .await
+                .map_err(|error| BusError::nats("fetch ingest batches", error))?;
+            while let Some(message) = fetched.next().await {
+                self.fetched.push_back(message.map_err(|error| BusError::nats("receive ingest batch", error))?);
+            }
+            if self.fetched.is_empty() {
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        };
+        let (sequence, published_unix_ns) =
+            message.info().map(|info| (info.stream_sequence, info.published.unix_timestamp_nanos())).unwrap_or((0, 0));
         match parse_batch(&message) {
-            Ok((school_id, format, lines)) => Ok(IngestBatch { school_id, format, lines, message }),
+            Ok((school_id, format, lines)) => Ok(IngestBatch { school_id, format, lines, published_unix_ns, message }),
             Err(reason) => {
-                let _ = message.ack_with(async_nats::jetstream::AckKind::Term).await;
+                let _ = message.double_ack_with(async_nats::jetstream::AckKind::Term).await;
                 Err(BusError::Malformed { sequence, reason })
             }
+        }
+    }
+
+    /// Stopping: the batches fetched and not handed out go back to the buffer at once (for
+    /// another process, or this one's next start), rather than after the acknowledgement wait.
+    pub async fn release(mut self) {
+        for message in self.fetched.drain(..) {
+            let _ = message.double_ack_with(async_nats::jetstream::AckKind::Nak(None)).await;
         }
     }
 }
@@ -149,10 +183,19 @@ impl IngestBatch {
         self.message.double_ack().await.map_err(|error| BusError::nats("acknowledge ingest batch", error))
     }
 
+    /// Never: the batch leaves the buffer unprocessed (a school or format this consumer must
+    /// not write for; the caller counts it).
+    pub async fn refuse(self) -> Result<(), BusError> {
+        self.message
+            .double_ack_with(async_nats::jetstream::AckKind::Term)
+            .await
+            .map_err(|error| BusError::nats("refuse ingest batch", error))
+    }
+
     /// Not now: the batch is delivered again after `delay`.
     pub async fn retry_later(self, delay: Duration) -> Result<(), BusError> {
         self.message
-            .ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
+            .double_ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
             .await
             .map_err(|error| BusError::nats("return ingest batch", error))
     }

@@ -35,7 +35,7 @@ pub use codec::{
 };
 pub use consumer::{Consumer, RetryPolicy};
 pub use error::{BusError, HandlerError};
-pub use ingest::{IngestBatch, IngestBuffer, IngestConsumer, MAX_INGEST_BATCH_LINES};
+pub use ingest::{INGEST_PULL_BATCH, IngestBatch, IngestBuffer, IngestConsumer, MAX_INGEST_BATCH_LINES};
 pub use lease::{LEASE_BUCKET, Lease, LeaseKeeper};
 pub use metrics::BusMetrics;
 pub use nats::{DUPLICATE_WINDOW, EVENTS_STREAM, INGEST_STREAM, MAX_INGEST_BATCH_BYTES, Nats, NatsUrl};
