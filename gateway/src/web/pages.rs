@@ -453,6 +453,15 @@ fn record_context(viewer: &Viewer) -> RecordContext {
     }
 }
 
+/// What an event recorded, for the audit page: its payload as JSON, or its size when this
+/// build cannot decode it.
+fn recorded(event: &haven_proto::v1::EventEnvelope) -> String {
+    match haven_reporting::audit::payload_json(&event.event_type, &event.payload) {
+        json if json.is_empty() => format!("{} bytes this build cannot decode", event.payload.len()),
+        json => json,
+    }
+}
+
 const AUDIT_FORMS: &str = "<div class=\"grid\"><form class=\"card\" method=\"get\" action=\"/audit\"><h2>A stream's history</h2>\
     <label>Stream <input id=\"stream\" type=\"text\" name=\"stream\" placeholder=\"incident-…, alert-…, user-…\" required></label>\
     <label>As it stood before log position (empty: now) <input type=\"number\" name=\"position\" min=\"0\"></label>\
@@ -507,18 +516,18 @@ pub async fn audit(State(state): State<GatewayState>, headers: HeaderMap, Query(
         if !history.stream_exists {
             body.push_str("<p>The stream did not exist then.</p>");
         }
-        body.push_str("<table id=\"history\"><tr><th class=\"n\">Position</th><th class=\"n\">Version</th><th>Event</th><th>Occurred</th><th>Recorded</th><th>By</th><th class=\"n\">Payload bytes</th></tr>");
+        body.push_str("<table id=\"history\"><tr><th class=\"n\">Position</th><th class=\"n\">Version</th><th>Event</th><th>Occurred</th><th>Recorded</th><th>By</th><th>What was recorded</th></tr>");
         for event in &history.events {
             let _ = write!(
                 body,
-                "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code class=\"payload\">{}</code></td></tr>",
                 event.position,
                 event.version,
                 escape(&event.event_type),
                 when(event.occurred_at.as_ref().map_or(0, |t| t.seconds)),
                 when(event.recorded_at.as_ref().map_or(0, |t| t.seconds)),
                 escape(event.actor.as_ref().map_or("", |a| a.principal_id.as_str())),
-                event.payload.len()
+                escape(&recorded(event))
             );
         }
         let more = if history.end_of_stream { "" } else { " More events follow; the first page is shown." };

@@ -54,6 +54,9 @@ struct RelayReport {
     payload_bytes: usize,
     relay_seconds: f64,
     relay_events_per_second: f64,
+    /// Messages the stream held once the relay had confirmed the backlog (JetStream's count,
+    /// not the relay's): the backlog, every event stored.
+    stored_after_backlog: u64,
     lag_rate_per_second: u64,
     lag_events: u64,
     lag_us_p50: u64,
@@ -123,6 +126,21 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let relay_seconds = started.elapsed().as_secs_f64();
+    let stored_after_backlog = nats
+        .jetstream()
+        .get_stream(EVENTS_STREAM)
+        .await
+        .context("reading HAVEN_EVENTS")?
+        .get_info()
+        .await
+        .context("reading HAVEN_EVENTS' state")?
+        .state
+        .messages;
+    anyhow::ensure!(
+        stored_after_backlog == args.events,
+        "the stream holds {stored_after_backlog} messages after the relay confirmed {} events",
+        args.events
+    );
 
     // Phase 2: lag at a fixed rate, the relay and one projection live.
     let handled = Arc::new(Mutex::new(Vec::new()));
@@ -169,6 +187,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
         payload_bytes: args.payload_bytes,
         relay_seconds,
         relay_events_per_second: args.events as f64 / relay_seconds,
+        stored_after_backlog,
         lag_rate_per_second: args.rate,
         lag_events: lags.len(),
         lag_us_p50: lags.value_at_quantile(0.5),
@@ -180,8 +199,8 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "relay: {} events in {:.2} s = {:.0} events/s",
-            report.events, report.relay_seconds, report.relay_events_per_second
+            "relay: {} events in {:.2} s = {:.0} events/s; the stream holds {}",
+            report.events, report.relay_seconds, report.relay_events_per_second, report.stored_after_backlog
         );
         println!(
             "lag (append acknowledged -> projection handled) at {} events/s, {} events: p50 {} us, p99 {} us, p99.9 {} us, max {} us",

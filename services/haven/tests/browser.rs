@@ -217,6 +217,7 @@ fn the_trust_lead_sees_the_charts_from_demo_data_and_a_governor_is_refused_case_
     assert_eq!(browser.count("#history tr") - 1, 2, "the demo case's two events");
     let history = browser.text("#history");
     assert!(history.contains("incidents.CaseOpened") && history.contains("incidents.ReferralMade"), "{history}");
+    assert!(history.contains("\"caseId\":\"demo-case-k1\""), "what each event recorded is shown: {history}");
     browser.click("#verify");
     browser.wait_for_url("/audit/verify");
     assert_eq!(browser.text("#chain-verdict"), "The chain is intact.");

@@ -395,6 +395,10 @@ async fn a_rebuild_on_request_swaps_in_the_same_answers_and_is_recorded() {
     assert_eq!(requested.reason, "test: rebuild");
     assert_eq!(requested.requested_by_principal_id, "user-demo-lead");
     assert_eq!(requested.target_position, target);
+    // The payload, for people: the proto3 JSON mapping of the message the type names.
+    let json: serde_json::Value = serde_json::from_str(&history.events[0].payload_json).unwrap();
+    assert_eq!(json["reason"], "test: rebuild");
+    assert_eq!(json["requestedByPrincipalId"], "user-demo-lead");
 
     // The audit pages: an auditor downloads a pack for today and sees who did and read what;
     // the trust lead (no audit trail right) is refused each.

@@ -13,6 +13,7 @@
 //! ```
 
 mod chain;
+mod json;
 mod pack;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use prost::Message;
 use prost_types::Timestamp;
 
 pub use chain::{BrokenLink, ChainCheck};
+pub use json::payload_json;
 pub use pack::{ACCESS_EVENT_TYPES, AuditPack};
 
 use crate::config::Limits;

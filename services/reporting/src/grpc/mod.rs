@@ -215,7 +215,10 @@ impl Reporting for ReportingService {
             events: history
                 .events
                 .into_iter()
-                .map(|envelope| pb::HistoryEvent { envelope: Some(envelope), payload_json: String::new() })
+                .map(|envelope| pb::HistoryEvent {
+                    payload_json: crate::audit::payload_json(&envelope.event_type, &envelope.payload),
+                    envelope: Some(envelope),
+                })
                 .collect(),
             stream_exists: history.stream_exists,
             as_of_position: history.as_of_position,
