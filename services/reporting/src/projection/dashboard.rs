@@ -79,7 +79,8 @@ pub fn dashboard_listing(
     now: i64,
     may_list: &dyn Fn(&str) -> bool,
 ) -> Dashboard {
-    // Only the hour cells of the window are read: one range per school in scope.
+    // Only cells of the window are read: trust-wide, the trust's hour cells and each school's
+    // day cells; for named schools, one range of hour cells per school.
     let first_hour = hour_start(from);
     let hours = usize::try_from((to - first_hour).div_euclid(HOUR_SECS).max(0) + 1).unwrap_or(0);
     let mut by_school = Vec::new();
@@ -102,27 +103,20 @@ pub fn dashboard_listing(
         for (school_id, breaches) in state.breaches.in_scope(None) {
             let counts = breaches.by_action(first_hour, to);
             if counts != ActionCounts::default() {
-                by_school.push(pb::SchoolBreachCount {
-                    school_id: school_id.to_owned(),
-                    blocked: counts.blocked,
-                    flagged: counts.flagged,
-                    allowed: counts.allowed,
-                });
+                by_school.push(school_row(school_id, counts));
             }
         }
     } else {
         for (school_id, breaches) in state.breaches.in_scope(scope) {
-            let mut row = pb::SchoolBreachCount { school_id: school_id.to_owned(), ..Default::default() };
+            let mut counts = ActionCounts::default();
             let mut seen = false;
             for (hour, cell) in breaches.hours.range(first_hour..to.max(first_hour)) {
                 seen = true;
-                row.blocked += cell.blocked;
-                row.flagged += cell.flagged;
-                row.allowed += cell.allowed;
+                counts = counts.plus(cell.actions);
                 add_cell(*hour, cell);
             }
             if seen {
-                by_school.push(row);
+                by_school.push(school_row(school_id, counts));
             }
         }
     }
@@ -211,6 +205,15 @@ pub fn dashboard_listing(
         })
         .collect();
     Dashboard { response, breaches_by_hour_of_day: by_hour_of_day, overdue_referrals, devices_in_custody }
+}
+
+fn school_row(school_id: &str, counts: ActionCounts) -> pb::SchoolBreachCount {
+    pb::SchoolBreachCount {
+        school_id: school_id.to_owned(),
+        blocked: counts.blocked,
+        flagged: counts.flagged,
+        allowed: counts.allowed,
+    }
 }
 
 /// The entries of a per-school map for the schools in `scope`, in school order.

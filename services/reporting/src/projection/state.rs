@@ -21,9 +21,7 @@ pub const CATEGORIES: usize = 14;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HourCell {
     pub by_category: [u64; CATEGORIES],
-    pub blocked: u64,
-    pub flagged: u64,
-    pub allowed: u64,
+    pub actions: ActionCounts,
     /// The hour of the day in Europe/London (0..=23), worked out once when the cell is made.
     pub hour_of_day: u8,
     /// The start of its week (Monday 00:00 Europe/London), likewise.
@@ -41,11 +39,7 @@ impl HourCell {
 
     fn add(&mut self, category: usize, action: u8, count: u64) {
         self.by_category[category] += count;
-        match pb::BreachAction::try_from(i32::from(action)) {
-            Ok(pb::BreachAction::Flagged) => self.flagged += count,
-            Ok(pb::BreachAction::Allowed) => self.allowed += count,
-            _ => self.blocked += count,
-        }
+        self.actions.add(action, count);
     }
 }
 
@@ -93,9 +87,9 @@ impl SchoolBreaches {
     /// cells, the hours before the first and after the last whole day from the hour cells.
     pub fn by_action(&self, from: i64, to: i64) -> ActionCounts {
         let hours = |from: i64, to: i64| {
-            self.hours.range(from..to.max(from)).fold(ActionCounts::default(), |total, (_, cell)| {
-                total.plus(ActionCounts { blocked: cell.blocked, flagged: cell.flagged, allowed: cell.allowed })
-            })
+            self.hours
+                .range(from..to.max(from))
+                .fold(ActionCounts::default(), |total, (_, cell)| total.plus(cell.actions))
         };
         let first_day =
             from.div_euclid(DAY_SECS) * DAY_SECS + if from.rem_euclid(DAY_SECS) == 0 { 0 } else { DAY_SECS };
