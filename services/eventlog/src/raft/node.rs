@@ -51,6 +51,28 @@ impl RaftNodeConfig {
     }
 }
 
+/// This node's election timeout: its own point in the configured window, by node id.
+///
+/// openraft 0.9 draws a node's timeout once, when the node starts, and a follower campaigns
+/// after the leader lease (its maximum timeout) plus that timeout. Two survivors whose draws
+/// fell close together split the vote, and with the same draws they meet again next round:
+/// that was the 1.4–2.4 s tail of `haven bench failover`. So each node gets a fixed point:
+/// `min`, `min + step` or `min + 2·step` (by `(id − 1) mod 3`), `step` = 45 % of the window,
+/// capped so that the last point stays below `2·min`. Then
+/// - campaigns start at about `2·point`, at least `2·step` (≥ 180 ms at the defaults,
+///   more than a tick of `1.5 × heartbeat`) apart, so two survivors never campaign together;
+/// - every lease (`point + 1 ms`) has ended before the first campaign (`2·min`), so a vote is
+///   never refused for a lease;
+/// - when an earlier candidate (lower id) is refused for its shorter log, the later one, in
+///   the same term, has the higher id, which openraft's leader ids order above it: it wins in
+///   that same round.
+/// Nodes whose ids are equal mod 3 share a point, as any two nodes could before.
+pub(crate) fn election_timeout(node_id: NodeId, (min, max): (Duration, Duration)) -> Duration {
+    let window = max.saturating_sub(min).min(min);
+    let step = window * 9 / 20;
+    min + step * ((node_id.saturating_sub(1) % 3) as u32)
+}
+
 /// A restarted node has no record of when it last heard from a leader, so openraft would let
 /// it campaign at its first tick — and its higher term would unseat a healthy leader that had
 /// simply not reached it yet. It stays quiet for `quiet` first. (A node started alone,
@@ -96,12 +118,13 @@ impl RaftNode {
         let (state_machine, released) =
             StateMachine::with_metrics(Arc::clone(&store), Arc::new(head_tx), metrics.clone())?;
         let raft_dir = dir.join("raft");
+        let timeout = election_timeout(config.node_id, config.election_timeout);
         let log_store = LogStore::open(&raft_dir).map_err(|e| LogError::Unavailable(format!("raft log: {e}")))?;
         let raft_config = openraft::Config {
             cluster_name: "haven-eventlog".into(),
             heartbeat_interval: config.heartbeat.as_millis() as u64,
-            election_timeout_min: config.election_timeout.0.as_millis() as u64,
-            election_timeout_max: config.election_timeout.1.as_millis() as u64,
+            election_timeout_min: timeout.as_millis() as u64,
+            election_timeout_max: timeout.as_millis() as u64 + 1,
             // Real snapshots take minutes to send; the stream has its own cancel.
             install_snapshot_timeout: 600_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
@@ -279,6 +302,48 @@ async fn watch_metrics(raft: Raft, gauges: RaftMetrics) {
         }
         if metrics.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// When a node campaigns after its last heartbeat: its lease (`point + 1 ms`) plus its point.
+    fn campaign(point: Duration) -> Duration {
+        point * 2 + Duration::from_millis(1)
+    }
+
+    #[test]
+    fn each_node_of_three_has_its_own_point_in_the_window() {
+        let defaults = RaftNodeConfig::new(1, "127.0.0.1:1", EventLogConfig::default());
+        let points: Vec<u64> =
+            (1..=6).map(|id| election_timeout(id, defaults.election_timeout).as_millis() as u64).collect();
+        assert_eq!(points, [200, 290, 380, 200, 290, 380]);
+    }
+
+    #[test]
+    fn campaigns_are_a_tick_apart_and_start_after_every_lease() {
+        for (min, max) in [(200, 400), (150, 300), (300, 500), (100, 1_000), (200, 201)] {
+            let window = (Duration::from_millis(min), Duration::from_millis(max));
+            let points: Vec<Duration> = (1..=3).map(|id| election_timeout(id, window)).collect();
+            for point in &points {
+                assert!(*point >= window.0 && *point <= window.1, "{point:?} outside {window:?}");
+            }
+            let first = campaign(points[0]);
+            for point in &points {
+                // A lease is point + 1 ms; it must have ended when the first node campaigns.
+                assert!(*point + Duration::from_millis(1) < first, "lease {point:?} outlasts {first:?} ({window:?})");
+            }
+            if max - min >= 100 {
+                for pair in points.windows(2) {
+                    let gap = campaign(pair[1]) - campaign(pair[0]);
+                    // openraft ticks every 1.5 heartbeats (75 ms at 50 ms): later campaigns must
+                    // not fall into the same tick.
+                    assert!(gap >= Duration::from_millis(90), "campaigns {gap:?} apart in {window:?}");
+                }
+            }
         }
     }
 }
