@@ -68,12 +68,7 @@ impl Node {
     }
 
     fn cluster(&self) -> ClusterClient<Channel> {
-        let channel = Endpoint::from_shared(format!("http://{}", self.grpc))
-            .expect("a socket address is a valid URI")
-            .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(2))
-            .connect_lazy();
-        ClusterClient::new(channel)
+        admin_client(self.grpc, Duration::from_secs(2))
     }
 
     async fn status(&self) -> Option<pb::ClusterStatus> {
@@ -166,22 +161,28 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
+/// A cluster-administration client of the node at `addr`, each call bounded by `timeout`.
+fn admin_client(addr: SocketAddr, timeout: Duration) -> ClusterClient<Channel> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a socket address is a valid URI")
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(timeout)
+        .connect_lazy();
+    ClusterClient::new(channel)
+}
+
+/// A node of the cluster in `dir`, not started.
+fn new_node(dir: &std::path::Path, id: u64) -> anyhow::Result<Node> {
+    Ok(Node { id, grpc: free_addr()?, http: free_addr()?, dir: dir.join(format!("n{id}")), child: None })
+}
+
 impl Cluster {
     /// Starts `count` nodes in a fresh temporary directory named after `bench` and makes
     /// them one cluster; returns once it has a leader. The directory is kept if this fails.
     pub(crate) async fn start(bench: &str, count: u64) -> anyhow::Result<Cluster> {
         anyhow::ensure!((1..=9).contains(&count), "a bench cluster has 1 to 9 nodes");
         let dir = std::env::temp_dir().join(format!("haven-bench-{bench}-{}", std::process::id()));
-        let mut nodes = Vec::new();
-        for id in 1..=count {
-            nodes.push(Node {
-                id,
-                grpc: free_addr()?,
-                http: free_addr()?,
-                dir: dir.join(format!("n{id}")),
-                child: None,
-            });
-        }
+        let nodes = (1..=count).map(|id| new_node(&dir, id)).collect::<anyhow::Result<Vec<_>>>()?;
         let mut cluster = Cluster { nodes, dir, keep: true };
         for node in &mut cluster.nodes {
             node.start()?;
@@ -211,5 +212,32 @@ impl Cluster {
     pub(crate) async fn leader_addr(&self) -> anyhow::Result<SocketAddr> {
         let leader = self.leader(Duration::from_secs(10)).await?;
         Ok(self.nodes[(leader - 1) as usize].grpc)
+    }
+}
+
+impl Cluster {
+    /// Starts one more node (the next id, not a member yet); returns its index in `nodes`.
+    pub(crate) fn add_node(&mut self) -> anyhow::Result<usize> {
+        let mut node = new_node(&self.dir, self.nodes.len() as u64 + 1)?;
+        node.start()?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// A cluster-administration client of the node at `addr` (its calls may take `timeout`).
+    pub(crate) fn admin(&self, addr: SocketAddr, timeout: Duration) -> ClusterClient<Channel> {
+        admin_client(addr, timeout)
+    }
+
+    /// Waits until `nodes[index]` has applied raft index `target`.
+    pub(crate) async fn applied(&self, index: usize, target: u64, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        while self.nodes[index].status().await.is_none_or(|s| s.applied_index < target) {
+            if Instant::now() > deadline {
+                anyhow::bail!("node {} did not apply index {target} within {within:?}", self.nodes[index].id);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 }

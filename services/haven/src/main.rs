@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod backup;
 mod bench;
+mod bench_catchup;
 mod bench_cluster;
 mod bench_failover;
 mod bench_ingest;
@@ -199,6 +200,8 @@ enum BenchCommand {
     Relay(bench_relay::RelayArgs),
     /// A three-node cluster of this binary: how long writes stop when the leader is killed.
     Failover(bench_failover::FailoverArgs),
+    /// A fourth node added to a loaded three-node cluster: catch-up time, and writes meanwhile.
+    Catchup(bench_catchup::CatchupArgs),
     /// A rolling restart of a three-node log under write load: stalls, and nothing lost.
     RollingRestart(bench_rolling::RollingArgs),
     /// Ingest's parse + normalise + classify over the corpus mix, lines/s on every core.
@@ -323,6 +326,7 @@ fn main() -> ExitCode {
                 BenchCommand::Read(args) => runtime.block_on(bench::read(args.clone())),
                 BenchCommand::Relay(args) => runtime.block_on(bench_relay::relay(args.clone())),
                 BenchCommand::Failover(args) => runtime.block_on(bench_failover::failover(args.clone())),
+                BenchCommand::Catchup(args) => runtime.block_on(bench_catchup::catchup(args.clone())),
                 BenchCommand::RollingRestart(args) => runtime.block_on(bench_rolling::rolling(args.clone())),
                 BenchCommand::Parse(args) => bench_parse::parse(args),
                 BenchCommand::Ingest(args) => runtime.block_on(bench_ingest::ingest(args.clone())),
