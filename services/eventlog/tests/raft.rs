@@ -451,3 +451,34 @@ async fn an_online_backup_restores_into_a_new_cluster_with_the_same_chain() {
     let store = SegmentStore::open(&dir.path().join("restored").join("node-1"), 1 << 20).unwrap();
     assert!(matches!(haven_eventlog::verify(&store).unwrap(), haven_eventlog::Verdict::Intact { .. }));
 }
+
+/// openraft counts entries only; a node also takes a snapshot (which lets it purge its raft log) once
+/// 64 MiB of entries were applied since the last, so a few large entries cannot keep the raft
+/// log growing until the entry count is reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_snapshots_by_bytes_applied_as_well_as_by_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1 000 000 entries: the entry count alone would never ask for a snapshot here.
+    let node = start(dir.path(), 1, 1_000_000).await;
+    let members = BTreeMap::from([(1, openraft::BasicNode::new(node.addr.clone()))]);
+    node.node.raft().initialize(members).await.unwrap();
+    node.node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    let log = node.node.log();
+    let stream = StreamId::parse("test-big").unwrap();
+    let big = |i: u8| haven_eventlog_client::conformance::event("test.raft.Big.v1", "school-a", &vec![i; 900_000]);
+    // 9 appends of 9 events of 900 kB: about 73 MB, in entries of one append each.
+    for round in 0..9u8 {
+        assert!(node.node.raft().metrics().borrow().snapshot.is_none(), "no snapshot before 64 MiB");
+        let events = (0..9).map(|i| big(round * 9 + i)).collect();
+        log.append(&stream, ExpectedVersion::Any, events).await.unwrap();
+    }
+    let mut metrics = node.node.raft().metrics();
+    let snapshot = tokio::time::timeout(Duration::from_secs(30), metrics.wait_for(|m| m.snapshot.is_some()))
+        .await
+        .expect("a snapshot after 64 MiB applied")
+        .unwrap()
+        .snapshot;
+    assert!(snapshot.is_some_and(|s| s.index >= 8), "the snapshot covers the big entries: {snapshot:?}");
+    assert_eq!(log.head().await.unwrap().next_position.0, 81, "every event is still there");
+    node.stop().await;
+}

@@ -17,9 +17,11 @@ use anyhow::Context;
 use haven_eventlog_client::{EventLog, GrpcEventLog};
 use haven_kernel::{ExpectedVersion, StreamId};
 use haven_proto::v1 as pb;
+use haven_proto::v1::cluster_client::ClusterClient;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tonic::transport::Channel;
 
 use crate::bench_cluster::Cluster;
 
@@ -145,6 +147,26 @@ async fn fill(log: Arc<GrpcEventLog>, events: u64, payload_bytes: usize, quiet: 
     Ok(())
 }
 
+/// Calls the leader, again on the new one if leadership moves (for a minute).
+async fn on_leader<F, Fut>(cluster: &Cluster, what: &str, call: F) -> anyhow::Result<pb::ClusterStatus>
+where
+    F: Fn(ClusterClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<pb::ClusterStatus>, tonic::Status>>,
+{
+    let started = Instant::now();
+    loop {
+        let admin = cluster.admin(cluster.leader_addr().await?, Duration::from_secs(3_600));
+        match call(admin).await {
+            Ok(status) => return Ok(status.into_inner()),
+            Err(status) if started.elapsed() < Duration::from_secs(60) => {
+                tracing::debug!(error = %status.message(), "{what}: retrying on the leader");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => anyhow::bail!("{what}: {}", status.message()),
+        }
+    }
+}
+
 pub async fn catchup(args: CatchupArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.events > 0 && args.writers > 0, "--events and --writers must be 1 or more");
     let mut cluster = Cluster::start("catchup", 3).await?;
@@ -175,28 +197,22 @@ pub async fn catchup(args: CatchupArgs) -> anyhow::Result<ExitCode> {
     let added_at = Instant::now();
     let new_node = cluster.add_node()?;
     let (id, addr) = (cluster.nodes[new_node].id, cluster.nodes[new_node].grpc);
-    let mut admin = cluster.admin(leader_addr, Duration::from_secs(3_600));
-    let status = admin
-        .add_learner(pb::ClusterNodeRequest { node_id: id, addr: addr.to_string() })
-        .await
-        .map_err(|s| anyhow::anyhow!("add learner {id}: {}", s.message()))?
-        .into_inner();
-    let target = status.last_log_index;
-    cluster.applied(new_node, target, Duration::from_secs(3_600)).await?;
+    let add = pb::ClusterNodeRequest { node_id: id, addr: addr.to_string() };
+    // Returns once the learner has caught up with the leader's log.
+    let status = on_leader(&cluster, "add learner", |mut admin| {
+        let add = add.clone();
+        async move { admin.add_learner(add).await }
+    })
+    .await?;
+    cluster.applied(new_node, status.last_log_index, Duration::from_secs(3_600)).await?;
     let caught_up_at = Instant::now();
     let promoting = Instant::now();
-    // The leader may have changed meanwhile (the writers follow it by forwarding; this asks it).
-    loop {
-        let mut admin = cluster.admin(cluster.leader_addr().await?, Duration::from_secs(60));
-        match admin.promote(pb::ClusterNodeRequest { node_id: id, addr: String::new() }).await {
-            Ok(_) => break,
-            Err(status) if promoting.elapsed() < Duration::from_secs(60) => {
-                tracing::debug!(error = %status.message(), "promote: retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(status) => anyhow::bail!("promote {id}: {}", status.message()),
-        }
-    }
+    let promote = pb::ClusterNodeRequest { node_id: id, addr: String::new() };
+    on_leader(&cluster, "promote", |mut admin| {
+        let promote = promote.clone();
+        async move { admin.promote(promote).await }
+    })
+    .await?;
     let promote_ms = promoting.elapsed().as_secs_f64() * 1e3;
 
     for writer in writers {

@@ -68,7 +68,16 @@ pub struct StateMachine {
     current: Arc<Mutex<Option<Current>>>,
     metrics: LogMetrics,
     in_use: InUse,
+    /// Entry bytes applied since the last snapshot, and who is told when they pass
+    /// [`SNAPSHOT_EVERY_BYTES`].
+    since_snapshot: usize,
+    snapshot_due: Arc<tokio::sync::Notify>,
 }
+
+/// A snapshot is asked for once this many entry bytes were applied since the last one, as
+/// well as every `snapshot_every` entries: openraft 0.9 counts entries only, and with entries
+/// of up to a MiB its count alone would let the raft log reach gigabytes before a purge.
+pub(crate) const SNAPSHOT_EVERY_BYTES: usize = 64 * 1024 * 1024;
 
 /// A copy is held by the state machine and by each snapshot builder. openraft ends its
 /// state-machine task only after `Raft::shutdown` has returned, and the store stays open
@@ -124,7 +133,22 @@ impl StateMachine {
         });
         let (in_use, released) = tokio::sync::mpsc::channel(1);
         let current = Arc::new(Mutex::new(current));
-        Ok((StateMachine { store, head, applied, current, metrics, in_use: InUse(in_use) }, Released(released)))
+        let state_machine = StateMachine {
+            store,
+            head,
+            applied,
+            current,
+            metrics,
+            in_use: InUse(in_use),
+            since_snapshot: 0,
+            snapshot_due: Arc::new(tokio::sync::Notify::new()),
+        };
+        Ok((state_machine, Released(released)))
+    }
+
+    /// Notified when [`SNAPSHOT_EVERY_BYTES`] were applied since the last snapshot.
+    pub(crate) fn snapshot_due(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.snapshot_due)
     }
 
     fn tag(&self) -> Vec<u8> {
@@ -226,6 +250,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        self.since_snapshot += entries
+            .iter()
+            .map(|entry| match &entry.payload {
+                EntryPayload::Normal(command) => command.encoded.len(),
+                _ => 0,
+            })
+            .sum::<usize>();
+        if self.since_snapshot >= SNAPSHOT_EVERY_BYTES {
+            self.since_snapshot = 0;
+            self.snapshot_due.notify_one();
+        }
         let store = Arc::clone(&self.store);
         let mut applied = std::mem::take(&mut self.applied);
         let started = std::time::Instant::now();
@@ -248,6 +283,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         // The applied point is made durable before a snapshot can let raft purge its log.
+        self.since_snapshot = 0;
         let durable = self.write_tag();
         let head = self.store.head();
         SnapshotBuilder {
