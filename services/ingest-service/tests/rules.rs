@@ -142,6 +142,30 @@ async fn each_scope_is_changed_only_by_whom_it_belongs_to_and_refused_changes_ap
     assert_eq!((elm.trust_version, elm.school_version, elm.effective.unwrap().critical_ack_minutes), (1, 0, Some(15)));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_concurrent_changes_at_one_version_one_wins_and_the_other_is_aborted_naming_both() {
+    let served = serve().await;
+    let lead = served.trust_token("trust-lead", Role::TrustSafeguardingLead);
+    let oak_dsl = served.user_token("oak-dsl", Role::Dsl, "oak");
+    for round in 0..5u64 {
+        let (mut first, mut second) = (served.client.clone(), served.client.clone());
+        let threshold = |n: u32| pb::AlertRuleSettings { repeat_threshold: Some(n), ..Default::default() };
+        let (a, b) = tokio::join!(
+            first.set_alert_rules(bearer(&lead, set("oak", round, threshold(2)))),
+            second.set_alert_rules(bearer(&oak_dsl, set("oak", round, threshold(1)))),
+        );
+        let (won, lost) = match (a, b) {
+            (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won.into_inner(), lost),
+            other => panic!("round {round}: exactly one change wins: {other:?}"),
+        };
+        assert_eq!(won.version, round + 1);
+        assert_eq!(lost.code(), Code::Aborted, "{lost:?}");
+        let both = format!("at version {}, not the version {round}", round + 1);
+        assert!(lost.message().contains(&both), "{lost:?}");
+    }
+    assert_eq!(rule_events(&served).await.len(), 5, "one event per round");
+}
+
 fn gambling(at: jiff::Timestamp, device: u32, host: &str, session: u64) -> pb::SubmitBreachesRequest {
     pb::SubmitBreachesRequest {
         school_id: "oak".into(),
