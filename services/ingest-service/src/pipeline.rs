@@ -263,9 +263,10 @@ impl Pipeline {
             for key in &order {
                 let breach = collapsed.get_mut(key).expect("every key ordered was collapsed");
                 let occurred = breach.event.occurred_at.as_ref().map(to_jiff).unwrap_or(breach.received_at);
-                let alert_id = alert_id(&breach.event_id);
                 let judgement =
-                    rules.judge_under(&in_force.settings, &breach.event, occurred, breach.vulnerable, &alert_id);
+                    rules.judge_under(&in_force.settings, &breach.event, occurred, breach.vulnerable, || {
+                        alert_id(&breach.event_id)
+                    });
                 if let Judgement::CollapsedInto(raised) = &judgement {
                     breach.event.collapsed_into_alert_id.clone_from(raised);
                 }
@@ -281,6 +282,7 @@ impl Pipeline {
                     ),
                 ));
                 if let Judgement::Alert(verdict) = judgement {
+                    let alert_id = alert_id(&breach.event_id);
                     let alert = pb::SafeguardingAlertRaised {
                         alert_id: alert_id.clone(),
                         school_id: source.school.to_string(),

@@ -159,22 +159,23 @@ impl Rules {
     /// alert — either nothing to alert on, or the same alert was raised within the window.
     pub fn judge(&mut self, breach: &pb::BreachObserved, at: Timestamp, vulnerable: bool) -> Option<Verdict> {
         let settings = self.settings.clone();
-        match self.judge_under(&settings, breach, at, vulnerable, "") {
+        match self.judge_under(&settings, breach, at, vulnerable, String::new) {
             Judgement::Alert(verdict) => Some(verdict),
             Judgement::Recorded | Judgement::CollapsedInto(_) => None,
         }
     }
 
     /// Judges one breach seen at `at` (its occurred time) under its school's `settings`;
-    /// `vulnerable` when it resolved to a vulnerable learner; `alert_id`: the id its alert
-    /// would have, named by later breaches collapsed into it.
+    /// `vulnerable` when it resolved to a vulnerable learner; `alert_id` gives the id its alert
+    /// has, named by later breaches collapsed into it (asked only when an alert is raised:
+    /// most breaches raise none).
     pub fn judge_under(
         &mut self,
         settings: &RuleSettings,
         breach: &pb::BreachObserved,
         at: Timestamp,
         vulnerable: bool,
-        alert_id: &str,
+        alert_id: impl FnOnce() -> String,
     ) -> Judgement {
         let category = pb::BreachCategory::try_from(breach.category).unwrap_or(pb::BreachCategory::Unspecified);
         let attribution = attribution(breach);
@@ -237,7 +238,7 @@ impl Rules {
         {
             return Judgement::CollapsedInto(raised_id.clone());
         }
-        self.raised.insert(key, (at, breach.line_sha256.clone(), alert_id.to_owned()));
+        self.raised.insert(key, (at, breach.line_sha256.clone(), alert_id()));
         let ack = if severity == pb::AlertSeverity::Critical { settings.critical_ack } else { settings.other_ack };
         Judgement::Alert(Verdict {
             severity,
@@ -446,23 +447,23 @@ mod tests {
             ..RuleSettings::default()
         };
         let attempt = breach(pb::BreachCategory::Gambling, "10.0.0.9", "bet.example");
-        assert_eq!(rules.judge_under(&trust, &attempt, at(0), false, "a1"), Judgement::Recorded);
+        assert_eq!(rules.judge_under(&trust, &attempt, at(0), false, || "a1".into()), Judgement::Recorded);
         let mut elsewhere = attempt.clone();
         elsewhere.school_id = "elm".into();
-        let Judgement::Alert(verdict) = rules.judge_under(&stricter, &elsewhere, at(0), false, "a2") else {
+        let Judgement::Alert(verdict) = rules.judge_under(&stricter, &elsewhere, at(0), false, || "a2".into()) else {
             panic!("a threshold of 1 alerts at the first attempt")
         };
         assert_eq!(verdict.triggers, vec![pb::AlertTrigger::RepeatedAttempts]);
         let mut later = elsewhere.clone();
         later.line_sha256 = vec![3; 32];
         assert_eq!(
-            rules.judge_under(&stricter, &later, at(1), false, "a3"),
+            rules.judge_under(&stricter, &later, at(1), false, || "a3".into()),
             Judgement::CollapsedInto("a2".into()),
             "inside the window: counted with the alert raised, not raised again"
         );
         let violence = breach(pb::BreachCategory::Violence, "10.0.0.10", "fight.example");
-        assert_eq!(rules.judge_under(&trust, &violence, at(0), false, "a4"), Judgement::Recorded);
-        let Judgement::Alert(critical) = rules.judge_under(&stricter, &violence, at(0), false, "a5") else {
+        assert_eq!(rules.judge_under(&trust, &violence, at(0), false, || "a4".into()), Judgement::Recorded);
+        let Judgement::Alert(critical) = rules.judge_under(&stricter, &violence, at(0), false, || "a5".into()) else {
             panic!("an added critical category alerts at once")
         };
         assert_eq!(
@@ -473,7 +474,7 @@ mod tests {
         // Even settings that lost them (an event written around the guard rails) keep them critical.
         let emptied = RuleSettings { critical_categories: vec![], ..RuleSettings::default() };
         let self_harm = breach(pb::BreachCategory::SelfHarm, "10.0.0.11", "s.example");
-        let Judgement::Alert(risk) = rules.judge_under(&emptied, &self_harm, at(0), false, "a6") else {
+        let Judgement::Alert(risk) = rules.judge_under(&emptied, &self_harm, at(0), false, || "a6".into()) else {
             panic!("self-harm always alerts")
         };
         assert_eq!(risk.severity, pb::AlertSeverity::Critical);
