@@ -27,7 +27,7 @@ pub struct FilteringEdge {
 
 type Client = IngestClient<GrpcChannel>;
 
-async fn forward<Req, Resp, Fut>(
+pub(crate) async fn forward<Req, Resp, Fut>(
     state: &GatewayState,
     headers: &HeaderMap,
     method: &str,

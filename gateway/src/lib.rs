@@ -10,8 +10,10 @@
 //! the services and authorise at the edge as well as in each service (`identity.rs`: the same
 //! rules and authenticator as the gRPC layer, then the call forwarded with the bearer token;
 //! `custody.rs`: the chain of custody, its signed export and the device register, likewise;
-//! `filtering.rs`: the register of filtering changes and their decision and application).
+//! `filtering.rs`: the register of filtering changes and their decision and application;
+//! `alert_rules.rs`: the trust's and each school's alert rules, read and changed).
 
+mod alert_rules;
 mod custody;
 mod filtering;
 mod health;
@@ -114,6 +116,10 @@ pub struct GatewayState {
         filtering::approve,
         filtering::reject,
         filtering::apply,
+        alert_rules::get_school,
+        alert_rules::set_school,
+        alert_rules::get_trust,
+        alert_rules::set_trust,
         web::api::dashboard
     ),
     components(schemas(
@@ -175,6 +181,11 @@ pub struct GatewayState {
         filtering::FilteringChangesBody,
         filtering::DecisionBody,
         filtering::PositionBody,
+        alert_rules::AlertRuleSettingsBody,
+        alert_rules::AlertRulesChangeBody,
+        alert_rules::AlertRulesBody,
+        alert_rules::SetAlertRulesBody,
+        alert_rules::AlertRulesSetBody,
         web::DashboardBody,
         web::SchoolBreachesBody
     ))
@@ -218,6 +229,8 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/filtering/changes/{change_id}/approve", post(filtering::approve))
         .route("/api/v1/filtering/changes/{change_id}/reject", post(filtering::reject))
         .route("/api/v1/filtering/changes/{change_id}/apply", post(filtering::apply))
+        .route("/api/v1/schools/{school_id}/alert-rules", get(alert_rules::get_school).put(alert_rules::set_school))
+        .route("/api/v1/trust/alert-rules", get(alert_rules::get_trust).put(alert_rules::set_trust))
         .merge(web)
         .layer(axum::middleware::from_fn(trace::http_span))
         .with_state(state)

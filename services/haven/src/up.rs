@@ -489,6 +489,7 @@ async fn start_ingest(
         haven_ingest_service::governance::demo::seed(&app, jiff::Timestamp::now().as_second())
             .await
             .context("seeding the demo's filtering record")?;
+        haven_ingest_service::rules::demo::seed(&running.rules).await.context("seeding the demo's alert rules")?;
         let (school, leases) = haven_ingest_service::demo::demo_leases(jiff::Timestamp::now());
         let system = haven_proto::v1::Actor {
             principal_id: "demo-seed".into(),
@@ -499,7 +500,7 @@ async fn start_ingest(
         haven_ingest_service::attribution::record(&**log, running.pipeline.attribution(), &school, system, leases)
             .await
             .context("recording the demo's device lease")?;
-        tracing::info!("demo filtering record and device lease seeded");
+        tracing::info!("demo filtering record, alert rules and device lease seeded");
     }
     let mut tasks = running.tasks;
     let buffer_sources = haven_ingest_service::buffer::BufferSources::from_config(&ingest_config);
@@ -555,7 +556,7 @@ async fn start_ingest(
 
 fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
     println!(
-        "  ingest        haven.v1.Ingest (SubmitBreaches, ParseLines, the filtering record, ListQuarantine); {} syslog \
+        "  ingest        haven.v1.Ingest (SubmitBreaches, ParseLines, the filtering record, ListQuarantine, the alert rules); {} syslog \
          source(s)",
         ingest.sources.len()
     );
@@ -579,6 +580,10 @@ fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
         );
         println!("                applied), a partial filter check and the annual review with the governor:");
         println!("                haven log tail | grep -E 'FilteringChange|FilterCheck|FilteringReview|Overblocking'");
+        println!(
+            "  alert rules   heronsgate-academy's DSL made its rules stricter (Ingest/GetAlertRules): haven log tail | \
+             grep AlertRulesChanged"
+        );
     }
 }
 

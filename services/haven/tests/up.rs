@@ -155,7 +155,8 @@ fn verified_events(dir: &std::path::Path) -> u64 {
 
 /// The demo feed's opening alerts, read from the log (ADR 0025): the self-harm search names the
 /// learner signed in as `texample`; the SEND learner's first gambling attempt alerts, raised;
-/// the laptop leased at Heronsgate to the learner on a CP plan is attributed and raised.
+/// the laptop leased at Heronsgate to the learner on a CP plan is attributed and raised, by
+/// the school's own stricter rules.
 fn demo_alerts_name_learners(grpc: u16) {
     use haven_eventlog_client::EventLog;
     use haven_proto::v1 as pb;
@@ -183,6 +184,8 @@ fn demo_alerts_name_learners(grpc: u16) {
             assert_eq!((nico.severity, nico.vulnerable_learner), (pb::AlertSeverity::Medium as i32, true));
             assert!(nico.triggers.contains(&(pb::AlertTrigger::VulnerableLearner as i32)), "{nico:?}");
             assert_eq!((lou.school_id.as_str(), lou.vulnerable_learner), ("heronsgate-academy", true));
+            // Heronsgate's stricter rules (an event, ADR 0028): drugs are high there, one step up.
+            assert_eq!((lou.severity, lou.school_rules_version), (pb::AlertSeverity::Critical as i32, 1), "{lou:?}");
             return;
         }
         assert!(Instant::now() < deadline, "the demo's opening alerts name no learner: {alerts:?}");
@@ -875,6 +878,54 @@ fn the_demo_filtering_register_is_read_and_decided_over_http_by_the_leadership_o
     assert_eq!(status, 403, "{body}");
     let (status, body) = authorised(http_port, &teacher, "GET", path, "");
     assert_eq!(status, 403, "{body}");
+    stop(&mut child);
+}
+
+#[test]
+fn the_demo_schools_alert_rules_are_read_and_changed_over_http_by_its_dsl_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http_port) = (free_port(), free_port());
+    let mut child = start_demo(dir.path(), grpc, http_port);
+    let dsl = demo_token(grpc, "heronsgate-dsl@brightwater.example");
+    let path = "/api/v1/schools/heronsgate-academy/alert-rules";
+    let (status, body) = authorised(http_port, &dsl, "GET", path, "");
+    assert_eq!(status, 200, "{body}");
+    let rules: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((rules["trust_version"].as_u64(), rules["school_version"].as_u64()), (Some(0), Some(1)), "{rules}");
+    assert_eq!(rules["effective"]["repeat_threshold"], 2, "the demo's stricter rules: {rules}");
+    assert_eq!(rules["effective"]["high_categories"], serde_json::json!(["extremism", "drugs", "violence"]));
+    assert_eq!(rules["changes"][0]["changed_by"], "user-heronsgate-dsl", "{rules}");
+
+    // Refused, each naming why: a stale version, the guard rails, another school's DSL, a teacher.
+    let change = |version: u64, settings: &str| {
+        format!(r#"{{"expected_version":{version},"settings":{settings},"reason":"invented: a test"}}"#)
+    };
+    let (status, body) = authorised(http_port, &dsl, "PUT", path, &change(0, r#"{"repeat_threshold":1}"#));
+    assert_eq!((status, body.contains("version 1")), (409, true), "{body}");
+    let (status, body) = authorised(http_port, &dsl, "PUT", path, &change(1, r#"{"repeat_threshold":0}"#));
+    assert_eq!((status, body.contains("settings.repeat_threshold")), (400, true), "{body}");
+    let (status, body) =
+        authorised(http_port, &dsl, "PUT", path, &change(1, r#"{"critical_categories":["violence"]}"#));
+    assert_eq!((status, body.contains("settings.critical_categories")), (400, true), "{body}");
+    let (status, body) = authorised(http_port, &dsl, "PUT", path, &change(1, r#"{"high_categories":["cats"]}"#));
+    assert_eq!((status, body.contains("settings.high_categories")), (400, true), "{body}");
+    let kestrel = demo_token(grpc, "kestrel-dsl@brightwater.example");
+    let (status, body) = authorised(http_port, &kestrel, "PUT", path, &change(1, "{}"));
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = authorised(http_port, &dsl, "PUT", "/api/v1/trust/alert-rules", &change(0, "{}"));
+    assert_eq!(status, 403, "a school's DSL never changes the trust's rules: {body}");
+
+    // The DSL's change: version 2, and the fields it left out are inherited again.
+    let (status, body) = authorised(http_port, &dsl, "PUT", path, &change(1, r#"{"repeat_threshold":1}"#));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""version":2"#), "{body}");
+    let (_, body) = authorised(http_port, &dsl, "GET", path, "");
+    let rules: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (rules["school_version"].as_u64(), &rules["effective"]["repeat_threshold"]),
+        (Some(2), &serde_json::json!(1))
+    );
+    assert_eq!(rules["effective"]["high_categories"], serde_json::json!(["extremism"]), "the trust's again: {rules}");
     stop(&mut child);
 }
 

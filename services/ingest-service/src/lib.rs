@@ -12,6 +12,9 @@
 //!  Ingest.{Request,Approve,Reject,Apply}FilteringChange, RecordFilterCheck, ReportOverblocking,
 //!  RecordFilteringReview ─▶ governance: decide ─▶ filterchange-<id> · filtering-<school>
 //!  ListFilteringChanges, GetFilteringReport ◀─ governance index ◀─ the log
+//!
+//!  Ingest.SetAlertRules ─▶ guard rails ─▶ alertrules-trust · alertrules-school-<school>
+//!  Ingest.GetAlertRules ◀─ the log;  the pipeline's RuleBook ◀─ followed from the log
 //! ```
 //! Parsing is `haven-ingest`'s (pure, no I/O); this crate adds I/O, attribution of lines to a
 //! school (a listener's binding or the caller's token), event ids derived from the lines (so a
@@ -60,6 +63,8 @@ pub struct BoundSource {
 pub struct Running {
     pub pipeline: Arc<Pipeline>,
     pub service: IngestService,
+    /// Records and reads the alert rules (the demo seeds through it).
+    pub rules: rules::RulesApp,
     pub sources: Vec<BoundSource>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -75,6 +80,8 @@ pub enum StartError {
     Listen { index: usize, addr: SocketAddr, reason: String },
     #[error("reading the quarantine's counts back from the event log: {0}")]
     Quarantine(String),
+    #[error("reading the alert rules from the event log: {0}")]
+    Rules(String),
 }
 
 /// Starts the pipeline, the gRPC service (with the filtering record's read model, readiness
@@ -103,6 +110,7 @@ pub async fn start(
     let mut book = quarantine::QuarantineBook::new(jiff::Timestamp::now());
     quarantine::restore(&mut book, log.as_ref()).await.map_err(|e| StartError::Quarantine(e.to_string()))?;
     *pipeline.quarantine() = book;
+    pipeline.rule_book().restore(log.as_ref()).await.map_err(|e| StartError::Rules(e.to_string()))?;
     let batch = BatchSettings {
         max_lines: config.batch_lines,
         linger: std::time::Duration::from_millis(config.linger_ms),
@@ -146,6 +154,11 @@ pub async fn start(
         }
         sources.push(bound);
     }
+    tasks.push(tokio::spawn(pipeline.rule_book().clone().follow(
+        Arc::clone(&log),
+        readiness.register("ingest-rules", "the alert rules catching up"),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(pipeline.attribution().clone().follow(
         Arc::clone(&log),
         readiness.register("ingest-attribution", "the network logins and device leases catching up"),
@@ -158,6 +171,7 @@ pub async fn start(
         shutdown.clone(),
     )));
     let governance = grpc::Governance { app: governance::GovernanceApp::new(Arc::clone(&log)), index };
-    let service = IngestService::new(Arc::clone(&pipeline), governance);
-    Ok(Running { pipeline, service, sources, tasks })
+    let rules = rules::RulesApp::new(Arc::clone(&log), pipeline.rule_book().clone());
+    let service = IngestService::new(Arc::clone(&pipeline), governance, rules.clone());
+    Ok(Running { pipeline, service, rules, sources, tasks })
 }

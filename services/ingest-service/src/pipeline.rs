@@ -7,7 +7,9 @@
 //!                                             ─▶ lease ─▶ subject, else unresolved (ADR 0025)
 //!                                          ─▶ collapse identical requests (subject, address/
 //!                                             device, host, path, action, category), counted
-//!        ─▶ the rules (a vulnerable learner raises severity) ─▶ alerts
+//!        ─▶ the school's rules in force (RuleBook; a vulnerable learner raises severity)
+//!           ─▶ alerts, each with the rules' versions; a breach whose alert was raised within
+//!              the window names that alert instead
 //!        ─▶ one append batch: each breach on `breaches-<school>-<yyyy-mm-dd>`, each alert on
 //!           `alert-<id>` (version 0)
 //! ```
@@ -33,7 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::key::PathKey;
 use crate::metrics::IngestMetrics;
-use crate::rules::{RuleSettings, Rules};
+use crate::rules::{Judgement, RuleBook, RuleSettings, Rules};
 
 pub const BREACH_OBSERVED: &str = "ingest.BreachObserved";
 /// Stream appends per `append_batch` call (the log's default limit is 10 000).
@@ -84,6 +86,8 @@ pub struct Pipeline {
     log: Arc<dyn EventLog>,
     key: PathKey,
     rules: Mutex<Rules>,
+    /// The rules in force per school, followed from the log (ADR 0028).
+    book: RuleBook,
     attribution: Directory,
     quarantine: Mutex<QuarantineBook>,
     recent: Mutex<Recent>,
@@ -145,11 +149,13 @@ struct Collapsed {
 }
 
 impl Pipeline {
-    pub fn new(log: Arc<dyn EventLog>, key: PathKey, settings: RuleSettings, metrics: IngestMetrics) -> Self {
+    /// A pipeline whose rules are `defaults` until the log records the trust's or a school's.
+    pub fn new(log: Arc<dyn EventLog>, key: PathKey, defaults: RuleSettings, metrics: IngestMetrics) -> Self {
         Pipeline {
             log,
             key,
-            rules: Mutex::new(Rules::new(settings)),
+            book: RuleBook::new(defaults.clone()),
+            rules: Mutex::new(Rules::new(defaults)),
             attribution: Directory::default(),
             quarantine: Mutex::new(QuarantineBook::new(Timestamp::now())),
             recent: Mutex::new(Recent::default()),
@@ -165,6 +171,11 @@ impl Pipeline {
     /// The logins and leases breaches are attributed with (followed from the log by `start`).
     pub fn attribution(&self) -> &Directory {
         &self.attribution
+    }
+
+    /// The alert rules in force per school (followed from the log by `start`).
+    pub fn rule_book(&self) -> &RuleBook {
+        &self.book
     }
 
     pub fn metrics(&self) -> &IngestMetrics {
@@ -246,11 +257,20 @@ impl Pipeline {
         // The refusals' counts, durable with the batch (quarantine.rs).
         let mut appends = crate::quarantine::lines_quarantined(source, &refused)?;
         let mut alerts = 0u64;
+        let in_force = self.book.in_force(source.school.as_str());
         {
             let mut rules = self.rules.lock().expect("rules lock");
             for key in &order {
-                let breach = &collapsed[key];
+                let breach = collapsed.get_mut(key).expect("every key ordered was collapsed");
                 let occurred = breach.event.occurred_at.as_ref().map(to_jiff).unwrap_or(breach.received_at);
+                let judgement =
+                    rules.judge_under(&in_force.settings, &breach.event, occurred, breach.vulnerable, || {
+                        alert_id(&breach.event_id)
+                    });
+                if let Judgement::CollapsedInto(raised) = &judgement {
+                    breach.event.collapsed_into_alert_id.clone_from(raised);
+                }
+                let breach = &collapsed[key];
                 appends.push(single(
                     breach_stream(&source.school, occurred)?,
                     proposed(
@@ -261,7 +281,7 @@ impl Pipeline {
                         breach.event.encode_to_vec(),
                     ),
                 ));
-                if let Some(verdict) = rules.judge(&breach.event, occurred, breach.vulnerable) {
+                if let Judgement::Alert(verdict) = judgement {
                     let alert_id = alert_id(&breach.event_id);
                     let alert = pb::SafeguardingAlertRaised {
                         alert_id: alert_id.clone(),
@@ -280,6 +300,8 @@ impl Pipeline {
                         last_occurred_at: breach.event.last_occurred_at,
                         vulnerable_learner: verdict.vulnerable_learner,
                         acknowledge_by: Some(to_proto(verdict.acknowledge_by)),
+                        trust_rules_version: in_force.trust_version,
+                        school_rules_version: in_force.school_version,
                     };
                     let stream = StreamId::new("alert", &alert_id)
                         .map_err(|e| LogError::Internal(format!("alert stream name: {e}")))?;
@@ -425,6 +447,7 @@ impl Pipeline {
             last_occurred_at: Some(occurred),
             line_sha256: digest.to_vec(),
             attribution: attribution as i32,
+            collapsed_into_alert_id: String::new(),
         };
         (event, vulnerable)
     }

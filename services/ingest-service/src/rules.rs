@@ -15,20 +15,36 @@
 //! Policy 7.3.2 names the harmful categories the filter blocks, and 5.2 the learners who are more
 //! susceptible online: for them a DSL sees the first blocked attempt, not the third.
 //! An alert for the same school, attribution, host and category inside the window is not
-//! raised again: the later breaches are still recorded, and the count is kept in metrics.
+//! raised again: the later breaches are still recorded, each naming the alert it was collapsed
+//! into, so the alert's count is kept in the log.
+//!
+//! The settings are per school (ADR 0028): `settings.rs` checks and merges a scope's
+//! overrides, `book.rs` follows the changes from the log, `app.rs` records a change.
+
+pub mod app;
+pub mod book;
+pub mod demo;
+pub mod settings;
+
+pub use app::RulesApp;
+pub use book::{InForce, RuleBook};
 
 use std::collections::{HashMap, VecDeque};
 
 use haven_proto::v1 as pb;
 use jiff::{SignedDuration, Timestamp};
 
-/// The rules' settings; configurable per deployment (`[ingest]` in the configuration).
+/// The rules' settings: the deployment's defaults (`[ingest]` in the configuration), with the
+/// trust's and a school's overrides merged over them (ADR 0028).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleSettings {
     pub repeat_window: SignedDuration,
     pub repeat_threshold: u32,
     /// Categories that raise a high alert on their own.
     pub high_categories: Vec<pb::BreachCategory>,
+    /// Categories that raise a critical alert at once; always holds illegal content and
+    /// self-harm (`settings::ALWAYS_CRITICAL`), which alert as critical even if it did not.
+    pub critical_categories: Vec<pb::BreachCategory>,
     /// How long a DSL has to acknowledge a critical alert before it escalates.
     pub critical_ack: SignedDuration,
     /// ... and an alert of any other severity.
@@ -63,6 +79,7 @@ impl Default for RuleSettings {
             repeat_window: SignedDuration::from_mins(10),
             repeat_threshold: 3,
             high_categories: vec![pb::BreachCategory::Extremism],
+            critical_categories: settings::ALWAYS_CRITICAL.to_vec(),
             critical_ack: SignedDuration::from_mins(15),
             other_ack: SignedDuration::from_hours(24),
             vulnerable_raise: true,
@@ -81,6 +98,16 @@ pub struct Verdict {
     pub vulnerable_learner: bool,
 }
 
+/// What the rules made of one breach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// Recorded for trends; no alert.
+    Recorded,
+    Alert(Verdict),
+    /// The same alert was raised within the window (this id): recorded, counted with it.
+    CollapsedInto(String),
+}
+
 /// Who a breach is attributed to for repeats and duplicates: the device, else the address.
 type Attribution = String;
 
@@ -93,10 +120,12 @@ pub struct Rules {
     settings: RuleSettings,
     /// (school, attribution, category) → times of recent attempts.
     attempts: HashMap<(String, Attribution, i32), VecDeque<Timestamp>>,
-    /// (school, attribution, host, category) → when the last alert was raised, and for which
-    /// breach (its line digest): judging that breach again (a batch retried after the log
-    /// refused it) raises the same alert again instead of suppressing it.
-    raised: HashMap<AlertKey, (Timestamp, Vec<u8>)>,
+    /// (school, attribution, host, category) → when the last alert was raised, for which
+    /// breach (its line digest) and its id: judging that breach again (a batch retried after
+    /// the log refused it) raises the same alert again instead of suppressing it.
+    raised: HashMap<AlertKey, (Timestamp, Vec<u8>, String)>,
+    /// The longest repeat window any school's rules have had: windows are kept that long.
+    longest_window: SignedDuration,
     /// The windows are pruned when they grow past this, which then doubles from what is left:
     /// pruning stays amortised O(1) per breach however many attributions are active.
     prune_at: usize,
@@ -117,6 +146,7 @@ pub fn is_illegal(category: pb::BreachCategory) -> bool {
 }
 
 impl Rules {
+    /// Rules whose [`Rules::judge`] uses `settings` (the pipeline passes each school's).
     pub fn new(settings: RuleSettings) -> Self {
         Rules { settings, prune_at: PRUNE_FLOOR, ..Rules::default() }
     }
@@ -125,10 +155,28 @@ impl Rules {
         &self.settings
     }
 
-    /// Judges one breach seen at `at` (its occurred time); `vulnerable` when it resolved to a
-    /// vulnerable learner. `None`: recorded, no alert — either nothing to alert on, or the same
-    /// alert was raised within the window.
+    /// [`Rules::judge_under`] the settings the rules were made with. `None`: recorded, no
+    /// alert — either nothing to alert on, or the same alert was raised within the window.
     pub fn judge(&mut self, breach: &pb::BreachObserved, at: Timestamp, vulnerable: bool) -> Option<Verdict> {
+        let settings = self.settings.clone();
+        match self.judge_under(&settings, breach, at, vulnerable, String::new) {
+            Judgement::Alert(verdict) => Some(verdict),
+            Judgement::Recorded | Judgement::CollapsedInto(_) => None,
+        }
+    }
+
+    /// Judges one breach seen at `at` (its occurred time) under its school's `settings`;
+    /// `vulnerable` when it resolved to a vulnerable learner; `alert_id` gives the id its alert
+    /// has, named by later breaches collapsed into it (asked only when an alert is raised:
+    /// most breaches raise none).
+    pub fn judge_under(
+        &mut self,
+        settings: &RuleSettings,
+        breach: &pb::BreachObserved,
+        at: Timestamp,
+        vulnerable: bool,
+        alert_id: impl FnOnce() -> String,
+    ) -> Judgement {
         let category = pb::BreachCategory::try_from(breach.category).unwrap_or(pb::BreachCategory::Unspecified);
         let attribution = attribution(breach);
         let mut triggers = Vec::new();
@@ -141,13 +189,25 @@ impl Rules {
             triggers.push(pb::AlertTrigger::RiskToLife);
             severity = pb::AlertSeverity::Critical;
         }
-        if self.settings.high_categories.contains(&category) {
+        if severity != pb::AlertSeverity::Critical && settings.critical_categories.contains(&category) {
+            triggers.push(pb::AlertTrigger::CategoryRule);
+            severity = pb::AlertSeverity::Critical;
+        }
+        if settings.high_categories.contains(&category) && !triggers.contains(&pb::AlertTrigger::CategoryRule) {
             triggers.push(pb::AlertTrigger::CategoryRule);
             severity = severity.max(pb::AlertSeverity::High);
         }
+        self.longest_window = self.longest_window.max(settings.repeat_window);
         self.forget_before(at);
         let counted = breach.action != pb::BreachAction::Allowed as i32 && !attribution.is_empty();
-        if counted && self.repeated(&breach.school_id, &attribution, breach.category, at, breach.repeat_count.max(1)) {
+        if counted
+            && self.repeated(
+                settings,
+                (breach.school_id.as_str(), attribution.as_str(), breach.category),
+                at,
+                breach.repeat_count.max(1),
+            )
+        {
             triggers.push(pb::AlertTrigger::RepeatedAttempts);
             severity = match severity {
                 pb::AlertSeverity::Unspecified => pb::AlertSeverity::Medium,
@@ -156,9 +216,9 @@ impl Rules {
             };
         }
         let vulnerable_learner = vulnerable
-            && self.settings.vulnerable_raise
+            && settings.vulnerable_raise
             && breach.action != pb::BreachAction::Allowed as i32
-            && (severity != pb::AlertSeverity::Unspecified || self.settings.vulnerable_categories.contains(&category));
+            && (severity != pb::AlertSeverity::Unspecified || settings.vulnerable_categories.contains(&category));
         if vulnerable_learner {
             triggers.push(pb::AlertTrigger::VulnerableLearner);
             severity = match severity {
@@ -168,36 +228,43 @@ impl Rules {
             };
         }
         if severity == pb::AlertSeverity::Unspecified {
-            return None;
+            return Judgement::Recorded;
         }
         let key = (breach.school_id.clone(), attribution, breach.url_host.clone(), breach.category);
-        if let Some((last, breach_digest)) = self.raised.get(&key)
-            && at.duration_since(*last) < self.settings.repeat_window
+        if let Some((last, breach_digest, raised_id)) = self.raised.get(&key)
+            && at.duration_since(*last) < settings.repeat_window
             && at >= *last
             && (breach.line_sha256.is_empty() || *breach_digest != breach.line_sha256)
         {
-            return None;
+            return Judgement::CollapsedInto(raised_id.clone());
         }
-        self.raised.insert(key, (at, breach.line_sha256.clone()));
-        let ack =
-            if severity == pb::AlertSeverity::Critical { self.settings.critical_ack } else { self.settings.other_ack };
-        Some(Verdict { severity, triggers, acknowledge_by: at.checked_add(ack).unwrap_or(at), vulnerable_learner })
+        self.raised.insert(key, (at, breach.line_sha256.clone(), alert_id()));
+        let ack = if severity == pb::AlertSeverity::Critical { settings.critical_ack } else { settings.other_ack };
+        Judgement::Alert(Verdict {
+            severity,
+            triggers,
+            acknowledge_by: at.checked_add(ack).unwrap_or(at),
+            vulnerable_learner,
+        })
     }
 
-    /// Counts `count` attempts at `at`; true when the window now holds the threshold or more.
-    fn repeated(&mut self, school: &str, attribution: &str, category: i32, at: Timestamp, count: u32) -> bool {
-        let window = self.settings.repeat_window;
+    /// Counts `count` attempts at `at` of (school, attribution, category); true when the
+    /// window now holds the threshold or more.
+    fn repeated(&mut self, settings: &RuleSettings, of: (&str, &str, i32), at: Timestamp, count: u32) -> bool {
+        let (school, attribution, category) = of;
+        let window = settings.repeat_window;
+        let threshold = settings.repeat_threshold.max(1);
         let times = self.attempts.entry((school.to_owned(), attribution.to_owned(), category)).or_default();
-        for _ in 0..count.min(self.settings.repeat_threshold.max(1)) {
+        for _ in 0..count.min(threshold) {
             times.push_back(at);
         }
         while times.front().is_some_and(|first| at.duration_since(*first) >= window) {
             times.pop_front();
         }
-        while times.len() > self.settings.repeat_threshold as usize {
+        while times.len() > threshold as usize {
             times.pop_front();
         }
-        times.len() as u32 >= self.settings.repeat_threshold
+        times.len() as u32 >= threshold
     }
 
     /// Drops windows that ended before `at`, so memory stays bounded by recent activity.
@@ -205,8 +272,8 @@ impl Rules {
         if self.raised.len() + self.attempts.len() <= self.prune_at {
             return;
         }
-        let window = self.settings.repeat_window;
-        self.raised.retain(|_, (last, _)| at.duration_since(*last) < window);
+        let window = self.longest_window;
+        self.raised.retain(|_, (last, ..)| at.duration_since(*last) < window);
         self.attempts.retain(|_, times| times.back().is_some_and(|last| at.duration_since(*last) < window));
         self.prune_at = PRUNE_FLOOR.max(2 * (self.raised.len() + self.attempts.len()));
     }
@@ -368,6 +435,49 @@ mod tests {
         assert_eq!(rules.judge(&allowed, at(0), true), None, "an allowed request is not an attempt");
         let mut off = Rules::new(RuleSettings { vulnerable_raise: false, ..RuleSettings::default() });
         assert_eq!(off.judge(&gambling, at(0), true), None, "the raise is configurable");
+    }
+
+    #[test]
+    fn each_schools_settings_judge_its_breaches_and_a_duplicate_names_the_alert_it_joins() {
+        let mut rules = Rules::default();
+        let trust = RuleSettings::default();
+        let stricter = RuleSettings {
+            repeat_threshold: 1,
+            critical_categories: [&settings::ALWAYS_CRITICAL[..], &[pb::BreachCategory::Violence][..]].concat(),
+            ..RuleSettings::default()
+        };
+        let attempt = breach(pb::BreachCategory::Gambling, "10.0.0.9", "bet.example");
+        assert_eq!(rules.judge_under(&trust, &attempt, at(0), false, || "a1".into()), Judgement::Recorded);
+        let mut elsewhere = attempt.clone();
+        elsewhere.school_id = "elm".into();
+        let Judgement::Alert(verdict) = rules.judge_under(&stricter, &elsewhere, at(0), false, || "a2".into()) else {
+            panic!("a threshold of 1 alerts at the first attempt")
+        };
+        assert_eq!(verdict.triggers, vec![pb::AlertTrigger::RepeatedAttempts]);
+        let mut later = elsewhere.clone();
+        later.line_sha256 = vec![3; 32];
+        assert_eq!(
+            rules.judge_under(&stricter, &later, at(1), false, || "a3".into()),
+            Judgement::CollapsedInto("a2".into()),
+            "inside the window: counted with the alert raised, not raised again"
+        );
+        let violence = breach(pb::BreachCategory::Violence, "10.0.0.10", "fight.example");
+        assert_eq!(rules.judge_under(&trust, &violence, at(0), false, || "a4".into()), Judgement::Recorded);
+        let Judgement::Alert(critical) = rules.judge_under(&stricter, &violence, at(0), false, || "a5".into()) else {
+            panic!("an added critical category alerts at once")
+        };
+        assert_eq!(
+            (critical.severity, critical.triggers),
+            (pb::AlertSeverity::Critical, vec![pb::AlertTrigger::CategoryRule, pb::AlertTrigger::RepeatedAttempts]),
+            "the added category, and at a threshold of 1 its first attempt is a repeat"
+        );
+        // Even settings that lost them (an event written around the guard rails) keep them critical.
+        let emptied = RuleSettings { critical_categories: vec![], ..RuleSettings::default() };
+        let self_harm = breach(pb::BreachCategory::SelfHarm, "10.0.0.11", "s.example");
+        let Judgement::Alert(risk) = rules.judge_under(&emptied, &self_harm, at(0), false, || "a6".into()) else {
+            panic!("self-harm always alerts")
+        };
+        assert_eq!(risk.severity, pb::AlertSeverity::Critical);
     }
 
     #[test]

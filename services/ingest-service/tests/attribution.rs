@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use common::{bearer, now, serve};
 use haven_authz::Role;
-use haven_eventlog_client::EventLog;
 use haven_identity::domain::{SchoolCommand, SchoolPhase};
-use haven_ingest_service::{IngestConfig, demo};
+use haven_ingest_service::demo;
 use haven_kernel::SchoolId;
 use haven_proto::v1 as pb;
 use prost::Message;
@@ -194,25 +193,7 @@ async fn breaches_resolve_by_login_then_lease_and_a_vulnerable_learner_raises_th
     assert_eq!(incidents.concern_from_alert(&dsl_context, &no_one, "filter alert").await.unwrap(), None);
 
     // A restarted ingest rebuilds the lease map (and the logins) from the log alone.
-    let dir = tempfile::tempdir().unwrap();
-    let readiness = haven_runtime::Readiness::default();
-    let shutdown = haven_runtime::Shutdown::default();
-    let log: Arc<dyn EventLog> = Arc::new(served.log.clone());
-    let restarted = haven_ingest_service::start(
-        &IngestConfig::default(),
-        log,
-        &dir.path().join("key"),
-        &haven_runtime::Metrics::default(),
-        &readiness,
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !readiness.is_ready() {
-        assert!(tokio::time::Instant::now() < deadline, "the restarted ingest never caught up");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (restarted, shutdown, _dir) = served.restart().await;
     let ip = demo::device_ip(20, 5).parse().ok();
     let resolved = restarted.pipeline.attribution().resolve("oak", None, None, ip, at).unwrap();
     assert_eq!((resolved.subject_id, resolved.basis), (ben, pb::Attribution::AddressLease));

@@ -2,9 +2,11 @@
 //! of line batches, each batch appended before the next is read, so the stream's own flow
 //! control is the backpressure) and `ParseLines` to check a filter's export without writing;
 //! the filtering record's methods are in [`governance`]; `ListQuarantine` shows a school's
-//! refused lines (counts and positions, never content).
+//! refused lines (counts and positions, never content); the alert rules' methods are in
+//! [`rules`].
 
 mod governance;
+mod rules;
 
 pub use governance::Governance;
 
@@ -30,13 +32,14 @@ pub const MAX_LINES_PER_MESSAGE: usize = 10_000;
 pub struct IngestService {
     pipeline: Arc<Pipeline>,
     governance: Governance,
+    rules: crate::rules::RulesApp,
     /// Highest sequence made durable per (school, source), for collectors that resend.
     acknowledged: Arc<Mutex<HashMap<(String, String), u64>>>,
 }
 
 impl IngestService {
-    pub fn new(pipeline: Arc<Pipeline>, governance: Governance) -> Self {
-        IngestService { pipeline, governance, acknowledged: Arc::default() }
+    pub fn new(pipeline: Arc<Pipeline>, governance: Governance, rules: crate::rules::RulesApp) -> Self {
+        IngestService { pipeline, governance, rules, acknowledged: Arc::default() }
     }
 
     pub fn into_server(self) -> IngestServer<IngestService> {
@@ -261,6 +264,22 @@ impl Ingest for IngestService {
             (book.school(school.as_str(), wanted), book.started_at())
         };
         Ok(Response::new(quarantine_to_proto(held, since)))
+    }
+
+    async fn get_alert_rules(
+        &self,
+        request: Request<pb::GetAlertRulesRequest>,
+    ) -> Result<Response<pb::GetAlertRulesResponse>, Status> {
+        let caller = caller(&request)?;
+        rules::get(&self.rules, &caller, request.into_inner()).await.map(Response::new)
+    }
+
+    async fn set_alert_rules(
+        &self,
+        request: Request<pb::SetAlertRulesRequest>,
+    ) -> Result<Response<pb::SetAlertRulesResponse>, Status> {
+        let caller = caller(&request)?;
+        rules::set(&self.rules, &caller, request.into_inner()).await.map(Response::new)
     }
 
     async fn record_device_leases(

@@ -107,6 +107,37 @@ impl Served {
         self.tokens.for_user(&UserId::parse(user).unwrap(), &format!("session-{user}"), &grants, 1, now()).unwrap().0
     }
 
+    /// Another ingest on the same log (a restart), once its read models have caught up; keep
+    /// the directory (its key file) while it runs, and trigger the shutdown to stop it.
+    pub async fn restart(&self) -> (haven_ingest_service::Running, Shutdown, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let readiness = Readiness::default();
+        let shutdown = Shutdown::default();
+        let log: Arc<dyn EventLog> = Arc::new(self.log.clone());
+        let restarted = haven_ingest_service::start(
+            &IngestConfig::default(),
+            log,
+            &dir.path().join("key"),
+            &haven_runtime::Metrics::default(),
+            &readiness,
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !readiness.is_ready() {
+            assert!(tokio::time::Instant::now() < deadline, "the restarted ingest never caught up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (restarted, shutdown, dir)
+    }
+
+    /// A person holding `role` trust-wide (the trust's safeguarding lead, the auditor).
+    pub fn trust_token(&self, user: &str, role: Role) -> String {
+        let grants = [RoleGrant { role, scope: Scope::Trust }];
+        self.tokens.for_user(&UserId::parse(user).unwrap(), &format!("session-{user}"), &grants, 1, now()).unwrap().0
+    }
+
     pub async fn events(&self) -> Vec<pb::EventEnvelope> {
         self.log.read_all(Position(0), 10_000, &EventFilter::default()).await.unwrap().events
     }

@@ -52,6 +52,10 @@ pub enum Action {
     ListQuarantine,
     /// Record DHCP or device leases of a school's network (its systems and technical staff).
     RecordDeviceLeases,
+    /// Replace the alert rules of the trust or of one school (ADR 0028).
+    SetAlertRules,
+    /// The alert rules in force and every change to them.
+    ReadAlertRules,
     // Custody (issue 9): the chain of custody of confiscated devices and the device register.
     /// Confiscate a device (any member of staff, policy 9.3).
     SeizeDevice,
@@ -98,7 +102,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 52] = [
+    pub const ALL: [Action; 54] = [
         Action::EstablishTrust,
         Action::RegisterSchool,
         Action::ChangePupilNumbers,
@@ -131,6 +135,8 @@ impl Action {
         Action::RecordFilteringReview,
         Action::ListQuarantine,
         Action::RecordDeviceLeases,
+        Action::SetAlertRules,
+        Action::ReadAlertRules,
         Action::SeizeDevice,
         Action::RecordCustodyStep,
         Action::SearchDevice,

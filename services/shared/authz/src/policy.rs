@@ -89,6 +89,21 @@ pub const ROLE_TABLE: &[(Action, &[(Role, Reach)])] = &[
     (Action::ListQuarantine, &[(TechnicalStaff, S), (OnlineSafetyCoordinator, S), (TrustAdmin, T)]),
     // Leases of the school's network: its systems (above) and, for a back-fill, its technical staff.
     (Action::RecordDeviceLeases, &[(TechnicalStaff, S)]),
+    // Alert rules (ADR 0028) decide what a DSL is told: the trust's safeguarding lead sets the
+    // trust's and any school's; a school's DSL or principal only their own school's (a school
+    // grant never reaches the trust). Read by whoever answers alerts, and the auditor.
+    (Action::SetAlertRules, &[(Dsl, S), (Principal, S), (TrustSafeguardingLead, T)]),
+    (
+        Action::ReadAlertRules,
+        &[
+            (Dsl, S),
+            (DeputyDsl, S),
+            (Principal, S),
+            (OnlineSafetyCoordinator, S),
+            (TrustSafeguardingLead, T),
+            (Auditor, T),
+        ],
+    ),
     // Custody: any member of staff confiscates and seals; the leadership team (principal,
     // DSL) searches; the DSL or principal decides holds, handovers and returns.
     (Action::SeizeDevice, SCHOOL_STAFF),

@@ -69,6 +69,8 @@ pub const METHOD_RULES: &[(&str, Rule)] = &[
     ("/haven.v1.Ingest/GetFilteringReport", Signed(Action::ListFilteringChanges)),
     ("/haven.v1.Ingest/ListQuarantine", Signed(Action::ListQuarantine)),
     ("/haven.v1.Ingest/RecordDeviceLeases", Signed(Action::RecordDeviceLeases)),
+    ("/haven.v1.Ingest/GetAlertRules", Signed(Action::ReadAlertRules)),
+    ("/haven.v1.Ingest/SetAlertRules", Signed(Action::SetAlertRules)),
     // haven.v1.Custody
     ("/haven.v1.Custody/SeizeDevice", Signed(Action::SeizeDevice)),
     ("/haven.v1.Custody/SealDevice", Signed(Action::RecordCustodyStep)),
