@@ -59,6 +59,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 syslog_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                 syslog_udp: None,
                 buffer: false,
+                tls: None,
             })
             .collect(),
         ..IngestConfig::default()

@@ -477,6 +477,7 @@ async fn start_ingest(
                 syslog_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                 syslog_udp: None,
                 buffer: false,
+                tls: None,
             })
             .collect();
     }
