@@ -1299,6 +1299,36 @@ fn a_back_fill_is_imported_resumed_and_never_recorded_twice() {
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!((again["lines_read"].as_u64(), again["events_recorded"].as_u64()), (Some(13), Some(0)), "{again}");
     assert_eq!(breaches() - before, recorded);
+
+    // The same file gzip-compressed (in two members, as log rotation appends them; named
+    // without .gz: the magic bytes tell), interrupted and resumed: every line read once.
+    let plain = std::fs::read(corpus).unwrap();
+    let gz = dir.path().join("rotated.log.1");
+    let (head, tail) = plain.split_at(plain.len() / 2);
+    let mut compressed = Vec::new();
+    for part in [head, tail] {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, part).unwrap();
+        compressed.extend(encoder.finish().unwrap());
+    }
+    std::fs::write(&gz, &compressed).unwrap();
+    std::fs::remove_file(&state).unwrap();
+    let gz = gz.to_str().unwrap();
+    let first = import("kestrel-primary", "squid_native", gz, &["--batch-lines", "4", "--max-lines", "6"]);
+    let partial: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!((partial["complete"].as_bool(), partial["lines_read"].as_u64()), (Some(false), Some(6)), "{partial}");
+    let resumed = import("kestrel-primary", "squid_native", gz, &["--batch-lines", "4"]);
+    assert!(String::from_utf8_lossy(&resumed.stderr).contains("bytes decompressed"), "progress in decompressed bytes");
+    let summary: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!((summary["complete"].as_bool(), summary["lines_read"].as_u64()), (Some(true), Some(13)), "{summary}");
+    assert_eq!(summary["quarantined"]["missing_field"], 1, "the same lines as the plain file: {summary}");
+    assert_eq!(breaches() - before, recorded, "already recorded from the plain file: nothing twice");
+    // A truncated gzip file is refused, naming it.
+    std::fs::write(dir.path().join("cut.gz"), &compressed[..compressed.len() / 3]).unwrap();
+    std::fs::remove_file(&state).unwrap();
+    let cut = import("kestrel-primary", "squid_native", dir.path().join("cut.gz").to_str().unwrap(), &[]);
+    assert_eq!(cut.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&cut.stderr).contains("cut.gz"), "{}", String::from_utf8_lossy(&cut.stderr));
     stop(&mut child);
 }
 
