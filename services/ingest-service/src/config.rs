@@ -15,7 +15,7 @@
 //! syslog_tcp = "0.0.0.0:6514"    # the listener is the school's binding: it writes for this school only
 //! syslog_udp = "0.0.0.0:6514"
 //! buffer = true                  # also take this school's batches off the NATS ingest buffer
-//! # The TCP listener speaks TLS (RFC 5425; TLS 1.3), same framing; client_ca (optional) makes
+//! # The TCP listener speaks TLS (RFC 5425; TLS 1.3 or 1.2), same framing; client_ca (optional) makes
 //! # the school's system prove itself with a certificate signed by that CA.
 //! tls = { cert = "/etc/haven/kestrel-syslog.pem", key = "/etc/haven/kestrel-syslog.key", client_ca = "/etc/haven/kestrel-ca.pem" }
 //! ```

@@ -1,6 +1,6 @@
 //! Syslog over TLS (RFC 5425): a source's TCP listener with `tls = { cert, key, client_ca }`
 //! completes a TLS handshake before its frames are read (the same octet-counted or LF framing
-//! as plain TCP). rustls with ring, TLS 1.3.
+//! as plain TCP). rustls with ring, TLS 1.3 and 1.2.
 //!
 //! ```text
 //!  start: read cert, key (and client_ca) ─▶ PEM? key matches cert? ─▶ Acceptor

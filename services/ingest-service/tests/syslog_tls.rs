@@ -91,11 +91,20 @@ async fn start(
 
 /// A client that trusts the test CA, with the client certificate when `with_cert`.
 fn connector(dir: &Path, with_cert: bool) -> TlsConnector {
+    connector_of(dir, with_cert, &[&tokio_rustls::rustls::version::TLS13, &tokio_rustls::rustls::version::TLS12])
+}
+
+/// The same, speaking only `versions`.
+fn connector_of(
+    dir: &Path,
+    with_cert: bool,
+    versions: &[&'static tokio_rustls::rustls::SupportedProtocolVersion],
+) -> TlsConnector {
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap()).unwrap();
     let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
     let config = if with_cert {
@@ -222,6 +231,10 @@ async fn lines_over_tls_become_breaches_and_a_plaintext_sender_is_refused_and_co
     // The listener goes on: TLS lines after the refusal still land; the plaintext ones never do.
     send_tls(&connector(dir.path(), false), addr, &lines(300..302)).await.unwrap();
     settles_at(log.as_ref(), 6, "nothing of the plaintext sender's lines").await;
+    // A sender that speaks only TLS 1.2 (RFC 5425's mandatory version) is read too.
+    let tls12 = connector_of(dir.path(), false, &[&tokio_rustls::rustls::version::TLS12]);
+    send_tls(&tls12, addr, &lines(400..401)).await.unwrap();
+    settles_at(log.as_ref(), 7, "the TLS 1.2 sender's line").await;
 
     stop(shutdown, running, local).await;
 }
