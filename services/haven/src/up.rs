@@ -619,7 +619,8 @@ fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
         ingest.sources.len()
     );
     for source in &ingest.sources {
-        let tcp = source.syslog_tcp.map(|a| format!(" tcp {a}")).unwrap_or_default();
+        let tcp_kind = if source.tls { "tls" } else { "tcp" };
+        let tcp = source.syslog_tcp.map(|a| format!(" {tcp_kind} {a}")).unwrap_or_default();
         let udp = source.syslog_udp.map(|a| format!(" udp {a}")).unwrap_or_default();
         println!("                {}/{}:{tcp}{udp}", source.school_id, source.source_id);
     }
