@@ -1,7 +1,9 @@
 //! `haven bench ingest`: filter lines over syslog TCP to durable events in an embedded log,
-//! end to end — the demo feed's FortiGate lines (the category mix, a few self-harm lines among
-//! them, so the rules raise alerts) written as fast as `--connections` senders can, one school
-//! source each; timed from the first byte sent until the pipeline has appended every line.
+//! end to end — the demo feed's generator at full speed: each sender a school with its own
+//! syslog source, the vendors taken in turn (FortiGate, Sophos, PAN-OS, Cisco Umbrella,
+//! Barracuda), the demo's category mix (a few self-harm and IWF lines among them, so the rules
+//! raise alerts), the lines' times a millisecond apart; timed from the first byte sent until
+//! the pipeline has appended every line.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,6 +45,11 @@ struct Report {
     peak_rss_mib: Option<f64>,
 }
 
+/// The vendor of the `index`th sender's filter.
+fn vendor(index: u64) -> demo::Vendor {
+    demo::Vendor::ALL[(index % demo::Vendor::ALL.len() as u64) as usize]
+}
+
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.lines > 0 && args.connections > 0, "--lines and --connections must be at least 1");
     let opened = crate::bench::open(&args.target).await?;
@@ -53,12 +60,13 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         sources: (0..args.connections)
             .map(|i| SourceSpec {
                 school_id: format!("bench-school-{i}"),
-                source_id: "fortigate-1".into(),
-                format: Some("fortigate".into()),
+                source_id: demo::source_id(vendor(i)),
+                format: Some(vendor(i).format().as_str().to_owned()),
                 timezone: "Europe/London".into(),
                 syslog_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                 syslog_udp: None,
                 buffer: false,
+                tls: None,
             })
             .collect(),
         ..IngestConfig::default()
@@ -85,15 +93,13 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         let address = source.syslog_tcp.expect("a TCP listener");
         senders.push(tokio::spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(address).await?;
-            let at = jiff::Timestamp::now();
-            let categories = ["Games", "Gambling", "Pornography", "Proxy Avoidance", "Drug Abuse", "Self-harm"];
+            let start = jiff::Timestamp::now();
+            let octet = demo::school_octet(index % 200);
+            let mut generator = demo::Generator::new(vendor(index as u64), octet, 40_000, index as u64);
             let mut chunk = Vec::with_capacity(1 << 20);
             for i in 0..per_connection {
-                // Every line distinct (its session); devices and hosts spread so few collapse.
-                let category = categories[if i % 1_000 == 999 { 5 } else { (i % 5) as usize }];
-                let host = format!("site-{}.example", i % 997);
-                let line = demo::fortigate_line(at, 20 + index as u8, (i % 40_000) as u32, category, &host, i);
-                chunk.extend_from_slice(line.as_bytes());
+                let at = start.checked_add(jiff::SignedDuration::from_millis(i as i64)).unwrap_or(start);
+                chunk.extend_from_slice(generator.next_line(at).as_bytes());
                 chunk.push(b'\n');
                 if chunk.len() >= 1 << 20 {
                     stream.write_all(&chunk).await?;

@@ -9,6 +9,8 @@
 //!       ─▶ state file: the new offset and the running totals (written whole, then renamed)
 //!  end ─▶ summary: lines read, accepted, quarantined by reason, events recorded, alerts raised
 //! ```
+//! A gzip file (told by its magic bytes, not its name) is read through the decompressor, its
+//! offset counted in decompressed bytes: a re-run decompresses again and skips that many.
 //! Re-running the same command continues where the last run's acknowledgements stopped. A
 //! batch sent again (a run killed after the append, before the state file was written) is not
 //! recorded twice: event ids are derived from the lines.
@@ -98,9 +100,7 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         && args.source_id.len() <= 63
         && args.source_id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     anyhow::ensure!(source_ok, "--source-id: 1 to 63 lowercase letters, digits or '-'");
-    for path in &args.files {
-        check_file(path)?;
-    }
+    let gzipped = args.files.iter().map(|path| check_file(path)).collect::<anyhow::Result<Vec<bool>>>()?;
     let token = std::env::var("HAVEN_TOKEN")
         .context("HAVEN_TOKEN: set it to the school system's access token (ExchangeClientCredentials gives one)")?;
     let authorization: tonic::metadata::MetadataValue<_> =
@@ -133,14 +133,11 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let mut budget = args.max_lines.unwrap_or(u64::MAX);
     let mut progress = Progress { last: Instant::now(), sent_this_run: 0 };
     let mut complete = true;
-    for path in &args.files {
+    for (path, gzip) in args.files.iter().zip(gzipped) {
         let key = path.display().to_string();
-        let size = std::fs::metadata(path).with_context(|| format!("{key}: cannot read"))?.len();
         let mut offset = state.offsets.get(&key).copied().unwrap_or(0);
-        anyhow::ensure!(offset <= size, "{key}: shorter than the {offset} bytes already imported; not the same file");
-        let mut reader = BufReader::new(std::fs::File::open(path).with_context(|| format!("{key}: cannot open"))?);
-        reader.seek(SeekFrom::Start(offset)).with_context(|| format!("{key}: cannot seek"))?;
-        while offset < size {
+        let (mut reader, size) = open_at(path, &key, offset, gzip)?;
+        while size.is_none_or(|size| offset < size) {
             if budget == 0 {
                 complete = false;
                 break;
@@ -179,18 +176,34 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A file that is there, readable, and not compressed (gzip is not read: decompress it first).
-fn check_file(path: &Path) -> anyhow::Result<()> {
+/// A file that is there and readable; whether it is gzip-compressed (its magic bytes).
+fn check_file(path: &Path) -> anyhow::Result<bool> {
     let name = path.display();
     let mut file = std::fs::File::open(path).with_context(|| format!("{name}: cannot open"))?;
     anyhow::ensure!(file.metadata().with_context(|| format!("{name}: cannot read"))?.is_file(), "{name}: not a file");
     let mut magic = [0u8; 2];
     let read = file.read(&mut magic).with_context(|| format!("{name}: cannot read"))?;
-    anyhow::ensure!(
-        !(read == 2 && magic == [0x1f, 0x8b]),
-        "{name}: gzip-compressed; decompress it first (zcat {name} > FILE)"
-    );
-    Ok(())
+    Ok(read == 2 && magic == [0x1f, 0x8b])
+}
+
+/// The file's lines from `offset` on, and its size when known: a plain file is seeked to the
+/// offset; a gzip file is decompressed from its start (every member) and `offset`
+/// decompressed bytes skipped, its size unknown until the end.
+fn open_at(path: &Path, key: &str, offset: u64, gzip: bool) -> anyhow::Result<(Box<dyn BufRead>, Option<u64>)> {
+    let file = std::fs::File::open(path).with_context(|| format!("{key}: cannot open"))?;
+    let not_the_same = || format!("{key}: shorter than the {offset} bytes already imported; not the same file");
+    if gzip {
+        let mut reader = BufReader::new(flate2::read::MultiGzDecoder::new(file));
+        let skipped = std::io::copy(&mut reader.by_ref().take(offset), &mut std::io::sink())
+            .with_context(|| format!("{key}: decompressing"))?;
+        anyhow::ensure!(skipped == offset, not_the_same());
+        return Ok((Box::new(reader), None));
+    }
+    let size = file.metadata().with_context(|| format!("{key}: cannot read"))?.len();
+    anyhow::ensure!(offset <= size, not_the_same());
+    let mut reader = BufReader::new(file);
+    reader.seek(SeekFrom::Start(offset)).with_context(|| format!("{key}: cannot seek"))?;
+    Ok((Box::new(reader), Some(size)))
 }
 
 /// Up to `max_lines` lines (LF or CRLF; blank lines skipped) and at most about
@@ -272,16 +285,18 @@ struct Progress {
 }
 
 impl Progress {
-    fn show(&mut self, file: &str, offset: u64, size: u64, done: bool) {
+    /// `size` is unknown (`None`) for a gzip file: its offset is in decompressed bytes.
+    fn show(&mut self, file: &str, offset: u64, size: Option<u64>, done: bool) {
         if !done && self.last.elapsed() < PROGRESS_EVERY {
             return;
         }
         self.last = Instant::now();
-        let percent = if size == 0 { 100.0 } else { offset as f64 * 100.0 / size as f64 };
-        eprintln!(
-            "import: {file}: {offset} of {size} bytes ({percent:.0}%), {} lines sent this run",
-            self.sent_this_run
-        );
+        let position = match size {
+            Some(0) => format!("{offset} of 0 bytes (100%)"),
+            Some(size) => format!("{offset} of {size} bytes ({:.0}%)", offset as f64 * 100.0 / size as f64),
+            None => format!("{offset} bytes decompressed"),
+        };
+        eprintln!("import: {file}: {position}, {} lines sent this run", self.sent_this_run);
     }
 }
 

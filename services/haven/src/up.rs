@@ -184,8 +184,18 @@ pub async fn run(config: HavenConfig, part: Part, seed_demo: bool, bootstrap: bo
     let ingest = if part.runs(Part::Ingest) {
         let nats = nats.clone();
         Some(
-            start_ingest(&config, &shared_log, &authenticator, &metrics, &readiness, &shutdown, seed_demo, nats)
-                .await?,
+            start_ingest(
+                &config,
+                &shared_log,
+                &authenticator,
+                &metrics,
+                &readiness,
+                &shutdown,
+                seed_demo,
+                nats,
+                runs_identity,
+            )
+            .await?,
         )
     } else {
         None
@@ -463,22 +473,12 @@ async fn start_ingest(
     shutdown: &Shutdown,
     seed_demo: bool,
     nats: Option<Nats>,
+    identity_here: bool,
 ) -> anyhow::Result<Ingest> {
     let mut ingest_config = config.ingest.clone();
     let demo_sources = seed_demo && ingest_config.sources.is_empty();
     if demo_sources {
-        ingest_config.sources = demo::DEMO_SCHOOLS
-            .iter()
-            .map(|(school_id, ..)| haven_ingest_service::SourceSpec {
-                school_id: (*school_id).to_owned(),
-                source_id: "fortigate-1".into(),
-                format: Some("fortigate".into()),
-                timezone: "Europe/London".into(),
-                syslog_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
-                syslog_udp: None,
-                buffer: false,
-            })
-            .collect();
+        ingest_config.sources = demo_sources_for(nats.is_some());
     }
     let key_file = config.data_dir.join("ingest").join("path-hmac.key");
     let running =
@@ -505,6 +505,7 @@ async fn start_ingest(
     let mut tasks = running.tasks;
     let buffer_sources = haven_ingest_service::buffer::BufferSources::from_config(&ingest_config);
     let reads_buffer = nats.is_some() && !buffer_sources.is_empty();
+    let nats_for_feed = nats.clone();
     if let Some(nats) = nats.filter(|_| reads_buffer) {
         let consuming = haven_ingest_service::buffer::start(
             Arc::clone(&running.pipeline),
@@ -518,18 +519,7 @@ async fn start_ingest(
         tasks.push(consuming);
     }
     if demo_sources && ingest_config.demo_feed {
-        let schools = running
-            .sources
-            .iter()
-            .zip(demo::DEMO_SCHOOLS.iter())
-            .filter_map(|(bound, (_, _, _, pupils))| {
-                Some(haven_ingest_service::demo::DemoSchool {
-                    school_id: bound.school_id.clone(),
-                    pupils: *pupils,
-                    syslog_tcp: bound.syslog_tcp?,
-                })
-            })
-            .collect();
+        let schools = demo_feed_schools(config, &running.sources, nats_for_feed, identity_here);
         // The feed's first lines name demo learners by login: let ingest follow them first
         // (identity's demo is seeded before ingest starts; this waits a moment at most).
         let directory = running.pipeline.attribution().clone();
@@ -554,6 +544,75 @@ async fn start_ingest(
     })
 }
 
+/// The demo schools' sources: each filter's listener on a free loopback port, by the input
+/// its feed uses (`demo::DEMO_FEEDS`); none for the school whose system submits over gRPC
+/// (the token is its binding); the buffer for its school when NATS runs, else syslog TCP.
+fn demo_sources_for(with_nats: bool) -> Vec<haven_ingest_service::SourceSpec> {
+    use haven_ingest_service::demo::{self as feed, InputKind};
+    let loopback = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    feed::DEMO_FEEDS
+        .iter()
+        .filter(|(_, _, input)| *input != InputKind::Grpc)
+        .map(|(school_id, vendor, input)| {
+            let buffer = *input == InputKind::Buffer && with_nats;
+            let udp = *input == InputKind::SyslogUdp;
+            haven_ingest_service::SourceSpec {
+                school_id: (*school_id).to_owned(),
+                source_id: feed::source_id(*vendor),
+                format: Some(vendor.format().as_str().to_owned()),
+                timezone: "Europe/London".into(),
+                syslog_tcp: if buffer || udp { None } else { loopback },
+                syslog_udp: if udp { loopback } else { None },
+                buffer,
+                tls: None,
+            }
+        })
+        .collect()
+}
+
+/// What the demo feed sends to each school: its vendor's lines into its source's listener, the
+/// buffer, or (when identity runs here, to exchange the credential) `SubmitBreaches` as the
+/// demo's school system.
+fn demo_feed_schools(
+    config: &HavenConfig,
+    sources: &[haven_ingest_service::BoundSource],
+    nats: Option<Nats>,
+    identity_here: bool,
+) -> Vec<haven_ingest_service::demo::DemoSchool> {
+    use haven_ingest_service::demo::{self as feed, DemoInput, InputKind};
+    let mut own = config.grpc_addr;
+    if own.ip().is_unspecified() {
+        own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut schools = Vec::new();
+    for (index, ((school_id, vendor, input), (_, _, _, pupils))) in
+        feed::DEMO_FEEDS.iter().zip(demo::DEMO_SCHOOLS.iter()).enumerate()
+    {
+        let bound = sources.iter().find(|bound| bound.school_id == *school_id);
+        let input = match (input, bound) {
+            (InputKind::Grpc, _) if identity_here && *school_id == demo::DEMO_SYSTEM.1 => {
+                DemoInput::Grpc(feed::GrpcSystem {
+                    endpoint: format!("http://{own}"),
+                    client_id: demo::DEMO_SYSTEM.0.into(),
+                    client_secret: demo::DEMO_SYSTEM_SECRET.into(),
+                })
+            }
+            (_, Some(bound)) if bound.syslog_udp.is_some() => DemoInput::SyslogUdp(bound.syslog_udp.expect("checked")),
+            (_, Some(bound)) if bound.syslog_tcp.is_some() => DemoInput::SyslogTcp(bound.syslog_tcp.expect("checked")),
+            (InputKind::Buffer, Some(_)) if nats.is_some() => DemoInput::Buffer(nats.clone().expect("checked")),
+            _ => continue,
+        };
+        schools.push(feed::DemoSchool {
+            school_id: (*school_id).to_owned(),
+            pupils: *pupils,
+            vendor: *vendor,
+            school_octet: feed::school_octet(index),
+            input,
+        });
+    }
+    schools
+}
+
 fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
     println!(
         "  ingest        haven.v1.Ingest (SubmitBreaches, ParseLines, the filtering record, ListQuarantine, the alert rules); {} syslog \
@@ -561,7 +620,8 @@ fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
         ingest.sources.len()
     );
     for source in &ingest.sources {
-        let tcp = source.syslog_tcp.map(|a| format!(" tcp {a}")).unwrap_or_default();
+        let tcp_kind = if source.tls { "tls" } else { "tcp" };
+        let tcp = source.syslog_tcp.map(|a| format!(" {tcp_kind} {a}")).unwrap_or_default();
         let udp = source.syslog_udp.map(|a| format!(" udp {a}")).unwrap_or_default();
         println!("                {}/{}:{tcp}{udp}", source.school_id, source.source_id);
     }
@@ -572,7 +632,13 @@ fn print_ingest_welcome(seed_demo: bool, ingest: &Ingest) {
     }
     if seed_demo {
         println!(
-            "  demo feed     each demo school's invented FortiGate sends its log at a school day's rate; a self-harm"
+            "  demo feed     each demo school's invented filter sends its log at a school day's rate, in its vendor's"
+        );
+        println!(
+            "                format and by its own input (FortiGate: syslog TCP, Sophos: UDP, Cisco Umbrella: gRPC as a"
+        );
+        println!(
+            "                school system, PAN-OS: TCP, Barracuda: the NATS buffer with --nats, else TCP); a self-harm"
         );
         println!("                search at kestrel-primary raised a critical alert: haven log tail | grep Alert");
         println!(

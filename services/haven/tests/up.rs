@@ -133,8 +133,9 @@ fn a_bad_flag_is_refused_naming_it() {
 }
 
 /// The demo (the trust, 5 schools, 10 people registered, granted a role and given a password,
-/// the AUP, 6 learners) and the signing key's announcement.
-const IDENTITY_DEMO_EVENTS: u64 = 1 + 5 + 3 * 10 + 1 + 6 + 1;
+/// the AUP, 6 learners, Heronsgate's filter collector's credential) and the signing key's
+/// announcement.
+const IDENTITY_DEMO_EVENTS: u64 = 1 + 5 + 3 * 10 + 1 + 6 + 1 + 1;
 /// What `haven up --demo` writes of identity's demo and custody's (`haven serve identity
 /// --demo` writes identity's only).
 const DEMO_EVENTS: u64 = IDENTITY_DEMO_EVENTS + haven_custody::demo::DEMO_EVENTS;
@@ -193,6 +194,36 @@ fn demo_alerts_name_learners(grpc: u16) {
     }
 }
 
+/// Every demo school's filter reached ingest in its vendor's format by its own input, read from
+/// the lines counted per school and format: FortiGate over syslog TCP, Sophos over UDP, Cisco
+/// Umbrella (a format no listener of the demo takes) over gRPC as Heronsgate's school system,
+/// PAN-OS over TCP, and Barracuda over TCP — or, with `--nats`, only through the NATS ingest
+/// buffer (its source then has no listener).
+fn demo_feeds_arrive_by_every_input(http_port: u16) {
+    use haven_ingest_service::demo::DEMO_FEEDS;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, metrics) = http(http_port, "GET", "/metrics", "");
+        assert_eq!(status, 200);
+        let counted = |school: &str, format: &str| {
+            metrics.lines().any(|line| {
+                line.starts_with(&format!("haven_ingest_lines_total{{school=\"{school}\",format=\"{format}\"}}"))
+                    && !line.ends_with(" 0")
+            })
+        };
+        let missing: Vec<_> = DEMO_FEEDS
+            .iter()
+            .filter(|(school, vendor, _)| !counted(school, vendor.format().as_str()))
+            .map(|(school, ..)| *school)
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no lines yet from {missing:?}: {metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,6 +257,7 @@ fn the_demo_seeds_once_across_restarts_and_its_events_can_be_tailed() {
         };
         if cases_first_round.is_none() {
             demo_alerts_name_learners(grpc);
+            demo_feeds_arrive_by_every_input(http);
         }
         assert_eq!(listing.matches("identity.SchoolRegistered").count(), 5, "{listing}");
         assert_eq!(listing.matches("identity.TrustEstablished").count(), 1, "{listing}");
@@ -1085,6 +1117,8 @@ fn one_rest_write_is_one_trace_from_the_gateway_to_the_projection() {
     );
     let (status, raised) = authorised(http_port, &token, "POST", "/api/v1/concerns", &concern);
     assert_eq!(status, 201, "{raised}");
+    // With NATS, Willowbrook's invented Barracuda reaches ingest through the ingest buffer.
+    demo_feeds_arrive_by_every_input(http_port);
 
     // The event-counts projection has applied the concern (its checkpoint is past it); then stop.
     let position: u64 = serde_json::from_str::<serde_json::Value>(&raised).unwrap()["position"].as_u64().unwrap();
@@ -1316,6 +1350,36 @@ fn a_back_fill_is_imported_resumed_and_never_recorded_twice() {
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!((again["lines_read"].as_u64(), again["events_recorded"].as_u64()), (Some(13), Some(0)), "{again}");
     assert_eq!(breaches() - before, recorded);
+
+    // The same file gzip-compressed (in two members, as log rotation appends them; named
+    // without .gz: the magic bytes tell), interrupted and resumed: every line read once.
+    let plain = std::fs::read(corpus).unwrap();
+    let gz = dir.path().join("rotated.log.1");
+    let (head, tail) = plain.split_at(plain.len() / 2);
+    let mut compressed = Vec::new();
+    for part in [head, tail] {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, part).unwrap();
+        compressed.extend(encoder.finish().unwrap());
+    }
+    std::fs::write(&gz, &compressed).unwrap();
+    std::fs::remove_file(&state).unwrap();
+    let gz = gz.to_str().unwrap();
+    let first = import("kestrel-primary", "squid_native", gz, &["--batch-lines", "4", "--max-lines", "6"]);
+    let partial: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!((partial["complete"].as_bool(), partial["lines_read"].as_u64()), (Some(false), Some(6)), "{partial}");
+    let resumed = import("kestrel-primary", "squid_native", gz, &["--batch-lines", "4"]);
+    assert!(String::from_utf8_lossy(&resumed.stderr).contains("bytes decompressed"), "progress in decompressed bytes");
+    let summary: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!((summary["complete"].as_bool(), summary["lines_read"].as_u64()), (Some(true), Some(13)), "{summary}");
+    assert_eq!(summary["quarantined"]["missing_field"], 1, "the same lines as the plain file: {summary}");
+    assert_eq!(breaches() - before, recorded, "already recorded from the plain file: nothing twice");
+    // A truncated gzip file is refused, naming it.
+    std::fs::write(dir.path().join("cut.gz"), &compressed[..compressed.len() / 3]).unwrap();
+    std::fs::remove_file(&state).unwrap();
+    let cut = import("kestrel-primary", "squid_native", dir.path().join("cut.gz").to_str().unwrap(), &[]);
+    assert_eq!(cut.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&cut.stderr).contains("cut.gz"), "{}", String::from_utf8_lossy(&cut.stderr));
     stop(&mut child);
 }
 

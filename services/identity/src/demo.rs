@@ -15,14 +15,20 @@ use haven_proto::v1 as pb;
 
 use crate::app::{CommandContext, EventIds};
 use crate::domain::{
-    AupError, SchoolCommand, SchoolError, SchoolPhase, SubjectCommand, SubjectError, SubjectFlag, TrustCommand,
-    TrustError, UnixTime, UserCommand, UserError,
+    AupError, SchoolCommand, SchoolError, SchoolPhase, SubjectCommand, SubjectError, SubjectFlag, SystemCommand,
+    TrustCommand, TrustError, UnixTime, UserCommand, UserError,
 };
 use crate::password::PasswordHasher;
 use crate::{Error, IdentityApp};
 
 /// The password of every demo account.
 pub const DEMO_PASSWORD: &str = "brightwater demo 2026";
+/// The demo's school system, (system id, school): Heronsgate's invented web-filter collector,
+/// which streams its lines to ingest over gRPC (`SubmitBreaches`) with the token it exchanges
+/// its credential for.
+pub const DEMO_SYSTEM: (&str, &str) = ("heronsgate-filter", "heronsgate-academy");
+/// The client secret of [`DEMO_SYSTEM`]: a demo, not a deployment.
+pub const DEMO_SYSTEM_SECRET: &str = "brightwater demo system 2026";
 /// The text of the demo's AUP (version 1).
 pub const DEMO_AUP_TEXT: &str = "Brightwater Learning Trust (demo) acceptable use policy, version 1: \
     use Haven only for safeguarding work you are asked to do; never share what you see.";
@@ -162,7 +168,28 @@ pub async fn seed(app: &IdentityApp, hasher: &PasswordHasher) -> Result<SeedRepo
         }
         tally(&mut report, outcome, |e| matches!(e, Error::Subject(SubjectError::AlreadyRegistered)))?;
     }
+    seed_system(app, hasher, &mut report).await?;
     Ok(report)
+}
+
+/// Issues [`DEMO_SYSTEM`]'s credential, once: a hash has a random salt, so it is issued only
+/// when the system has none (a retry would differ).
+async fn seed_system(app: &IdentityApp, hasher: &PasswordHasher, report: &mut SeedReport) -> Result<(), Error> {
+    let (system_id, school) = DEMO_SYSTEM;
+    if app.system(system_id).await?.is_some() {
+        report.already_present += 1;
+        return Ok(());
+    }
+    let issue = SystemCommand::Issue {
+        system_id: system_id.into(),
+        school_id: SchoolId::parse(school).expect("demo ids are valid"),
+        secret_hash: hasher.hash(DEMO_SYSTEM_SECRET).map_err(Error::Internal)?,
+        issued_by: "haven".into(),
+        at: DEMO_AT,
+    };
+    app.system_command(&context(&format!("system:{system_id}")), system_id, issue).await?;
+    report.written += 1;
+    Ok(())
 }
 
 /// The subject id of the demo learner with `key` (`k1`, `h2`, … of [`DEMO_LEARNERS`]): the

@@ -17,8 +17,9 @@ fn hasher() -> PasswordHasher {
     PasswordHasher::new(PasswordCost::for_tests()).unwrap()
 }
 
-/// The trust, the schools, each person's registration, grant and password, the AUP, the learners.
-const SEEDED: usize = 1 + DEMO_SCHOOLS.len() + 3 * DEMO_PEOPLE.len() + 1 + DEMO_LEARNERS.len();
+/// The trust, the schools, each person's registration, grant and password, the AUP, the
+/// learners, the school system's credential.
+const SEEDED: usize = 1 + DEMO_SCHOOLS.len() + 3 * DEMO_PEOPLE.len() + 1 + DEMO_LEARNERS.len() + 1;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeding_is_idempotent_across_restarts() {
@@ -49,6 +50,9 @@ async fn seeding_is_idempotent_across_restarts() {
     assert!(hasher().verify(DEMO_PASSWORD, dsl.password_hash.as_deref().unwrap()), "demo people can sign in");
     assert_eq!(dsl.role_grants().len(), 1);
     assert_eq!(app.aup().await.unwrap().unwrap().version, 1);
+    let system = app.system(demo::DEMO_SYSTEM.0).await.unwrap().unwrap();
+    assert_eq!(system.school_id.as_str(), demo::DEMO_SYSTEM.1);
+    assert!(hasher().verify(demo::DEMO_SYSTEM_SECRET, &system.secret_hash), "the demo collector can exchange it");
     log.close().await;
 }
 

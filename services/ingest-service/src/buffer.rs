@@ -238,6 +238,7 @@ mod tests {
             syslog_tcp: None,
             syslog_udp: Some("127.0.0.1:0".parse().unwrap()),
             buffer,
+            tls: None,
         }
     }
 

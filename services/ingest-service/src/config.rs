@@ -15,12 +15,16 @@
 //! syslog_tcp = "0.0.0.0:6514"    # the listener is the school's binding: it writes for this school only
 //! syslog_udp = "0.0.0.0:6514"
 //! buffer = true                  # also take this school's batches off the NATS ingest buffer
+//! # The TCP listener speaks TLS (RFC 5425; TLS 1.3 or 1.2), same framing; client_ca (optional) makes
+//! # the school's system prove itself with a certificate signed by that CA.
+//! tls = { cert = "/etc/haven/kestrel-syslog.pem", key = "/etc/haven/kestrel-syslog.key", client_ca = "/etc/haven/kestrel-ca.pem" }
 //! ```
 //! The NATS ingest buffer (`haven.ingest.<school>.<format>`, read when ingest runs with
 //! `nats_url`) carries no binding of its own: a batch is read only for a school with a source
 //! that says `buffer = true` (at most one per school), and written under that source.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +87,22 @@ pub struct SourceSpec {
     /// source's lines (deny by default: a school without such a source has its batches refused).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub buffer: bool,
+    /// The TCP listener speaks TLS with this certificate (absent: plain TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// A source's TLS: PEM files, read at start (a bad one stops the start, naming it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// The listener's certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// When set, a sender must present a certificate signed by one of these CAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
 }
 
 fn london() -> String {
@@ -135,6 +155,9 @@ impl IngestConfig {
                     "a source needs a syslog_tcp or syslog_udp listener, or buffer = true".into(),
                 ));
             }
+            if source.tls.is_some() && source.syslog_tcp.is_none() {
+                return Err((key("tls"), "TLS is for a syslog_tcp listener; this source has none".into()));
+            }
             if source.buffer && !buffered.insert(&source.school_id) {
                 return Err((key("buffer"), format!("{} already has a source with buffer = true", source.school_id)));
             }
@@ -156,13 +179,14 @@ mod tests {
             syslog_tcp: Some("127.0.0.1:6514".parse().unwrap()),
             syslog_udp: None,
             buffer: false,
+            tls: None,
         }
     }
 
     #[test]
     fn every_bad_value_is_named() {
         type Breaks = fn(&mut IngestConfig);
-        let cases: [(Breaks, &str); 7] = [
+        let cases: [(Breaks, &str); 8] = [
             (|c| c.repeat_threshold = 0, "ingest.repeat_threshold"),
             (|c| c.sources[0].school_id = "Oak".into(), "ingest.sources[0].school_id"),
             (|c| c.sources[0].format = Some("smoke-signals".into()), "ingest.sources[0].format"),
@@ -175,6 +199,14 @@ mod tests {
                     c.sources.push(SourceSpec { source_id: "collector".into(), ..c.sources[0].clone() });
                 },
                 "ingest.sources[1].buffer",
+            ),
+            (
+                |c| {
+                    c.sources[0].syslog_tcp = None;
+                    c.sources[0].syslog_udp = Some("127.0.0.1:6514".parse().unwrap());
+                    c.sources[0].tls = Some(TlsSpec { cert: "c.pem".into(), key: "k.pem".into(), client_ca: None });
+                },
+                "ingest.sources[0].tls",
             ),
         ];
         for (break_it, key) in cases {

@@ -1,9 +1,9 @@
-//! The inputs: syslog over TCP and UDP, each listener bound to one school's source (the
+//! The inputs: syslog over TCP (optionally TLS, see [`crate::tls`]) and UDP, each listener bound to one school's source (the
 //! binding is the authentication: a listener can only write for its school), and the worker
 //! that batches a source's lines into the pipeline.
 //!
 //! ```text
-//!  TCP conn ─▶ Deframer (octet-counted or LF) ─▶ send().await ──┐   bounded queue: when the
+//!  TCP conn (─▶ TLS handshake) ─▶ Deframer (octet-counted or LF) ─▶ send().await ──┐   bounded queue: when the
 //!  UDP datagram (one message each) ─────────────▶ try_send() ───┤   log is slow, TCP reading
 //!                                   full: counted as dropped ◀──┘   waits (flow control)
 //!  queue ─▶ worker: up to `batch_lines`, or `linger` after the first ─▶ Pipeline::submit
@@ -15,11 +15,14 @@ use std::time::Duration;
 
 use haven_ingest::syslog::framing::Deframer;
 use haven_runtime::Shutdown;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
+use crate::metrics::IngestMetrics;
 use crate::pipeline::{Line, Pipeline, Source, Summary};
+use crate::tls;
 
 /// How a source's worker batches.
 #[derive(Clone, Copy, Debug)]
@@ -96,47 +99,88 @@ pub(crate) async fn submit_until_done(
     }
 }
 
-/// Serves syslog over TCP on `listener` for one source until shutdown.
-pub async fn serve_tcp(listener: TcpListener, queue: mpsc::Sender<Line>, max_frame_bytes: usize, shutdown: Shutdown) {
+/// Serves syslog over TCP on `listener` for one source until shutdown; with `tls`, each
+/// connection's handshake comes first (a failed one is counted for `school`, and only that
+/// connection ends).
+pub async fn serve_tcp(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    queue: mpsc::Sender<Line>,
+    max_frame_bytes: usize,
+    (metrics, school): (IngestMetrics, String),
+    shutdown: Shutdown,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.triggered() => return,
         };
-        let Ok((mut stream, _)) = accepted else { continue };
+        let Ok((stream, _)) = accepted else { continue };
         let queue = queue.clone();
         let shutdown = shutdown.clone();
+        let Some(tls) = tls.clone() else {
+            tokio::spawn(read_frames(stream, queue, max_frame_bytes, shutdown));
+            continue;
+        };
+        let (metrics, school) = (metrics.clone(), school.clone());
         tokio::spawn(async move {
-            let mut deframer = Deframer::new(max_frame_bytes);
-            let mut buffer = vec![0u8; 64 * 1024];
-            loop {
-                let read = tokio::select! {
-                    read = stream.read(&mut buffer) => read,
-                    () = shutdown.triggered() => return,
-                };
-                let (read, at_end) = match read {
-                    Ok(0) | Err(_) => (0, true),
-                    Ok(read) => (read, false),
-                };
-                deframer.push(&buffer[..read]);
-                loop {
-                    let frame = if at_end { deframer.finish() } else { deframer.next_frame() };
-                    let Some(frame) = frame else { break };
-                    // An overlong frame was skipped by the deframer; the pipeline never sees it.
-                    let Ok(frame) = frame else { continue };
-                    if frame.is_empty() {
-                        continue;
-                    }
-                    let line = Line { bytes: frame.to_vec(), received_at: jiff::Timestamp::now() };
-                    if queue.send(line).await.is_err() {
-                        return;
-                    }
+            let handshake = tokio::select! {
+                handshake = tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, tls.accept(stream)) => handshake,
+                () = shutdown.triggered() => return,
+            };
+            match handshake {
+                Ok(Ok(stream)) => read_frames(stream, queue, max_frame_bytes, shutdown).await,
+                Ok(Err(error)) => {
+                    tracing::debug!(%school, %error, "syslog tls handshake failed");
+                    metrics.tls_handshake_failed(&school);
                 }
-                if at_end {
-                    return;
+                Err(_) => {
+                    tracing::debug!(%school, "syslog tls handshake timed out");
+                    metrics.tls_handshake_failed(&school);
                 }
             }
         });
+    }
+}
+
+/// Reads one connection's frames (octet-counted or LF) into the queue until it ends; waits
+/// while the queue is full (TCP's own flow control then slows the sender).
+async fn read_frames<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    queue: mpsc::Sender<Line>,
+    max_frame_bytes: usize,
+    shutdown: Shutdown,
+) {
+    let mut deframer = Deframer::new(max_frame_bytes);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = tokio::select! {
+            read = stream.read(&mut buffer) => read,
+            () = shutdown.triggered() => return,
+        };
+        let (read, at_end) = match read {
+            Ok(0) | Err(_) => (0, true),
+            Ok(read) => (read, false),
+        };
+        deframer.push(&buffer[..read]);
+        loop {
+            let frame = if at_end { deframer.finish() } else { deframer.next_frame() };
+            let Some(frame) = frame else { break };
+            // An overlong frame was skipped by the deframer; the pipeline never sees it.
+            let Ok(frame) = frame else { continue };
+            if frame.is_empty() {
+                continue;
+            }
+            let line = Line { bytes: frame.to_vec(), received_at: jiff::Timestamp::now() };
+            if queue.send(line).await.is_err() {
+                return;
+            }
+        }
+        if at_end {
+            // Over TLS, the sender learns that all it sent was read (close_notify).
+            let _ = stream.shutdown().await;
+            return;
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! breach streams of every school's filters and proxies.
 //!
 //! ```text
-//!  syslog TCP/UDP listener (one per school source) ─┐
+//!  syslog TCP, TLS or UDP listener (per source) ───┐
 //!  Ingest.SubmitBreaches (school-system token) ─────┼─▶ Pipeline: parse (haven-ingest) ─▶ collapse
 //!                                                   │     ─▶ rules ─▶ one append batch:
 //!                                                   │        ingest.BreachObserved, ingest.SafeguardingAlertRaised
@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod quarantine;
 pub mod rules;
+pub mod tls;
 
 pub use config::{IngestConfig, SourceSpec};
 pub use grpc::IngestService;
@@ -56,6 +57,8 @@ pub struct BoundSource {
     pub source_id: String,
     pub syslog_tcp: Option<SocketAddr>,
     pub syslog_udp: Option<SocketAddr>,
+    /// Whether the TCP listener speaks TLS.
+    pub tls: bool,
 }
 
 /// Ingest, running.
@@ -78,6 +81,8 @@ pub enum StartError {
     Key(#[from] key::KeyError),
     #[error("ingest.sources[{index}]: cannot listen on {addr}: {reason}")]
     Listen { index: usize, addr: SocketAddr, reason: String },
+    #[error("ingest.sources[{index}].tls ({school_id}/{source_id}): {error}")]
+    Tls { index: usize, school_id: String, source_id: String, error: tls::TlsError },
     #[error("reading the quarantine's counts back from the event log: {0}")]
     Quarantine(String),
     #[error("reading the alert rules from the event log: {0}")]
@@ -119,6 +124,16 @@ pub async fn start(
     let mut tasks = Vec::new();
     let mut sources = Vec::new();
     for (index, spec) in config.sources.iter().enumerate() {
+        // Before anything of this source runs: a bad certificate stops the start, named.
+        let tls = match &spec.tls {
+            Some(tls_spec) => Some(tls::acceptor(tls_spec).map_err(|error| StartError::Tls {
+                index,
+                school_id: spec.school_id.clone(),
+                source_id: spec.source_id.clone(),
+                error,
+            })?),
+            None => None,
+        };
         let school = haven_kernel::SchoolId::parse(&spec.school_id).expect("validated");
         let mut source_config = haven_ingest::SourceConfig::new(school.clone());
         source_config.format = spec.format.as_deref().map(|f| f.parse().expect("validated"));
@@ -135,14 +150,17 @@ pub async fn start(
             source_id: spec.source_id.clone(),
             syslog_tcp: None,
             syslog_udp: None,
+            tls: spec.tls.is_some(),
         };
         if let Some(addr) = spec.syslog_tcp {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| listen_error(addr, e))?;
             bound.syslog_tcp = Some(listener.local_addr().map_err(|e| listen_error(addr, e))?);
             tasks.push(tokio::spawn(inputs::serve_tcp(
                 listener,
+                tls,
                 queue.clone(),
                 config.max_line_bytes,
+                (pipeline.metrics().clone(), spec.school_id.clone()),
                 shutdown.clone(),
             )));
         }

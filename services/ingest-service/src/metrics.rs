@@ -1,4 +1,5 @@
-//! `haven_ingest_*`: lines, breaches, refusals, alerts and UDP drops per school and format.
+//! `haven_ingest_*`: lines, breaches, refusals, alerts, UDP drops and failed TLS handshakes per
+//! school and format.
 //! Labels are school ids, formats, reasons and severities — never a host, address or user.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -35,6 +36,11 @@ pub struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SchoolLabels {
+    pub school: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InputLabels {
     pub school: String,
     pub input: String,
@@ -51,6 +57,7 @@ pub struct IngestMetrics {
     alerts: Family<SeverityLabels, Counter>,
     dropped: Family<InputLabels, Counter>,
     buffer_refused: Family<RefusalLabels, Counter>,
+    tls_handshake_failures: Family<SchoolLabels, Counter>,
 }
 
 impl IngestMetrics {
@@ -66,6 +73,11 @@ impl IngestMetrics {
             "ingest_buffer_refused",
             "NATS ingest-buffer batches refused unread, by reason",
             self.buffer_refused.clone(),
+        );
+        metrics.register(
+            "ingest_tls_handshake_failures",
+            "Syslog TLS connections closed before their handshake completed (the configured school's listener)",
+            self.tls_handshake_failures.clone(),
         );
     }
 
@@ -94,6 +106,16 @@ impl IngestMetrics {
     /// A batch of the NATS ingest buffer refused unread.
     pub fn buffer_refused(&self, reason: &str) {
         self.buffer_refused.get_or_create(&RefusalLabels { reason: reason.to_owned() }).inc();
+    }
+
+    /// A syslog TLS handshake that failed or timed out on a listener of `school`.
+    pub fn tls_handshake_failed(&self, school: &str) {
+        self.tls_handshake_failures.get_or_create(&SchoolLabels { school: school.to_owned() }).inc();
+    }
+
+    /// Failed TLS handshakes so far on `school`'s listeners.
+    pub fn tls_handshake_failures_count(&self, school: &str) -> u64 {
+        self.tls_handshake_failures.get_or_create(&SchoolLabels { school: school.to_owned() }).get()
     }
 
     /// Buffer batches refused so far for `reason`.

@@ -35,6 +35,7 @@ fn config() -> IngestConfig {
         syslog_tcp: None,
         syslog_udp: (!buffer).then(|| "127.0.0.1:0".parse().unwrap()),
         buffer,
+        tls: None,
     };
     // Kestrel reads the buffer; Marram has a source, but only a syslog one.
     IngestConfig {

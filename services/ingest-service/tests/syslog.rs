@@ -61,6 +61,7 @@ async fn syslog_lines_become_breaches_and_alerts_that_incidents_reads() {
             syslog_tcp: Some("127.0.0.1:0".parse().unwrap()),
             syslog_udp: Some("127.0.0.1:0".parse().unwrap()),
             buffer: false,
+            tls: None,
         }],
         ..IngestConfig::default()
     };
