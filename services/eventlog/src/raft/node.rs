@@ -62,10 +62,10 @@ impl RaftNodeConfig {
 /// after the leader lease (its maximum timeout) plus that timeout. Two survivors whose draws
 /// fell close together split the vote, and with the same draws they meet again next round:
 /// that was the 1.4–2.4 s tail of `haven bench failover`. So each node gets a fixed point,
-/// `min + k·step` for `k = (id − 1) mod 3`, `step` = 45 % of the window (at most `min`):
-/// 200, 290 and 380 ms at the defaults. Its lease is the point + 1 ms, so it campaigns about
-/// `2·point` after the last heartbeat (401, 581, 761 ms; randomly 600–800 ms before). Then
-/// - two survivors never campaign together: campaigns are `2·step` apart (180 ms at the
+/// `min + k·step` for `k = (id − 1) mod 3`, `step` = 30 % of the window (at most `min`):
+/// 200, 260 and 320 ms at the defaults. Its lease is the point + 1 ms, so it campaigns about
+/// `2·point` after the last heartbeat (401, 521, 641 ms; randomly 600–800 ms before). Then
+/// - two survivors never campaign together: campaigns are `2·step` apart (120 ms at the
 ///   defaults, more than a tick of `1.5 × heartbeat`);
 /// - every lease has ended before the first campaign, so no vote is refused for a lease;
 /// - when an earlier candidate (lower id) is refused for its shorter log, the later one, in
@@ -74,13 +74,14 @@ impl RaftNodeConfig {
 ///
 /// A refused candidate keeps openraft's "seen a greater log" mark until its next campaign,
 /// which it then delays by `2 × (point + 1)`; with smaller points that delay is smaller too
-/// (a run at 300/390/480 ms measured one kill in 20 at 2.1–2.5 s for that reason). The price
+/// (runs at 300/390/480 ms measured one kill in 20 at 2.1–2.5 s for that reason, and at
+/// 200/290/380 ms up to 1.98 s). The price
 /// is a first campaign after 8 missed heartbeats instead of 12.
 ///
 /// Nodes whose ids are equal mod 3 share a point, as any two nodes could before.
 pub(crate) fn election_timeout(node_id: NodeId, (min, max): (Duration, Duration)) -> Duration {
     let window = max.saturating_sub(min).min(min);
-    let step = window * 9 / 20;
+    let step = window * 3 / 10;
     min + step * ((node_id.saturating_sub(1) % 3) as u32)
 }
 
@@ -353,7 +354,7 @@ mod tests {
         let defaults = RaftNodeConfig::new(1, "127.0.0.1:1", EventLogConfig::default());
         let points: Vec<u64> =
             (1..=6).map(|id| election_timeout(id, defaults.election_timeout).as_millis() as u64).collect();
-        assert_eq!(points, [200, 290, 380, 200, 290, 380]);
+        assert_eq!(points, [200, 260, 320, 200, 260, 320]);
     }
 
     #[test]
