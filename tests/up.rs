@@ -1002,7 +1002,7 @@ fn grpc_requests_are_counted_by_method_and_status_code() {
 }
 
 /// NATS for the trace test: the bus tests' server fixture.
-#[path = "../../shared/bus/tests/support/nats_server.rs"]
+#[path = "../services/shared/bus/tests/support/nats_server.rs"]
 #[allow(dead_code)]
 mod nats_server;
 

@@ -128,7 +128,7 @@ fn configmap_toml(manifest: &str) -> String {
 
 #[test]
 fn the_kubernetes_config_map_is_a_valid_configuration() {
-    let manifest = include_str!("../../../infra/k8s/base/config.yaml");
+    let manifest = include_str!("../infra/k8s/base/config.yaml");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("haven.toml");
     std::fs::write(&file, configmap_toml(manifest)).unwrap();
