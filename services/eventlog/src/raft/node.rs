@@ -98,14 +98,23 @@ fn hold_elections(raft: &Raft, quiet: Duration) {
 }
 
 /// Takes a snapshot (which lets raft purge its log) whenever the state machine says enough
-/// bytes were applied since the last; ends with the raft instance.
+/// bytes were applied since the last; ends with the raft instance (its metrics channel closes).
 fn snapshot_by_bytes(raft: &Raft, due: Arc<tokio::sync::Notify>) {
     let raft = raft.clone();
+    let mut metrics = raft.metrics();
     tokio::spawn(async move {
         loop {
-            due.notified().await;
-            if raft.trigger().snapshot().await.is_err() {
-                return;
+            tokio::select! {
+                () = due.notified() => {
+                    if raft.trigger().snapshot().await.is_err() {
+                        return;
+                    }
+                }
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
         }
     });
