@@ -87,6 +87,18 @@ fn a_rolling_restart_under_writes_moves_leadership_and_loses_nothing() {
     assert_eq!(report["duplicated"], 0, "{report}");
 }
 
+/// A small run of `bench catchup`: the fourth node reaches everything the leader had when it
+/// was added (the bench fails otherwise) and is promoted; the writers ran before and during.
+#[test]
+fn catchup_adds_a_fourth_node_under_writes() {
+    let report =
+        bench(&["catchup", "--events", "3000", "--payload-bytes", "64", "--writers", "2", "--baseline-seconds", "1"]);
+    assert_eq!(report["events"], 3000, "{report}");
+    assert!(report["catch_up_seconds"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["before"]["appends"].as_u64().unwrap() > 0, "writes flowed before the node was added: {report}");
+    assert!(report["promote_ms"].as_f64().is_some(), "{report}");
+}
+
 #[test]
 fn query_rebuilds_the_projection_and_times_every_query() {
     let report = bench(&[
